@@ -1,0 +1,127 @@
+"""The one place that builds boto3 sessions and clients and translates AWS errors.
+
+Clients are built once per (profile, credentials file, region) in a worker thread and reused
+by every executor in the process; boto3 clients are thread-safe, sessions are not, so a
+session is only touched while the cache lock is held. Nothing here writes to ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from .config import BraketSettings
+
+#: botocore's standard retry mode retries throttling and 5xx with exponential backoff.
+_CLIENT_CONFIG_KWARGS: dict[str, Any] = {
+    "retries": {"mode": "standard", "max_attempts": 8},
+    "max_pool_connections": 64,
+    "connect_timeout": 10,
+    "read_timeout": 60,
+}
+
+_SERVICES = ("braket", "s3", "sts", "logs")
+
+
+class AwsError(RuntimeError):
+    """An AWS call failed; the message names the operation, the AWS error code and the text."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        self.operation = operation
+        self.code = code
+        super().__init__(f"AWS {operation} failed ({code}): {message}")
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """The clients an executor needs, sharing one boto3 session."""
+
+    braket: Any
+    s3: Any
+    sts: Any
+    logs: Any
+    region: str
+
+
+_lock = threading.Lock()
+_cache: dict[tuple[str | None, str | None, str | None], AwsClients] = {}
+_account_cache: dict[tuple[str | None, str | None, str | None], tuple[str, str]] = {}
+
+
+def _key(settings: BraketSettings) -> tuple[str | None, str | None, str | None]:
+    return (settings.profile_name, settings.credentials_file, settings.region_name)
+
+
+def clients_for(settings: BraketSettings) -> AwsClients:
+    """Return (building once) the clients for these settings. Blocking: call off the loop."""
+    key = _key(settings)
+    with _lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            return cached
+        import boto3
+        import botocore.config
+        import botocore.session
+
+        core = botocore.session.Session(profile=settings.profile_name)
+        if settings.credentials_file:
+            core.set_config_variable("credentials_file", settings.credentials_file)
+        session = boto3.Session(botocore_session=core, region_name=settings.region_name)
+        region = session.region_name
+        if not region:
+            from .config import InvalidSettingError
+
+            raise InvalidSettingError(
+                "region",
+                settings.region,
+                "required: set region, AWS_REGION / AWS_DEFAULT_REGION, or a profile region",
+            )
+        config = botocore.config.Config(**_CLIENT_CONFIG_KWARGS)
+        built = {name: session.client(name, region_name=region, config=config) for name in _SERVICES}
+        cached = AwsClients(region=region, **built)
+        _cache[key] = cached
+        return cached
+
+
+def caller_account(settings: BraketSettings) -> tuple[str, str]:
+    """Return ``(account_id, partition)`` of the caller. Blocking: call off the loop."""
+    key = _key(settings)
+    with _lock:
+        known = _account_cache.get(key)
+    if known is not None:
+        return known
+    identity = call(clients_for(settings).sts, "get_caller_identity")
+    partition = identity["Arn"].split(":")[1]
+    result = (identity["Account"], partition)
+    with _lock:
+        _account_cache[key] = result
+    return result
+
+
+def role_arn(settings: BraketSettings) -> str:
+    """The job execution role's ARN: as given, or built from the caller's account."""
+    if settings.role_is_arn:
+        return settings.braket_job_execution_role_name
+    account, partition = caller_account(settings)
+    return f"arn:{partition}:iam::{account}:role/{settings.braket_job_execution_role_name}"
+
+
+def call(client: Any, operation: str, **kwargs: Any) -> Any:
+    """Call ``client.<operation>(**kwargs)``, turning a ClientError into :class:`AwsError`."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return getattr(client, operation)(**kwargs)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise AwsError(operation, error.get("Code", "Unknown"), error.get("Message", str(exc))) from exc
+    except BotoCoreError as exc:
+        raise AwsError(operation, type(exc).__name__, str(exc)) from exc
+
+
+def reset_cache() -> None:
+    """Forget every cached client (for tests that change endpoints or credentials)."""
+    with _lock:
+        _cache.clear()
+        _account_cache.clear()

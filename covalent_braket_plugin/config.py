@@ -1,0 +1,266 @@
+"""Typed settings of the Braket executor: defaults, merging with covalent.conf, validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+#: Defaults of every setting, as in the product documentation. They are also merged into
+#: ``[executors.braket]`` of covalent.conf by Covalent's plugin loader.
+DEFAULTS: dict[str, Any] = {
+    "credentials": "~/.aws/credentials",
+    "braket_job_execution_role_name": "CovalentBraketJobsExecutionRole",
+    "profile": "default",
+    "region": "",
+    "s3_bucket_name": "amazon-braket-covalent-job-resources",
+    "ecr_image_uri": "",
+    "quantum_device": "arn:aws:braket:::device/quantum-simulator/amazon/sv1",
+    "classical_device": "ml.m5.large",
+    "storage": 30,
+    "time_limit": 300,
+    "poll_freq": 30,
+    "cache_dir": "/tmp/covalent",
+}
+
+MAX_TIME_LIMIT = 432_000  # seconds: Braket's maxRuntimeInSeconds bound (5 days)
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+_ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
+_ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/([\w+=,.@/-]+)$")
+_DEVICE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:braket:[a-z0-9-]*:\d{0,12}:device/.+$")
+_IMAGE_URI_RE = re.compile(
+    r"^\d{10,14}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$"
+)
+_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+class InvalidSettingError(ValueError):
+    """A BraketExecutor setting has a value it cannot use.
+
+    Attributes:
+        setting: The name of the setting (constructor argument and covalent.conf key).
+        value: The value that was given.
+        allowed: What the setting accepts.
+    """
+
+    def __init__(self, setting: str, value: Any, allowed: str) -> None:
+        self.setting = setting
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"BraketExecutor setting {setting}={value!r} is invalid: {allowed}")
+
+
+def default_instance_types() -> tuple[str, ...]:
+    """The Braket ``instanceType`` values this botocore knows (the service's enum)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("braket")
+    return tuple(model.shape_for("InstanceType").enum)
+
+
+def _int(setting: str, value: Any, low: int, high: int | None, unit: str) -> int:
+    allowed = f"an integer {unit} from {low}" + (f" to {high}" if high else " or more")
+    if isinstance(value, bool):
+        raise InvalidSettingError(setting, value, allowed)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InvalidSettingError(setting, value, allowed) from None
+    if number != value and str(number) != str(value).strip():
+        raise InvalidSettingError(setting, value, allowed)
+    if number < low or (high is not None and number > high):
+        raise InvalidSettingError(setting, value, allowed)
+    return number
+
+
+def _float(setting: str, value: Any, low_exclusive: float, unit: str) -> float:
+    allowed = f"a number of {unit} greater than {low_exclusive:g}"
+    if isinstance(value, bool):
+        raise InvalidSettingError(setting, value, allowed)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidSettingError(setting, value, allowed) from None
+    if not number > low_exclusive or number != number or number == float("inf"):
+        raise InvalidSettingError(setting, value, allowed)
+    return number
+
+
+def _str(setting: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidSettingError(setting, value, "a string")
+    return value.strip()
+
+
+def check_bucket_name(value: Any) -> str:
+    name = _str("s3_bucket_name", value)
+    if not _BUCKET_RE.match(name) or ".." in name or _IP_RE.match(name):
+        raise InvalidSettingError(
+            "s3_bucket_name",
+            value,
+            "an S3 bucket name: 3-63 characters of lowercase letters, digits, '.' and '-', "
+            "starting and ending with a letter or digit (no underscores, not an IP address)",
+        )
+    return name
+
+
+def check_role(value: Any) -> str:
+    role = _str("braket_job_execution_role_name", value)
+    if role.startswith("arn:"):
+        if not _ROLE_ARN_RE.match(role):
+            raise InvalidSettingError(
+                "braket_job_execution_role_name",
+                value,
+                "an IAM role name or a role ARN like arn:aws:iam::123456789012:role/NAME",
+            )
+    elif not _ROLE_NAME_RE.match(role):
+        raise InvalidSettingError(
+            "braket_job_execution_role_name",
+            value,
+            "an IAM role name (1-64 of letters, digits and +=,.@_-) or a role ARN",
+        )
+    return role
+
+
+def check_device(value: Any) -> str:
+    device = _str("quantum_device", value)
+    if not _DEVICE_ARN_RE.match(device):
+        raise InvalidSettingError(
+            "quantum_device",
+            value,
+            "a Braket device ARN such as arn:aws:braket:::device/quantum-simulator/amazon/sv1",
+        )
+    return device
+
+
+def check_image(value: Any) -> str:
+    uri = _str("ecr_image_uri", value)
+    if not uri:
+        raise InvalidSettingError(
+            "ecr_image_uri",
+            value,
+            "required: the URI of the job image in ECR, "
+            "e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/covalent-braket:latest",
+        )
+    if not _IMAGE_URI_RE.match(uri):
+        raise InvalidSettingError(
+            "ecr_image_uri",
+            value,
+            "an ECR image URI ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG "
+            "(or @sha256:DIGEST)",
+        )
+    return uri
+
+
+def check_classical_device(value: Any) -> str:
+    instance = _str("classical_device", value)
+    allowed = default_instance_types()
+    if instance not in allowed:
+        raise InvalidSettingError(
+            "classical_device", value, "one of the Braket instance types: " + ", ".join(allowed)
+        )
+    return instance
+
+
+def check_region(value: Any) -> str:
+    region = _str("region", value)
+    if region and not _REGION_RE.match(region):
+        raise InvalidSettingError(
+            "region", value, "an AWS region name such as us-east-1, or empty for the AWS chain"
+        )
+    return region
+
+
+def check_path(setting: str, value: Any) -> str:
+    return _str(setting, value)
+
+
+_CHECKS: dict[str, Any] = {
+    "credentials": lambda v: check_path("credentials", v),
+    "braket_job_execution_role_name": check_role,
+    "profile": lambda v: _str("profile", v),
+    "region": check_region,
+    "s3_bucket_name": check_bucket_name,
+    "ecr_image_uri": check_image,
+    "quantum_device": check_device,
+    "classical_device": check_classical_device,
+    "storage": lambda v: _int("storage", v, 1, None, "of GB"),
+    "time_limit": lambda v: _int("time_limit", v, 1, MAX_TIME_LIMIT, "of seconds"),
+    "poll_freq": lambda v: _float("poll_freq", v, 0, "seconds"),
+    "cache_dir": lambda v: check_path("cache_dir", v),
+}
+
+
+def check_setting(name: str, value: Any) -> Any:
+    """Validate one setting and return its normalised value.
+
+    Raises:
+        InvalidSettingError: naming the setting, the value and what is allowed.
+    """
+    return _CHECKS[name](value)
+
+
+@dataclasses.dataclass(frozen=True)
+class BraketSettings:
+    """The executor's settings after merging and validation."""
+
+    credentials: str
+    braket_job_execution_role_name: str
+    profile: str
+    region: str
+    s3_bucket_name: str
+    ecr_image_uri: str
+    quantum_device: str
+    classical_device: str
+    storage: int
+    time_limit: int
+    poll_freq: float
+    cache_dir: str
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> BraketSettings:
+        """Validate every setting in ``values`` (missing ones take their defaults)."""
+        return cls(**{name: check_setting(name, values.get(name, DEFAULTS[name])) for name in DEFAULTS})
+
+    @property
+    def credentials_file(self) -> str | None:
+        """The shared credentials file to use, or None to let the AWS chain decide.
+
+        The documented default path is left to the chain, so ``AWS_SHARED_CREDENTIALS_FILE``
+        and the standard location keep working; any other path is used as given.
+        """
+        if not self.credentials or self.credentials == DEFAULTS["credentials"]:
+            return None
+        return os.path.expanduser(self.credentials)
+
+    @property
+    def profile_name(self) -> str | None:
+        """The profile to use, or None to let ``AWS_PROFILE`` and the chain decide."""
+        if not self.profile or self.profile == DEFAULTS["profile"]:
+            return None
+        return self.profile
+
+    @property
+    def role_is_arn(self) -> bool:
+        return self.braket_job_execution_role_name.startswith("arn:")
+
+    @property
+    def region_name(self) -> str | None:
+        return self.region or None
+
+
+def read_covalent_config(name: str) -> Any:
+    """Read ``[executors.braket].<name>`` from covalent.conf, or the default when absent."""
+    from covalent._shared_files.config import get_config
+
+    try:
+        value = get_config(f"executors.braket.{name}")
+    except (KeyError, TypeError, AttributeError):
+        return DEFAULTS[name]
+    if value is None or value == "" and DEFAULTS[name] != "":
+        return DEFAULTS[name]
+    return value

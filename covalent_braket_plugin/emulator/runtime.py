@@ -1,0 +1,400 @@
+"""Runs emulated hybrid jobs as subprocesses under the Braket base container's contract.
+
+Each job gets its own working directory laid out like the container's ``/opt/ml`` tree, a
+hyperparameters file, the ``AMZN_BRAKET_*`` variables pointing into that directory, and every
+AWS endpoint variable pointing back at the emulator. The process is
+:mod:`covalent_braket_plugin.emulator.bootstrap` in the current Python environment. Its output
+goes to CloudWatch Logs (``/aws/braket/jobs``, stream ``<jobName>/algo-1-<epoch>``) and its
+results directory is tarred to ``{outputDataConfig.s3Path}/output/model.tar.gz``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from .models import BraketBackend, Job
+
+LOG_GROUP = "/aws/braket/jobs"
+_KILL_GRACE_SECONDS = 3.0
+_LOG_FLUSH_SECONDS = 0.5
+
+
+@dataclass
+class RuntimeSettings:
+    """Knobs of the job runtime, changeable at run time over the control API."""
+
+    #: Seconds a job stays QUEUED before it may start.
+    queue_seconds: float = 0.0
+    #: Jobs that may run at once; more wait in QUEUED, as on the real service.
+    max_concurrent_jobs: int = 32
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+class _Run:
+    """Book-keeping of one job's process."""
+
+    def __init__(self, job: Job, workdir: Path) -> None:
+        self.job = job
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stop_requested = threading.Event()
+        self.thread: threading.Thread | None = None
+
+
+class JobRuntime:
+    """Starts, watches and stops job processes; reports state to the backend."""
+
+    def __init__(self, endpoint_url: str, work_dir: Path, settings: RuntimeSettings | None = None) -> None:
+        self.endpoint_url = endpoint_url
+        self.work_dir = Path(work_dir)
+        self.settings = settings or RuntimeSettings()
+        self.backend: BraketBackend | None = None
+        self._runs: dict[str, _Run] = {}
+        self._lock = threading.Lock()
+        self._slots = threading.Condition(self._lock)
+        self._running = 0
+        self._clients: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------- AWS clients
+    def client(self, service: str, region: str) -> Any:
+        key = f"{service}:{region}"
+        with self._lock:
+            if key not in self._clients:
+                import boto3
+
+                self._clients[key] = boto3.session.Session().client(
+                    service,
+                    region_name=region,
+                    endpoint_url=self.endpoint_url,
+                    aws_access_key_id="emulator",
+                    aws_secret_access_key="emulator",
+                )
+            return self._clients[key]
+
+    # ---------------------------------------------------------------- Runtime protocol
+    def start(self, job: Job) -> None:
+        workdir = self.work_dir / job.job_id
+        run = _Run(job, workdir)
+        with self._lock:
+            self._runs[job.arn] = run
+        run.thread = threading.Thread(target=self._lifecycle, args=(run,), name=f"job-{job.name}", daemon=True)
+        run.thread.start()
+
+    def stop(self, job: Job) -> None:
+        with self._lock:
+            run = self._runs.get(job.arn)
+            if run is not None:
+                run.stop_requested.set()
+                self._slots.notify_all()
+        if run is None:
+            self._finish_cancel(job)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            runs = list(self._runs.values())
+            for run in runs:
+                run.stop_requested.set()
+            self._slots.notify_all()
+        for run in runs:
+            self._kill(run)
+        for run in runs:
+            if run.thread is not None:
+                run.thread.join(timeout=10)
+        with self._lock:
+            self._runs.clear()
+
+    # ---------------------------------------------------------------- the job's life
+    def _finish_cancel(self, job: Job) -> None:
+        assert self.backend is not None
+        self.backend.transition(job, "CANCELLED", event="CANCELLED")
+
+    def _lifecycle(self, run: _Run) -> None:
+        backend = self.backend
+        assert backend is not None
+        job = run.job
+        try:
+            if not self._wait_for_slot(run):
+                self._finish_cancel(job)
+                return
+            try:
+                self._run(run)
+            finally:
+                with self._lock:
+                    self._running -= 1
+                    self._slots.notify_all()
+        except Exception as exc:  # the emulator must never lose a job silently
+            backend.transition(job, "FAILED", event="FAILED", reason=f"InternalServiceError: {exc}")
+        finally:
+            with self._lock:
+                self._runs.pop(job.arn, None)
+
+    def _wait_for_slot(self, run: _Run) -> bool:
+        deadline = time.monotonic() + self.settings.queue_seconds
+        with self._lock:
+            while True:
+                if run.stop_requested.is_set():
+                    return False
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 and self._running < self.settings.max_concurrent_jobs:
+                    self._running += 1
+                    return True
+                self._slots.wait(timeout=remaining if remaining > 0 else 0.5)
+
+    def _run(self, run: _Run) -> None:
+        backend = self.backend
+        assert backend is not None
+        job = run.job
+        request = job.request
+        backend.add_event(job, "STARTING_INSTANCE")
+        paths = self._prepare_workdir(run)
+        backend.add_event(job, "DOWNLOADING_DATA")
+        self._download_inputs(job, paths)
+        if not backend.transition(job, "RUNNING", event="RUNNING"):
+            return
+        if run.stop_requested.is_set():
+            self._finish_cancel(job)
+            return
+
+        env = self._environment(job, paths)
+        algorithm = request["algorithmSpecification"]
+        if not algorithm.get("scriptModeConfig"):
+            image = algorithm.get("containerImage", {}).get("uri")
+            backend.transition(
+                job,
+                "FAILED",
+                event="FAILED",
+                reason=(
+                    f"ClientError: the emulator has no command mapped to image {image}; "
+                    "script mode (scriptModeConfig) jobs run in the local Python environment"
+                ),
+            )
+            return
+
+        logger = _LogShipper(self, job)
+        run.process = subprocess.Popen(
+            [sys.executable, "-u", "-m", "covalent_braket_plugin.emulator.bootstrap"],
+            cwd=paths["root"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        reader = threading.Thread(target=logger.pump, args=(run.process.stdout,), daemon=True)
+        reader.start()
+        limit = request["stoppingCondition"]["maxRuntimeInSeconds"]
+        deadline = time.monotonic() + limit
+        timed_out = False
+        while run.process.poll() is None:
+            if run.stop_requested.wait(timeout=0.1):
+                break
+            if time.monotonic() > deadline:
+                timed_out = True
+                break
+        if run.process.poll() is None:
+            self._kill(run)
+        reader.join(timeout=10)
+        logger.close()
+        code = run.process.returncode
+
+        if run.stop_requested.is_set():
+            self._finish_cancel(job)
+            return
+        backend.add_event(job, "UPLOADING_RESULTS")
+        self._upload_outputs(job, paths)
+        if timed_out:
+            backend.transition(
+                job,
+                "FAILED",
+                event="MAX_RUNTIME_EXCEEDED",
+                reason=f"MaxRuntimeExceeded: the job ran longer than maxRuntimeInSeconds={limit}",
+            )
+        elif code == 0:
+            backend.transition(job, "COMPLETED", event="COMPLETED")
+        else:
+            failure = paths["failure"].read_text(errors="replace").strip() if paths["failure"].exists() else ""
+            reason = f"AlgorithmError: {failure or 'the job process failed'}, exit code: {code}"
+            backend.transition(job, "FAILED", event="FAILED", reason=reason)
+
+    def _kill(self, run: _Run) -> None:
+        process = run.process
+        if process is None or process.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, _KILL_GRACE_SECONDS), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                process.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    # ---------------------------------------------------------------- container contract
+    def _prepare_workdir(self, run: _Run) -> dict[str, Path]:
+        root = run.workdir
+        if root.exists():
+            shutil.rmtree(root)
+        paths = {
+            "root": root,
+            "code": root / "opt" / "braket" / "code" / "customer_code",
+            "input_config": root / "opt" / "braket" / "input" / "config",
+            "input_data": root / "opt" / "braket" / "input" / "data",
+            "model": root / "opt" / "braket" / "model",
+            "checkpoints": root / "opt" / "jobs" / "checkpoints",
+            "output": root / "opt" / "ml" / "output",
+        }
+        for path in paths.values():
+            path.mkdir(parents=True, exist_ok=True)
+        paths["hp_file"] = paths["input_config"] / "hyperparameters.json"
+        paths["hp_file"].write_text(json.dumps(run.job.request.get("hyperParameters") or {}))
+        paths["failure"] = paths["output"] / "failure"
+        return paths
+
+    def _download_inputs(self, job: Job, paths: dict[str, Path]) -> None:
+        s3 = self.client("s3", job.region)
+        for channel in job.request.get("inputDataConfig") or []:
+            uri = channel["dataSource"]["s3DataSource"]["s3Uri"]
+            self._download_prefix(s3, uri, paths["input_data"] / channel["channelName"])
+        checkpoint = (job.request.get("checkpointConfig") or {}).get("s3Uri")
+        if checkpoint:
+            self._download_prefix(s3, checkpoint, paths["checkpoints"])
+
+    @staticmethod
+    def _download_prefix(s3: Any, uri: str, target: Path) -> None:
+        bucket, prefix = split_s3(uri)
+        paginator = s3.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    relative = item["Key"][len(prefix) :].lstrip("/") or os.path.basename(item["Key"])
+                    destination = target / relative
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    s3.download_file(bucket, item["Key"], str(destination))
+        except Exception:  # a missing bucket or prefix leaves the channel empty, as on AWS
+            return
+
+    def _upload_outputs(self, job: Job, paths: dict[str, Path]) -> None:
+        s3 = self.client("s3", job.region)
+        bucket, prefix = split_s3(job.request["outputDataConfig"]["s3Path"])
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+            for item in sorted(paths["model"].rglob("*")):
+                tar.add(item, arcname=str(item.relative_to(paths["model"])), recursive=False)
+        key = f"{prefix.rstrip('/')}/output/model.tar.gz".lstrip("/")
+        s3.put_object(Bucket=bucket, Key=key, Body=archive.getvalue())
+        checkpoint = (job.request.get("checkpointConfig") or {}).get("s3Uri")
+        if checkpoint:
+            cbucket, cprefix = split_s3(checkpoint)
+            for item in paths["checkpoints"].rglob("*"):
+                if item.is_file():
+                    relative = item.relative_to(paths["checkpoints"]).as_posix()
+                    s3.upload_file(str(item), cbucket, f"{cprefix.rstrip('/')}/{relative}".lstrip("/"))
+
+    def _environment(self, job: Job, paths: dict[str, Path]) -> dict[str, str]:
+        request = job.request
+        out_bucket, out_prefix = split_s3(request["outputDataConfig"]["s3Path"])
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("AWS_", "AMZN_BRAKET_", "BRAKET_", "SM_", "COVALENT_BRAKET_"))
+        }
+        env.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                # Every AWS call from the job comes back to the emulator, never to AWS.
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "BRAKET_ENDPOINT": self.endpoint_url,
+                "AWS_ACCESS_KEY_ID": "emulator",
+                "AWS_SECRET_ACCESS_KEY": "emulator",
+                "AWS_REGION": job.region,
+                "AWS_DEFAULT_REGION": job.region,
+                "AWS_CONFIG_FILE": os.devnull,
+                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "AMZN_BRAKET_JOB_NAME": job.name,
+                "AMZN_BRAKET_DEVICE_ARN": job.device,
+                "AMZN_BRAKET_JOB_RESULTS_DIR": str(paths["model"]),
+                "AMZN_BRAKET_CHECKPOINT_DIR": str(paths["checkpoints"]),
+                "AMZN_BRAKET_HP_FILE": str(paths["hp_file"]),
+                "AMZN_BRAKET_INPUT_DIR": str(paths["input_data"]),
+                "AMZN_BRAKET_OUT_S3_BUCKET": out_bucket,
+                "AMZN_BRAKET_TASK_RESULTS_S3_URI": f"s3://{out_bucket}/jobs/{job.name}/tasks",
+                "AMZN_BRAKET_JOB_RESULTS_S3_PATH": f"{out_prefix.rstrip('/')}/output",
+                "AMZN_BRAKET_JOB_TOKEN": uuid.uuid4().hex,
+                "BRAKET_EMULATOR_JOB_ROOT": str(paths["root"]),
+                "BRAKET_EMULATOR_FAILURE_FILE": str(paths["failure"]),
+                "BRAKET_EMULATOR_CODE_DIR": str(paths["code"]),
+            }
+        )
+        script = request["algorithmSpecification"].get("scriptModeConfig")
+        if script:
+            env["AMZN_BRAKET_SCRIPT_S3_URI"] = script["s3Uri"]
+            env["AMZN_BRAKET_SCRIPT_ENTRY_POINT"] = script["entryPoint"]
+            env["AMZN_BRAKET_SCRIPT_COMPRESSION_TYPE"] = script.get("compressionType", "NONE")
+        return env
+
+
+class _LogShipper:
+    """Copies a job's output lines to CloudWatch Logs in small batches."""
+
+    def __init__(self, runtime: JobRuntime, job: Job) -> None:
+        self.logs = runtime.client("logs", job.region)
+        self.stream = f"{job.name}/algo-1-{int(time.time())}"
+        self.lines: list[str] = []
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._last_flush = time.monotonic()
+        self._ensure_stream()
+
+    def _ensure_stream(self) -> None:
+        try:
+            self.logs.create_log_group(logGroupName=LOG_GROUP)
+        except self.logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=self.stream)
+
+    def pump(self, stream: Any) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            with self._lock:
+                self.lines.append(line)
+                self._pending.append({"timestamp": int(time.time() * 1000), "message": line or " "})
+            if time.monotonic() - self._last_flush > _LOG_FLUSH_SECONDS:
+                self.flush()
+        stream.close()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._last_flush = time.monotonic()
+        for start in range(0, len(batch), 1000):
+            try:
+                self.logs.put_log_events(
+                    logGroupName=LOG_GROUP, logStreamName=self.stream, logEvents=batch[start : start + 1000]
+                )
+            except Exception:  # logs are best effort; the job's state is not
+                return
+
+    def close(self) -> None:
+        self.flush()

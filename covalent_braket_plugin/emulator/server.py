@@ -1,0 +1,234 @@
+"""One loopback endpoint: Braket served here, every other AWS service by moto's server app.
+
+Requests are told apart by the service in their SigV4 credential scope: ``braket`` goes to the
+Braket handlers, everything else (S3, STS, IAM, CloudWatch Logs, ECR, ...) and unsigned
+``/moto-api/*`` calls go to moto. ``/_emulator/*`` is the emulator's own control API
+(health, reset, settings); ``POST /moto-api/reset`` resets Braket state too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import threading
+import traceback
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qs, unquote
+
+from .exceptions import BraketError, InternalServiceException, ValidationException
+from .models import DEFAULT_ACCOUNT, BraketBackend
+from .responses import BraketRequest, BraketResponses
+from .runtime import JobRuntime, RuntimeSettings
+from .urls import ROUTES
+
+_SCOPE_RE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+CONTROL_PREFIX = "/_emulator"
+_MAX_BODY = 16 * 1024 * 1024
+
+StartResponse = Callable[..., Any]
+
+
+def _json_response(start_response: StartResponse, status: int, body: Any, headers: list[tuple[str, str]] | None = None) -> Iterable[bytes]:
+    payload = json.dumps(body).encode()
+    reason = {200: "OK", 201: "Created"}.get(status, "Error")
+    start_response(
+        f"{status} {reason}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))] + (headers or []),
+    )
+    return [payload]
+
+
+def _error_response(start_response: StartResponse, error: BraketError) -> Iterable[bytes]:
+    return _json_response(
+        start_response,
+        error.status,
+        {"__type": error.code, "message": error.message},
+        [("x-amzn-ErrorType", error.code)],
+    )
+
+
+class EmulatorApp:
+    """The WSGI application behind the endpoint."""
+
+    def __init__(self, runtime: JobRuntime) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        self.runtime = runtime
+        self.backend = BraketBackend(runtime)
+        runtime.backend = self.backend
+        self.braket = BraketResponses(self.backend)
+        self.moto = DomainDispatcherApplication(create_backend_app)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(CONTROL_PREFIX):
+            return self._control(environ, start_response, path[len(CONTROL_PREFIX) :])
+        if path == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
+            self.backend.reset()
+        scope = _SCOPE_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if scope and scope.group(2) == "braket":
+            return self._braket(environ, start_response, scope.group(1))
+        return self.moto(environ, start_response)
+
+    # ---------------------------------------------------------------- Braket
+    def _braket(self, environ: dict[str, Any], start_response: StartResponse, region: str) -> Iterable[bytes]:
+        try:
+            raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
+            raw_path = raw.split("?", 1)[0]
+            method = environ.get("REQUEST_METHOD", "GET")
+            for route_method, pattern, handler in ROUTES:
+                match = pattern.match(raw_path)
+                if match and route_method == method:
+                    break
+            else:
+                raise ValidationException(f"No Braket operation for {method} {raw_path}")
+            request = BraketRequest(
+                account=DEFAULT_ACCOUNT,
+                region=region,
+                params={key: unquote(value) for key, value in match.groupdict().items()},
+                query=parse_qs(environ.get("QUERY_STRING", "")),
+                body=self._body(environ),
+            )
+            status, body = getattr(self.braket, handler)(request)
+            return _json_response(start_response, status, body)
+        except BraketError as error:
+            return _error_response(start_response, error)
+        except Exception as exc:  # never a crash, never an HTML 500
+            traceback.print_exc()
+            return _error_response(start_response, InternalServiceException(f"{type(exc).__name__}: {exc}"))
+
+    @staticmethod
+    def _body(environ: dict[str, Any]) -> dict[str, Any]:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise ValidationException("Content-Length is not a number") from None
+        if length > _MAX_BODY:
+            raise ValidationException("request body is too large")
+        raw = environ["wsgi.input"].read(length) if length else b""
+        if not raw.strip():
+            return {}
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise ValidationException("request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise ValidationException("request body must be a JSON object")
+        return body
+
+    # ---------------------------------------------------------------- control API
+    def _control(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            if path == "/health" and method == "GET":
+                jobs = self.backend.jobs()
+                return _json_response(
+                    start_response,
+                    200,
+                    {"status": "ok", "jobs": len(jobs), "running": sum(j.status == "RUNNING" for j in jobs)},
+                )
+            if path == "/reset" and method == "POST":
+                self.backend.reset()
+                from moto.moto_api._internal import moto_api_backend
+
+                moto_api_backend.reset()
+                return _json_response(start_response, 200, {"status": "reset"})
+            if path == "/settings":
+                settings = self.runtime.settings
+                if method == "POST":
+                    changes = self._body(environ)
+                    for key, value in changes.items():
+                        if not hasattr(settings, key):
+                            raise ValidationException(f"unknown emulator setting {key!r}")
+                        current = getattr(settings, key)
+                        setattr(settings, key, type(current)(value))
+                return _json_response(start_response, 200, vars(settings))
+            raise ValidationException(f"no control operation {method} {CONTROL_PREFIX}{path}")
+        except BraketError as error:
+            return _error_response(start_response, error)
+        except (TypeError, ValueError) as exc:
+            return _error_response(start_response, ValidationException(str(exc)))
+
+
+def _quiet_handler() -> type:
+    """moto's request handler, without a log line per request."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class QuietRequestHandler(MotoRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    return QuietRequestHandler
+
+
+class BraketEmulator:
+    """Braket-in-a-box on one loopback port.
+
+    Use as a context manager; it yields the endpoint URL::
+
+        with BraketEmulator() as url:
+            os.environ["AWS_ENDPOINT_URL"] = url
+
+    Args:
+        host: Address to bind; loopback by default.
+        port: Port to bind; 0 picks a free one.
+        work_dir: Where job working directories go; a temporary directory by default
+            (removed on stop).
+        settings: Initial runtime settings (queue delay, concurrency).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        work_dir: str | Path | None = None,
+        settings: RuntimeSettings | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._own_work_dir = work_dir is None
+        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="braket-emulator-"))
+        self._initial_settings = settings
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.app: EmulatorApp | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not running")
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        return f"http://{host}:{self._server.server_port}"
+
+    def start(self) -> str:
+        from werkzeug.serving import make_server
+
+        runtime = JobRuntime("", self.work_dir, self._initial_settings)
+        self.app = EmulatorApp(runtime)
+        self._server = make_server(self.host, self.port, self.app, threaded=True, request_handler=_quiet_handler())
+        runtime.endpoint_url = self.url
+        self._thread = threading.Thread(target=self._server.serve_forever, name="braket-emulator", daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self.app is not None:
+            self.app.runtime.shutdown()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = None
+        if self._own_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

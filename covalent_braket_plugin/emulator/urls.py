@@ -1,0 +1,19 @@
+"""The Braket route table: (HTTP method, raw-path pattern, handler name).
+
+Patterns match the raw (still percent-encoded) path, since ARNs arrive encoded; captured
+groups are unquoted before they reach the handler.
+"""
+
+from __future__ import annotations
+
+import re
+
+ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("POST", re.compile(r"^/job$"), "create_job"),
+    ("GET", re.compile(r"^/job/(?P<arn>[^/]+)$"), "get_job"),
+    ("PUT", re.compile(r"^/job/(?P<arn>[^/]+)/cancel$"), "cancel_job"),
+    ("POST", re.compile(r"^/jobs$"), "search_jobs"),
+    ("GET", re.compile(r"^/tags/(?P<arn>[^/]+)$"), "list_tags"),
+    ("POST", re.compile(r"^/tags/(?P<arn>[^/]+)$"), "tag_resource"),
+    ("DELETE", re.compile(r"^/tags/(?P<arn>[^/]+)$"), "untag_resource"),
+]
