@@ -8,15 +8,35 @@ cheap: boto3 is imported when the first client is built, the Braket SDK never.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from covalent._shared_files import logger
+EXECUTOR_PLUGIN_NAME = "BraketExecutor"
+
+
+class _HideHalfLoadedWarning(logging.Filter):
+    """Covalent's plugin loader, run by our own first import of covalent, meets this module
+    half-initialised and warns that it has no plugin class; the class is registered at the
+    end of this module instead, so that warning is wrong and hidden."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return __name__ not in record.getMessage()
+
+
+_IMPORTED_BEFORE_COVALENT = "covalent.executor" not in sys.modules
+_covalent_log = logging.getLogger("covalent._shared_files.logger")
+_hide = _HideHalfLoadedWarning()
+_covalent_log.addFilter(_hide)
+try:
+    from covalent._shared_files import logger
+finally:
+    _covalent_log.removeFilter(_hide)
 from covalent._shared_files.exceptions import TaskCancelledError, TaskRuntimeError
 from covalent.executor.executor_plugins.remote_executor import RemoteExecutor
 
@@ -24,8 +44,6 @@ from . import aws
 from .config import DEFAULTS, BraketSettings, check_setting, read_covalent_config
 from .job import ENTRY_POINT, runner_archive
 from .job.runner import HP_PYTHON_VERSION, HP_TASK_URI, INPUT_KEY, RESULT_FORMAT, RESULT_KEY
-
-EXECUTOR_PLUGIN_NAME = "BraketExecutor"
 
 #: Merged into ``[executors.braket]`` of covalent.conf by Covalent (user edits are kept).
 _EXECUTOR_PLUGIN_DEFAULTS: dict[str, Any] = dict(DEFAULTS)
@@ -43,6 +61,7 @@ QUEUED_DEADLINE_SECONDS = 7 * 24 * 3600
 FIRST_POLL_SECONDS = 1.0
 _JOB_NAME_MAX = 50
 _SSE = {"ServerSideEncryption": "AES256"}
+RUNNER_KEY = "runner.tar.gz"
 
 
 class BraketJobError(RuntimeError):
@@ -149,9 +168,10 @@ class BraketExecutor(RemoteExecutor):
         for name, value in given.items():
             if value is None:
                 values[name] = read_covalent_config(name)
-            else:
+                continue
+            if value != "":  # "" means unset (covalent.conf's default); run() requires what it needs
                 check_setting(name, value)  # explicit arguments fail fast, in user code
-                values[name] = value
+            values[name] = value
         super().__init__(
             poll_freq=values["poll_freq"],
             credentials_file=values["credentials"],
@@ -292,6 +312,7 @@ class BraketExecutor(RemoteExecutor):
         import cloudpickle
 
         clients = aws.clients_for(settings)
+        self._upload_runner_sync(settings, location)
         os.makedirs(settings.cache_dir, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=settings.cache_dir, suffix=".pkl") as spool:
             cloudpickle.dump(payload, spool)
@@ -305,21 +326,22 @@ class BraketExecutor(RemoteExecutor):
                 ExtraArgs=_SSE,
             )
 
-    def _runner_uri_sync(self, settings: BraketSettings) -> str:
-        data, digest = runner_archive()
-        key = f"{S3_PREFIX}/runner/{digest[:16]}/runner.tar.gz"
-        with _runner_lock:
-            if (settings.s3_bucket_name, key) not in _runner_uploaded:
-                aws.call(
-                    aws.clients_for(settings).s3,
-                    "put_object",
-                    Bucket=settings.s3_bucket_name,
-                    Key=key,
-                    Body=data,
-                    **_SSE,
-                )
-                _runner_uploaded.add((settings.s3_bucket_name, key))
-        return f"s3://{settings.s3_bucket_name}/{key}"
+    def _upload_runner_sync(self, settings: BraketSettings, location: TaskLocation) -> str:
+        """Upload the job runner next to the task's input; return its S3 URI.
+
+        It lives under the task prefix (not shared between tasks), so a lifecycle rule or a
+        clean-up elsewhere in the bucket can never leave a job without its entry point.
+        """
+        data, _ = runner_archive()
+        aws.call(
+            aws.clients_for(settings).s3,
+            "put_object",
+            Bucket=location.bucket,
+            Key=location.key(RUNNER_KEY),
+            Body=data,
+            **_SSE,
+        )
+        return f"{location.uri}/{RUNNER_KEY}"
 
     def _submit_sync(self, settings: BraketSettings, location: TaskLocation, python: str) -> str:
         clients = aws.clients_for(settings)
@@ -330,7 +352,7 @@ class BraketExecutor(RemoteExecutor):
             "algorithmSpecification": {
                 "scriptModeConfig": {
                     "entryPoint": ENTRY_POINT,
-                    "s3Uri": self._runner_uri_sync(settings),
+                    "s3Uri": f"{location.uri}/{RUNNER_KEY}",
                     "compressionType": "GZIP",
                 },
                 "containerImage": {"uri": settings.ecr_image_uri},
@@ -405,8 +427,8 @@ class BraketExecutor(RemoteExecutor):
         return outcome
 
     def _delete_objects_sync(self, settings: BraketSettings, location: TaskLocation) -> None:
-        """Delete the pickles this task wrote (the job's own outputs are kept)."""
-        keys = [{"Key": location.key(INPUT_KEY)}, {"Key": location.key(RESULT_KEY)}]
+        """Delete the runner and pickles this task wrote (the job's own outputs are kept)."""
+        keys = [{"Key": location.key(name)} for name in (RUNNER_KEY, INPUT_KEY, RESULT_KEY)]
         try:
             aws.call(
                 aws.clients_for(settings).s3,
@@ -445,5 +467,19 @@ class BraketExecutor(RemoteExecutor):
         return f"--- last lines of the Braket job log ({job['jobName']}) ---\n" + "\n".join(lines[-limit:]) + "\n"
 
 
-_runner_lock = threading.Lock()
-_runner_uploaded: set[tuple[str, str]] = set()
+def _register_with_covalent() -> None:
+    """Register the plugin when this module was imported before covalent itself.
+
+    In that order Covalent's loader saw this module half-initialised and skipped it; without
+    this, ``ct.executor.BraketExecutor`` and the ``[executors.braket]`` defaults would be missing
+    from the client process.
+    """
+    import covalent.executor as executors
+
+    if getattr(executors, EXECUTOR_PLUGIN_NAME, None) is None:
+        executors._executor_manager._populate_executor_map_from_module(sys.modules[__name__])
+        setattr(executors, EXECUTOR_PLUGIN_NAME, BraketExecutor)
+
+
+if _IMPORTED_BEFORE_COVALENT:
+    _register_with_covalent()

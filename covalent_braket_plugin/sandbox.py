@@ -42,6 +42,8 @@ def covalent_env(home: Path) -> dict[str, str]:
         "COVALENT_DATA_DIR": str(home / ".local" / "share" / "covalent"),
         "COVALENT_DATABASE": str(home / ".local" / "share" / "covalent" / "dispatcher_db.sqlite"),
         "COVALENT_LOGDIR": str(home / ".cache" / "covalent"),
+        # The server runs with --no-cluster: workflow post-processing must not expect Dask.
+        "COVALENT_DISABLE_DASK": "1",
     }
 
 
@@ -123,7 +125,7 @@ class CovalentServer:
         raise RuntimeError(f"the Covalent server did not answer on {self.address}")
 
     def log(self) -> str:
-        logs = list((self.home / ".cache" / "covalent").glob("*.log"))
+        logs = sorted((self.home / ".cache" / "covalent").glob("*.log"))
         return "\n".join(path.read_text(errors="replace") for path in logs)
 
     def _pid(self) -> int | None:

@@ -1,0 +1,194 @@
+"""Workflows dispatched through a real ``covalent start`` server onto the emulator."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import cloudpickle
+import covalent as ct
+import pytest
+
+from covalent_braket_plugin.braket import BraketExecutor
+from covalent_braket_plugin.sandbox import CovalentServer, emulator_env, write_braket_config
+from tests.conftest import BUCKET, IMAGE, ROLE
+
+# The job process cannot import this test module: send its functions by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+POLL = 0.5
+CONFIGURED = {
+    "s3_bucket_name": BUCKET,
+    "ecr_image_uri": IMAGE,
+    "braket_job_execution_role_name": "CovalentBraketJobsExecutionRole",
+    "poll_freq": POLL,
+    "time_limit": 600,
+}
+
+
+@pytest.fixture(scope="session")
+def server(emulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CovalentServer]:
+    home = tmp_path_factory.mktemp("covalent-server-home")
+    write_braket_config(home, CONFIGURED)
+    instance = CovalentServer(env=emulator_env(emulator.url), home=home)
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+def executor(**changes: Any) -> BraketExecutor:
+    settings = {**CONFIGURED, "braket_job_execution_role_name": ROLE, **changes}
+    return BraketExecutor(**settings)
+
+
+def run(server: CovalentServer, lattice: Any, *args: Any) -> Any:
+    dispatch_id = ct.dispatch(lattice, dispatcher_addr=server.address)(*args)
+    return ct.get_result(dispatch_id, wait=True, dispatcher_addr=server.address)
+
+
+def diagnose(result: Any) -> str:
+    """Every node's status, error and stderr: the message of a failed assertion."""
+    lines = [f"workflow {result.status}: {result.error}"]
+    for node_id in range(len(result.lattice.transport_graph._graph.nodes)):
+        node = result.get_node_result(node_id)
+        lines.append(f"node {node_id} {node['node_name']} {node['status']}: {node['error']}\n{node['stderr']}")
+    return "\n".join(lines)
+
+
+def jobs_of(aws: Any, dispatch_id: str) -> list[dict[str, Any]]:
+    filters = [{"name": "tags.covalent:dispatch_id", "operator": "EQUAL", "values": [dispatch_id]}]
+    return aws.braket.search_jobs(filters=filters)["jobs"]
+
+
+@ct.electron(executor=executor())
+def add(a: int, b: int) -> int:
+    print(f"adding {a} and {b}")
+    print("a warning on stderr", file=sys.stderr)
+    return a + b
+
+
+@ct.lattice
+def add_workflow(a: int, b: int) -> int:
+    return add(a, b)
+
+
+def test_executor_instance_returns_the_result_and_output(aws: Any, server: CovalentServer) -> None:
+    result = run(server, add_workflow, 2, 3)
+    node = result.get_node_result(0)
+    assert str(result.status) == "COMPLETED", diagnose(result)
+    assert result.result == 5
+    node = result.get_node_result(0)
+    assert node["stdout"] == "adding 2 and 3\n"
+    assert "a warning on stderr" in node["stderr"]
+    jobs = jobs_of(aws, result.dispatch_id)
+    assert [job["status"] for job in jobs] == ["COMPLETED"]
+    assert jobs[0]["tags"]["covalent:node_id"] == "0"
+    assert len(jobs[0]["jobName"]) <= 50
+
+
+@ct.electron(executor="braket")
+def describe_job(label: str) -> dict:
+    import os
+
+    return {"label": label, "job": os.environ["AMZN_BRAKET_JOB_NAME"], "device": os.environ["AMZN_BRAKET_DEVICE_ARN"]}
+
+
+@ct.lattice
+def configured_workflow(label: str) -> dict:
+    return describe_job(label)
+
+
+def test_short_name_uses_covalent_conf(aws: Any, server: CovalentServer) -> None:
+    result = run(server, configured_workflow, "from-config")
+    assert str(result.status) == "COMPLETED", diagnose(result)
+    assert result.result["label"] == "from-config"
+    jobs = jobs_of(aws, result.dispatch_id)
+    assert result.result["job"] == jobs[0]["jobName"]
+    assert result.result["device"] == "arn:aws:braket:::device/quantum-simulator/amazon/sv1"
+    job = aws.braket.get_job(jobArn=jobs[0]["jobArn"])
+    assert job["roleArn"] == "arn:aws:iam::123456789012:role/CovalentBraketJobsExecutionRole"
+    assert job["algorithmSpecification"]["containerImage"]["uri"] == IMAGE
+    assert job["stoppingCondition"]["maxRuntimeInSeconds"] == 600
+
+
+@ct.electron(executor=executor())
+def explode(value: int) -> int:
+    print("about to fail")
+    raise ValueError(f"boom {value}")
+
+
+@ct.lattice
+def failing_workflow(value: int) -> int:
+    return explode(value)
+
+
+def test_raising_electron_fails_the_node_with_its_traceback(aws: Any, server: CovalentServer) -> None:
+    result = run(server, failing_workflow, 7)
+    assert str(result.status) == "FAILED"
+    node = result.get_node_result(0)
+    assert str(node["status"]) == "FAILED"
+    assert "Traceback (most recent call last)" in node["stderr"]
+    assert "ValueError: boom 7" in node["stderr"]
+    assert "about to fail" in node["stdout"]
+    jobs = jobs_of(aws, result.dispatch_id)
+    job = aws.braket.get_job(jobArn=jobs[0]["jobArn"])
+    assert job["status"] == "FAILED"
+    assert "ValueError: boom 7" in job["failureReason"]
+
+
+@ct.electron(executor=executor())
+def slow(seconds: float) -> float:
+    import time as _time
+
+    _time.sleep(seconds)
+    return seconds
+
+
+@ct.lattice
+def slow_workflow(seconds: float) -> float:
+    return slow(seconds)
+
+
+def test_cancel_stops_the_job_and_cancels_the_node(aws: Any, server: CovalentServer) -> None:
+    dispatch_id = ct.dispatch(slow_workflow, dispatcher_addr=server.address)(120)
+    deadline = time.monotonic() + 60
+    jobs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        jobs = jobs_of(aws, dispatch_id)
+        if jobs and jobs[0]["status"] == "RUNNING":
+            break
+        time.sleep(0.2)
+    assert jobs and jobs[0]["status"] == "RUNNING"
+    ct.cancel(dispatch_id, dispatcher_addr=server.address)
+    result = ct.get_result(dispatch_id, wait=True, dispatcher_addr=server.address)
+    assert str(result.status) == "CANCELLED"
+    assert str(result.get_node_result(0)["status"]) == "CANCELLED"
+    assert aws.braket.get_job(jobArn=jobs[0]["jobArn"])["status"] == "CANCELLED"
+
+
+@ct.lattice
+def fan_out(count: int, seconds: float) -> list:
+    return [slow(seconds + i / 1000) for i in range(count)]
+
+
+def test_twenty_concurrent_electrons_take_about_as_long_as_one(aws: Any, server: CovalentServer) -> None:
+    seconds = 15.0
+    started = time.monotonic()
+    single = run(server, fan_out, 1, seconds)
+    one = time.monotonic() - started
+    assert str(single.status) == "COMPLETED"
+
+    started = time.monotonic()
+    many = run(server, fan_out, 20, seconds)
+    twenty = time.monotonic() - started
+    assert str(many.status) == "COMPLETED", diagnose(many)
+    assert sorted(many.result) == sorted(seconds + i / 1000 for i in range(20))
+    assert len(jobs_of(aws, many.dispatch_id)) == 20
+    print(f"1 electron: {one:.1f} s, 20 concurrent electrons: {twenty:.1f} s")
+    # Run one after another, twenty would take 20x as long; side by side, about as long as one
+    # (plus the CPU time of starting twenty job processes on this machine).
+    assert twenty < 3 * one

@@ -1,0 +1,259 @@
+"""BraketExecutor on its own: settings, naming, and ``run``/``cancel`` against the emulator.
+
+Covalent's server normally answers the executor's three questions (cancel requested? client
+version? where to store the job handle?); :class:`HostedExecutor` answers them here, so the
+executor's own code runs unchanged over the real wire protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from covalent_braket_plugin import aws as aws_module
+from covalent_braket_plugin.braket import (
+    EXECUTOR_PLUGIN_NAME,
+    BraketExecutor,
+    BraketJobError,
+    TaskLocation,
+    _EXECUTOR_PLUGIN_DEFAULTS,
+    job_name,
+)
+from covalent_braket_plugin.config import DEFAULTS, InvalidSettingError
+from tests.conftest import BUCKET, IMAGE
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class HostedExecutor(BraketExecutor):
+    """The executor with Covalent's server-side plumbing answered in-process."""
+
+    def __init__(self, *args: Any, cancel_after: int | None = None, python: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cancel_after = cancel_after
+        self._questions = 0
+        self._python = python
+        self._handle: Any = None
+        self._task_stdout = io.StringIO()
+        self._task_stderr = io.StringIO()
+
+    async def get_cancel_requested(self) -> bool:
+        self._questions += 1
+        return self._cancel_after is not None and self._questions > self._cancel_after
+
+    async def get_version_info(self) -> dict:
+        return {"python": self._python or "%d.%d.0" % sys.version_info[:2], "covalent": "0.240.0"}
+
+    async def set_job_handle(self, handle: Any) -> None:
+        self._handle = handle
+
+
+def hosted(**changes: Any) -> HostedExecutor:
+    settings = {"s3_bucket_name": BUCKET, "ecr_image_uri": IMAGE, "poll_freq": 0.3, **changes}
+    return HostedExecutor(**settings)
+
+
+def run(executor: BraketExecutor, function: Any, *args: Any, node_id: int = 0) -> Any:
+    metadata = {"dispatch_id": "d0c0ffee-1234-5678-9abc-def012345678", "node_id": node_id, "results_dir": "/tmp"}
+    return asyncio.run(executor.run(function, list(args), {}, metadata))
+
+
+def keys(aws: Any) -> list[str]:
+    return [item["Key"] for item in aws.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+
+# ---------------------------------------------------------------------------- plugin contract
+def test_plugin_module_contract() -> None:
+    assert EXECUTOR_PLUGIN_NAME == "BraketExecutor"
+    assert _EXECUTOR_PLUGIN_DEFAULTS == DEFAULTS
+    assert DEFAULTS["poll_freq"] == 30 and DEFAULTS["time_limit"] == 300 and DEFAULTS["storage"] == 30
+    assert DEFAULTS["classical_device"] == "ml.m5.large"
+    assert DEFAULTS["quantum_device"] == "arn:aws:braket:::device/quantum-simulator/amazon/sv1"
+    assert DEFAULTS["s3_bucket_name"] == "amazon-braket-covalent-job-resources"
+    assert DEFAULTS["braket_job_execution_role_name"] == "CovalentBraketJobsExecutionRole"
+
+
+def test_covalent_finds_the_plugin_by_short_name_and_attribute() -> None:
+    import covalent as ct
+    from covalent.executor import _executor_manager
+
+    assert ct.executor.BraketExecutor is BraketExecutor
+    assert type(_executor_manager.get_executor("braket")) is BraketExecutor
+
+
+def test_import_leaves_braket_sdk_pennylane_and_boto3_unimported() -> None:
+    code = (
+        "import sys, covalent_braket_plugin.braket\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('braket', 'pennylane', 'boto3')]\n"
+        "print(heavy)\n"
+        "raise SystemExit(1 if heavy else 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_executor_round_trips_through_to_dict_as_the_server_rebuilds_it() -> None:
+    import copy
+    import json
+
+    executor = BraketExecutor(s3_bucket_name="my-bucket", ecr_image_uri=IMAGE, time_limit=77)
+    data = json.loads(json.dumps(copy.deepcopy(executor).to_dict()))
+    rebuilt = BraketExecutor().from_dict(data)
+    assert rebuilt.settings() == executor.settings()
+
+
+# ---------------------------------------------------------------------------- settings
+def test_arguments_win_over_covalent_conf_and_missing_ones_come_from_it() -> None:
+    from covalent._shared_files.config import set_config
+
+    set_config("executors.braket.time_limit", 1234)
+    set_config("executors.braket.storage", 55)
+    try:
+        executor = BraketExecutor(storage=20)
+        assert executor.time_limit == 1234
+        assert executor.storage == 20
+    finally:
+        set_config("executors.braket.time_limit", 300)
+        set_config("executors.braket.storage", 30)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "allowed"),
+    [
+        ("time_limit", 0, "from 1 to 432000"),
+        ("time_limit", 432_001, "from 1 to 432000"),
+        ("storage", 0, "from 1"),
+        ("poll_freq", -1, "greater than 0"),
+        ("classical_device", "ml.m5.gigantic", "ml.m5.large"),
+        ("quantum_device", "sv1", "device ARN"),
+        ("s3_bucket_name", "My_Bucket", "S3 bucket name"),
+        ("ecr_image_uri", "python:3.11", "ECR image URI"),
+        ("braket_job_execution_role_name", "arn:aws:iam::1:role/x", "role ARN"),
+        ("region", "Mars", "region"),
+    ],
+)
+def test_bad_argument_names_the_setting_value_and_what_is_allowed(setting: str, value: Any, allowed: str) -> None:
+    with pytest.raises(InvalidSettingError) as info:
+        BraketExecutor(**{setting: value})
+    message = str(info.value)
+    assert setting in message and repr(value) in message and allowed in message
+
+
+def test_run_without_an_image_fails_before_any_aws_call(aws: Any) -> None:
+    executor = HostedExecutor(s3_bucket_name=BUCKET, poll_freq=0.3)  # image left to covalent.conf: unset
+    with pytest.raises(InvalidSettingError, match="ecr_image_uri"):
+        run(executor, lambda: 1)
+    assert keys(aws) == []
+    assert aws.braket.search_jobs(filters=[])["jobs"] == []
+
+
+@pytest.mark.parametrize(
+    ("dispatch_id", "node_id"),
+    [("d0c0ffee-1234-5678-9abc-def012345678", 0), ("x" * 80, 10**15), ("__--__", "a_b"), ("", -1)],
+)
+def test_job_names_are_always_valid(dispatch_id: str, node_id: Any) -> None:
+    name = TaskLocation.new("bucket-name", dispatch_id, node_id).job_name
+    assert len(name) <= 50
+    assert re.match(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,50}$", name), name
+    assert job_name(dispatch_id, node_id, "a1") != job_name(dispatch_id, node_id, "a2")
+
+
+def test_credentials_file_and_profile_are_used_without_touching_environ(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[lab]\naws_access_key_id = AKIALAB\naws_secret_access_key = secret\n")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    before = dict(os.environ)
+    executor = BraketExecutor(credentials=str(credentials), profile="lab", region="eu-west-2", ecr_image_uri=IMAGE)
+    aws_module.reset_cache()
+    clients = aws_module.clients_for(executor.settings())
+    assert clients.region == "eu-west-2"
+    assert clients.s3._request_signer._credentials.access_key == "AKIALAB"
+    assert dict(os.environ) == before
+    aws_module.reset_cache()
+
+
+# ---------------------------------------------------------------------------- run and cancel
+def test_run_returns_the_result_and_removes_its_pickles(aws: Any) -> None:
+    executor = hosted(braket_job_execution_role_name="covalent-role")
+
+    def square(x: int) -> int:
+        print("squaring", x)
+        return x * x
+
+    assert run(executor, square, 12) == 144
+    assert executor._task_stdout.getvalue() == "squaring 12\n"
+    job = aws.braket.get_job(jobArn=executor._handle)
+    assert job["roleArn"] == "arn:aws:iam::123456789012:role/covalent-role"
+    assert job["hyperParameters"]["covalent_python_version"] == "%d.%d" % sys.version_info[:2]
+    left = keys(aws)
+    assert not any(key.endswith((".pkl", "runner.tar.gz")) for key in left), left
+    assert any(key.endswith("/output/output/model.tar.gz") for key in left), left
+
+
+def test_python_mismatch_is_refused_with_a_clear_message(aws: Any) -> None:
+    executor = hosted(python="3.99.1")
+    with pytest.raises(BraketJobError, match="Python version mismatch.*3.99"):
+        run(executor, lambda: 1)
+
+
+def test_cancel_requested_before_submission_creates_no_job(aws: Any) -> None:
+    from covalent._shared_files.exceptions import TaskCancelledError
+
+    for after in (0, 1):  # before the upload, and between upload and CreateJob
+        with pytest.raises(TaskCancelledError):
+            run(hosted(cancel_after=after), lambda: 1)
+    assert aws.braket.search_jobs(filters=[])["jobs"] == []
+    assert not [key for key in keys(aws) if key.endswith(".pkl")]
+
+
+def test_cancel_reports_whether_the_job_is_cancelling(aws: Any) -> None:
+    import time
+
+    executor = hosted()
+
+    async def scenario() -> tuple[bool, str]:
+        metadata = {"dispatch_id": "d1", "node_id": 3, "results_dir": "/tmp"}
+        task = asyncio.create_task(executor.run(lambda: time.sleep(60), [], {}, metadata))
+        while executor._handle is None:
+            await asyncio.sleep(0.1)
+        cancelled = await executor.cancel({"dispatch_id": "d1", "node_id": 3}, executor._handle)
+        try:
+            await task
+        except Exception as exc:
+            return cancelled, type(exc).__name__
+        return cancelled, "no exception"
+
+    cancelled, raised = asyncio.run(scenario())
+    assert cancelled is True
+    assert raised == "TaskCancelledError"
+    assert aws.braket.get_job(jobArn=executor._handle)["status"] == "CANCELLED"
+    assert asyncio.run(executor.cancel({}, executor._handle)) is True  # already cancelled
+    assert asyncio.run(executor.cancel({}, None)) is False
+
+
+def test_event_loop_is_not_blocked_while_a_task_runs(aws: Any) -> None:
+    executor = hosted()
+    assert run(executor, lambda: 0) == 0  # clients are built once per process; measure after
+
+    async def scenario() -> float:
+        worst = 0.0
+        metadata = {"dispatch_id": "d2", "node_id": 0, "results_dir": "/tmp"}
+        task = asyncio.create_task(executor.run(lambda: 7, [], {}, metadata))
+        loop = asyncio.get_running_loop()
+        while not task.done():
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            worst = max(worst, loop.time() - before - 0.01)
+        assert task.result() == 7
+        return worst
+
+    worst = asyncio.run(scenario())
+    assert worst < 0.25, f"event loop stalled for {worst:.3f} s"
