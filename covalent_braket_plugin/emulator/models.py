@@ -79,6 +79,8 @@ class Job:
     failure_reason: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    #: ``AMZN_BRAKET_JOB_TOKEN``: quantum tasks created with it belong to this job.
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def name(self) -> str:
@@ -140,6 +142,61 @@ class Job:
             body["startedAt"] = iso(self.started_at)
         if self.ended_at:
             body["endedAt"] = iso(self.ended_at)
+        return body
+
+
+@dataclass
+class QuantumTask:
+    """One quantum task: the request as accepted, plus what the service adds."""
+
+    arn: str
+    account: str
+    region: str
+    request: dict[str, Any]
+    job_arn: str | None = None
+    status: str = "QUEUED"
+    created_at: datetime = field(default_factory=now)
+    ended_at: datetime | None = None
+    failure_reason: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def task_id(self) -> str:
+        return self.arn.rsplit("/", 1)[1]
+
+    @property
+    def output_directory(self) -> str:
+        """``outputS3Directory``: the key prefix (in ``outputS3Bucket``) holding the results."""
+        return f"{self.request['outputS3KeyPrefix']}/{self.task_id}"
+
+    @property
+    def results_key(self) -> str:
+        return f"{self.output_directory}/results.json"
+
+    def summary(self) -> dict[str, Any]:
+        body = {
+            "quantumTaskArn": self.arn,
+            "status": self.status,
+            "deviceArn": self.request["deviceArn"],
+            "shots": self.request["shots"],
+            "outputS3Bucket": self.request["outputS3Bucket"],
+            "outputS3Directory": self.output_directory,
+            "createdAt": iso(self.created_at),
+            "tags": dict(self.tags),
+        }
+        if self.ended_at:
+            body["endedAt"] = iso(self.ended_at)
+        return body
+
+    def describe(self) -> dict[str, Any]:
+        body = self.summary()
+        body["deviceParameters"] = self.request.get("deviceParameters") or "{}"
+        if self.failure_reason:
+            body["failureReason"] = self.failure_reason
+        if self.job_arn:
+            body["jobArn"] = self.job_arn
+        if self.request.get("associations"):
+            body["associations"] = self.request["associations"]
         return body
 
 
@@ -263,12 +320,19 @@ def validate_create_job(body: dict[str, Any]) -> None:
 class BraketBackend:
     """Every account's and region's Braket jobs, and the rules that govern them."""
 
-    def __init__(self, runtime: Runtime | None = None) -> None:
+    def __init__(self, runtime: Runtime | None = None, devices: Any = None, tasks: TaskRunner | None = None) -> None:
+        from .quantum import DeviceCatalogue
+
         self.runtime = runtime
+        self.devices = devices if devices is not None else DeviceCatalogue()
+        self.task_runner = tasks
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}  # by ARN, all accounts and regions
         self._names: dict[tuple[str, str], str] = {}  # (account, name) -> ARN
         self._tokens: dict[tuple[str, str], str] = {}  # (account, clientToken) -> ARN
+        self._job_tokens: dict[str, str] = {}  # AMZN_BRAKET_JOB_TOKEN -> job ARN
+        self._tasks: dict[str, QuantumTask] = {}
+        self._task_tokens: dict[tuple[str, str], str] = {}
 
     # ---------------------------------------------------------------- jobs
     def create_job(self, account: str, region: str, body: dict[str, Any]) -> Job:
@@ -291,6 +355,7 @@ class BraketBackend:
             job = Job(arn=arn, account=account, region=region, request=request, tags=dict(body.get("tags") or {}))
             job.add_event("QUEUED_FOR_EXECUTION")
             self._jobs[arn] = job
+            self._job_tokens[job.token] = arn
             self._names[(account, job.name)] = arn
             if token:
                 self._tokens[(account, token)] = arn
@@ -327,19 +392,9 @@ class BraketBackend:
         return {"jobArn": arn, "cancellationStatus": "CANCELLING"}
 
     def search_jobs(self, account: str, region: str, body: dict[str, Any]) -> dict[str, Any]:
-        filters = body.get("filters") or []
-        max_results = body.get("maxResults", 100)
-        _int_in("maxResults", max_results, 1, 100)
-        start = _decode_token(body.get("nextToken"))
         with self._lock:
             jobs = [j for j in self._jobs.values() if j.account == account and j.region == region]
-            jobs.sort(key=lambda j: j.created_at)
-            matched = [j for j in jobs if all(_matches(j, f) for f in filters)]
-            page = matched[start : start + max_results]
-            result: dict[str, Any] = {"jobs": [j.summary() for j in page]}
-        if start + max_results < len(matched):
-            result["nextToken"] = _encode_token(start + max_results)
-        return result
+            return _search(jobs, body, _JOB_FILTERS, "jobs", Job.summary)
 
     def transition(self, job: Job, status: str, event: str | None = None, reason: str | None = None) -> bool:
         """Move a job to ``status``; False (and no change) when it is already terminal."""
@@ -365,8 +420,117 @@ class BraketBackend:
         with self._lock:
             job.add_event(event, message)
 
+    # ---------------------------------------------------------------- devices
+    def get_device(self, arn: str) -> dict[str, Any]:
+        device = self.devices.get(arn)
+        if device is None:
+            raise ResourceNotFoundException(f"Braket device {arn} not found")
+        return device.describe()
+
+    def search_devices(self, body: dict[str, Any]) -> dict[str, Any]:
+        devices = sorted(self.devices.all(), key=lambda d: d.arn)
+        filters = body.get("filters") or []
+        for spec in filters:  # SearchDevices filters are name + values (any match)
+            name, values = spec.get("name"), spec.get("values") or []
+            if name not in _DEVICE_FILTERS:
+                raise ValidationException(
+                    f"device filter name {name!r} is not supported; use one of {', '.join(_DEVICE_FILTERS)}"
+                )
+            devices = [d for d in devices if d.summary()[_DEVICE_FILTERS[name]] in values]
+        return _page(devices, body, "devices", lambda d: d.summary())
+
+    # ---------------------------------------------------------------- quantum tasks
+    def create_quantum_task(self, account: str, region: str, body: dict[str, Any]) -> QuantumTask:
+        import json
+
+        device_arn = _require(body, "deviceArn")
+        device = self.devices.get(device_arn)
+        if device is None:
+            raise ValidationException(f"Device {device_arn} does not exist")
+        if device.status != "ONLINE":
+            from .exceptions import DeviceOfflineException
+
+            raise DeviceOfflineException(f"Device {device_arn} is {device.status}")
+        shots = _int_in("shots", _require(body, "shots"), 0)
+        _require(body, "outputS3Bucket")
+        if not isinstance(body.get("outputS3KeyPrefix"), str) or not body["outputS3KeyPrefix"]:
+            raise ValidationException("outputS3KeyPrefix is required")
+        action_text = _require(body, "action")
+        try:
+            action = json.loads(action_text)
+            header = action["braketSchemaHeader"]["name"]
+            source = action["source"]
+        except (ValueError, TypeError, KeyError):
+            raise ValidationException("action must be a JSON Braket program with braketSchemaHeader and source") from None
+        if header != "braket.ir.openqasm.program":
+            raise ValidationException(
+                f"Device {device_arn} does not support the action {header!r}; it runs braket.ir.openqasm.program"
+            )
+        device.check_program(source, shots)
+        token = body.get("clientToken")
+        with self._lock:
+            if token and (account, token) in self._task_tokens:
+                return self._tasks[self._task_tokens[(account, token)]]
+            job_arn = self._job_tokens.get(body.get("jobToken") or "")
+            arn = f"arn:aws:braket:{region}:{account}:quantum-task/{uuid.uuid4()}"
+            task = QuantumTask(arn, account, region, copy.deepcopy(body), job_arn=job_arn, tags=dict(body.get("tags") or {}))
+            self._tasks[arn] = task
+            if token:
+                self._task_tokens[(account, token)] = arn
+        if self.task_runner is not None:
+            self.task_runner.start(task, device)
+        return task
+
+    def get_quantum_task(self, account: str, arn: str) -> QuantumTask:
+        with self._lock:
+            task = self._tasks.get(arn)
+            if task is None or task.account != account:
+                raise ResourceNotFoundException(f"Quantum task {arn} not found")
+            return task
+
+    def describe_quantum_task(self, account: str, arn: str) -> dict[str, Any]:
+        with self._lock:
+            return self.get_quantum_task(account, arn).describe()
+
+    def cancel_quantum_task(self, account: str, arn: str) -> dict[str, Any]:
+        with self._lock:
+            task = self.get_quantum_task(account, arn)
+            if task.status in TERMINAL:
+                raise ConflictException(f"Quantum task {arn} is already {task.status} and cannot be cancelled")
+            if task.status == "QUEUED":
+                self.finish_task(task, "CANCELLED")
+                return {"quantumTaskArn": arn, "cancellationStatus": "CANCELLED"}
+            task.status = "CANCELLING"
+        return {"quantumTaskArn": arn, "cancellationStatus": "CANCELLING"}
+
+    def search_quantum_tasks(self, account: str, region: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            tasks = [t for t in self._tasks.values() if t.account == account and t.region == region]
+            return _search(tasks, body, _TASK_FILTERS, "quantumTasks", QuantumTask.summary)
+
+    def start_task(self, task: QuantumTask) -> bool:
+        """QUEUED -> RUNNING; False when the task was cancelled meanwhile."""
+        with self._lock:
+            if task.status != "QUEUED":
+                return False
+            task.status = "RUNNING"
+            return True
+
+    def finish_task(self, task: QuantumTask, status: str, reason: str | None = None) -> None:
+        with self._lock:
+            if task.status in TERMINAL:
+                return
+            if task.status == "CANCELLING":
+                status = "CANCELLED"
+            task.status = status
+            task.ended_at = now()
+            if reason:
+                task.failure_reason = reason[:4096]
+
     # ---------------------------------------------------------------- tags
-    def _tag_target(self, account: str, arn: str) -> Job:
+    def _tag_target(self, account: str, arn: str) -> Job | QuantumTask:
+        if ":quantum-task/" in (arn or ""):
+            return self.get_quantum_task(account, arn)
         if not JOB_ARN_RE.match(arn or ""):
             raise ValidationException(f"{arn!r} is not a valid resource ARN")
         return self.get_job(account, arn)
@@ -395,6 +559,10 @@ class BraketBackend:
         with self._lock:
             return list(self._jobs.values())
 
+    def tasks(self) -> list[QuantumTask]:
+        with self._lock:
+            return list(self._tasks.values())
+
     def reset(self) -> None:
         if self.runtime is not None:
             self.runtime.shutdown()
@@ -402,6 +570,12 @@ class BraketBackend:
             self._jobs.clear()
             self._names.clear()
             self._tokens.clear()
+            self._job_tokens.clear()
+            for task in self._tasks.values():
+                if task.status not in TERMINAL:
+                    task.status = "CANCELLED"
+            self._tasks.clear()
+            self._task_tokens.clear()
 
 
 def _encode_token(offset: int) -> str:
@@ -420,29 +594,67 @@ def _decode_token(token: str | None) -> int:
         raise ValidationException(f"nextToken {token!r} is invalid") from None
 
 
-_FILTER_FIELDS = {
+_JOB_FILTERS: dict[str, Any] = {
     "jobArn": lambda j: j.arn,
     "jobName": lambda j: j.name,
     "status": lambda j: j.status,
     "device": lambda j: j.device,
     "createdAt": lambda j: iso(j.created_at),
 }
+_TASK_FILTERS: dict[str, Any] = {
+    "quantumTaskArn": lambda t: t.arn,
+    "status": lambda t: t.status,
+    "deviceArn": lambda t: t.request["deviceArn"],
+    "jobArn": lambda t: t.job_arn or "",
+    "createdAt": lambda t: iso(t.created_at),
+}
+_DEVICE_FILTERS = {
+    "deviceArn": "deviceArn",
+    "deviceName": "deviceName",
+    "deviceType": "deviceType",
+    "deviceStatus": "deviceStatus",
+    "providerName": "providerName",
+}
 
 
-def _matches(job: Job, spec: dict[str, Any]) -> bool:
+class TaskRunner(Protocol):
+    def start(self, task: QuantumTask, device: Any) -> None: ...
+
+
+def _page(items: list[Any], body: dict[str, Any], key: str, render: Any) -> dict[str, Any]:
+    max_results = body.get("maxResults", 100)
+    _int_in("maxResults", max_results, 1, 100)
+    start = _decode_token(body.get("nextToken"))
+    result: dict[str, Any] = {key: [render(item) for item in items[start : start + max_results]]}
+    if start + max_results < len(items):
+        result["nextToken"] = _encode_token(start + max_results)
+    return result
+
+
+def _search(records: list[Any], body: dict[str, Any], fields: dict[str, Any], key: str, render: Any) -> dict[str, Any]:
+    filters = body.get("filters") or []
+    if not isinstance(filters, list):
+        raise ValidationException("filters must be a list")
+    records = sorted(records, key=lambda r: r.created_at)
+    matched = [r for r in records if all(_matches(r, spec, fields) for spec in filters)]
+    return _page(matched, body, key, render)
+
+
+def _matches(record: Any, spec: dict[str, Any], fields: dict[str, Any]) -> bool:
+    if not isinstance(spec, dict):
+        raise ValidationException("each filter must be an object with name, values and operator")
     name = spec.get("name")
     values = spec.get("values") or []
     operator = spec.get("operator")
-    if name in _FILTER_FIELDS:
-        actual = _FILTER_FIELDS[name](job)
+    if name in fields:
+        actual = fields[name](record)
     elif isinstance(name, str) and name.startswith("tags."):
-        actual = job.tags.get(name[5:])
+        actual = record.tags.get(name[5:])
         if actual is None:
             return False
     else:
         raise ValidationException(
-            f"filter name {name!r} is not supported; use one of "
-            + ", ".join([*_FILTER_FIELDS, "tags.<key>"])
+            f"filter name {name!r} is not supported; use one of " + ", ".join([*fields, "tags.<key>"])
         )
     if not values:
         raise ValidationException(f"filter {name!r} needs at least one value")

@@ -42,6 +42,25 @@ class BraketResponses:
     def search_jobs(self, req: BraketRequest) -> Reply:
         return 200, self.backend.search_jobs(req.account, req.region, req.body)
 
+    def get_device(self, req: BraketRequest) -> Reply:
+        return 200, self.backend.get_device(req.params["arn"])
+
+    def search_devices(self, req: BraketRequest) -> Reply:
+        return 200, self.backend.search_devices(req.body)
+
+    def create_quantum_task(self, req: BraketRequest) -> Reply:
+        task = self.backend.create_quantum_task(req.account, req.region, req.body)
+        return 201, {"quantumTaskArn": task.arn}
+
+    def get_quantum_task(self, req: BraketRequest) -> Reply:
+        return 200, self.backend.describe_quantum_task(req.account, req.params["arn"])
+
+    def cancel_quantum_task(self, req: BraketRequest) -> Reply:
+        return 200, self.backend.cancel_quantum_task(req.account, req.params["arn"])
+
+    def search_quantum_tasks(self, req: BraketRequest) -> Reply:
+        return 200, self.backend.search_quantum_tasks(req.account, req.region, req.body)
+
     def list_tags(self, req: BraketRequest) -> Reply:
         return 200, {"tags": self.backend.list_tags(req.account, req.params["arn"])}
 

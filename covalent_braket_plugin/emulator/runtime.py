@@ -20,14 +20,14 @@ import sys
 import tarfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
-    from .models import BraketBackend, Job
+    from .models import BraketBackend, Job, QuantumTask
+    from .quantum import Device
 
 LOG_GROUP = "/aws/braket/jobs"
 _KILL_GRACE_SECONDS = 3.0
@@ -42,6 +42,8 @@ class RuntimeSettings:
     queue_seconds: float = 0.0
     #: Jobs that may run at once; more wait in QUEUED, as on the real service.
     max_concurrent_jobs: int = 32
+    #: Seconds a quantum task stays QUEUED before it runs.
+    task_queue_seconds: float = 0.0
 
 
 def split_s3(uri: str) -> tuple[str, str]:
@@ -341,7 +343,7 @@ class JobRuntime:
                 "AMZN_BRAKET_OUT_S3_BUCKET": out_bucket,
                 "AMZN_BRAKET_TASK_RESULTS_S3_URI": f"s3://{out_bucket}/jobs/{job.name}/tasks",
                 "AMZN_BRAKET_JOB_RESULTS_S3_PATH": f"{out_prefix.rstrip('/')}/output",
-                "AMZN_BRAKET_JOB_TOKEN": uuid.uuid4().hex,
+                "AMZN_BRAKET_JOB_TOKEN": job.token,
                 "BRAKET_EMULATOR_JOB_ROOT": str(paths["root"]),
                 "BRAKET_EMULATOR_FAILURE_FILE": str(paths["failure"]),
                 "BRAKET_EMULATOR_CODE_DIR": str(paths["code"]),
@@ -353,6 +355,45 @@ class JobRuntime:
             env["AMZN_BRAKET_SCRIPT_ENTRY_POINT"] = script["entryPoint"]
             env["AMZN_BRAKET_SCRIPT_COMPRESSION_TYPE"] = script.get("compressionType", "NONE")
         return env
+
+
+class QuantumTaskRunner:
+    """Runs quantum tasks on the local simulators, a few at a time, in worker threads."""
+
+    def __init__(self, runtime: JobRuntime, workers: int = 4) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.runtime = runtime
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="quantum-task")
+
+    def start(self, task: QuantumTask, device: Device) -> None:
+        self._pool.submit(self._execute, task, device)
+
+    def _execute(self, task: QuantumTask, device: Device) -> None:
+        from .quantum import simulate
+
+        backend = self.runtime.backend
+        assert backend is not None
+        delay = self.runtime.settings.task_queue_seconds
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline and task.status == "QUEUED":
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        if not backend.start_task(task):
+            return
+        try:
+            request = task.request
+            inputs = request.get("inputs") or None
+            results = simulate(device, request["action"], int(request["shots"]), inputs, task.arn)
+            self.runtime.client("s3", task.region).put_object(
+                Bucket=request["outputS3Bucket"], Key=task.results_key, Body=results.encode()
+            )
+        except Exception as exc:  # a program the simulator rejects fails the task, as on AWS
+            backend.finish_task(task, "FAILED", f"{type(exc).__name__}: {exc}")
+            return
+        backend.finish_task(task, "COMPLETED")
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _LogShipper:

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote
 from .exceptions import BraketError, InternalServiceException, ValidationException
 from .models import DEFAULT_ACCOUNT, BraketBackend
 from .responses import BraketRequest, BraketResponses
-from .runtime import JobRuntime, RuntimeSettings
+from .runtime import JobRuntime, QuantumTaskRunner, RuntimeSettings
 from .urls import ROUTES
 
 _SCOPE_RE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -58,7 +58,8 @@ class EmulatorApp:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         self.runtime = runtime
-        self.backend = BraketBackend(runtime)
+        self.tasks = QuantumTaskRunner(runtime)
+        self.backend = BraketBackend(runtime, tasks=self.tasks)
         runtime.backend = self.backend
         self.braket = BraketResponses(self.backend)
         self.moto = DomainDispatcherApplication(create_backend_app)
@@ -126,10 +127,16 @@ class EmulatorApp:
         try:
             if path == "/health" and method == "GET":
                 jobs = self.backend.jobs()
+                tasks = self.backend.tasks()
                 return _json_response(
                     start_response,
                     200,
-                    {"status": "ok", "jobs": len(jobs), "running": sum(j.status == "RUNNING" for j in jobs)},
+                    {
+                        "status": "ok",
+                        "jobs": len(jobs),
+                        "running": sum(j.status == "RUNNING" for j in jobs),
+                        "quantumTasks": len(tasks),
+                    },
                 )
             if path == "/reset" and method == "POST":
                 self.backend.reset()
@@ -218,6 +225,7 @@ class BraketEmulator:
     def stop(self) -> None:
         if self.app is not None:
             self.app.runtime.shutdown()
+            self.app.tasks.shutdown()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -1,0 +1,239 @@
+"""Devices and quantum-task execution on the local Braket simulators.
+
+The managed simulators SV1, DM1 and TN1 keep their real ARNs and report capabilities derived
+from the local simulators' own properties (``braket.default_simulator``): what the emulator can
+really run. A catalogue file can add emulated QPU ARNs that run on a local simulator with the
+device's qubit count, native gates and connectivity, clearly reported as emulated.
+
+The simulator packages are imported on first use, so an emulator that serves only hybrid
+jobs starts quickly.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from .exceptions import ValidationException
+
+SV1 = "arn:aws:braket:::device/quantum-simulator/amazon/sv1"
+DM1 = "arn:aws:braket:::device/quantum-simulator/amazon/dm1"
+TN1 = "arn:aws:braket:::device/quantum-simulator/amazon/tn1"
+OPENQASM = "braket.ir.openqasm.program"
+#: Environment variable naming a JSON device catalogue that adds emulated devices.
+CATALOGUE_ENV = "BRAKET_EMULATOR_DEVICES"
+_NOISE_RE = re.compile(r"#pragma\s+braket\s+noise", re.IGNORECASE)
+_NOT_GATES = frozenset({"measure", "reset", "barrier", "qubit", "bit", "let", "box"})
+#: A gate applied to qubits: ``h q[0];``, ``rx(0.1) $3;``, ``cnot __qubits__[0], ...``.
+_GATE_LINE_RE = re.compile(r"^\s*([a-z_]\w*)\s*(?:\([^)]*\))?\s+(?:q\b|q\[|\$\d|__qubits__)", re.MULTILINE | re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Device:
+    """One device the emulator serves.
+
+    Attributes:
+        arn: The device ARN clients use.
+        name: ``deviceName``.
+        provider: ``providerName``.
+        device_type: ``SIMULATOR`` or ``QPU``.
+        simulator: The local simulator that runs its tasks: ``braket_sv`` or ``braket_dm``.
+        shots_range: Inclusive (min, max) shots.
+        noise: Whether programs may carry noise pragmas.
+        qubit_count: Qubits reported (None: the local simulator's own count).
+        native_gates: For emulated QPUs, the gates reported and accepted (lower case).
+        connectivity: For emulated QPUs, the coupling graph ``{"0": ["1"], ...}``; None is all-to-all.
+        emulated_qpu: Marks a QPU stand-in; its name and capabilities say so.
+        status: ``deviceStatus``.
+    """
+
+    arn: str
+    name: str
+    provider: str
+    device_type: str
+    simulator: str
+    shots_range: tuple[int, int]
+    noise: bool = False
+    qubit_count: int | None = None
+    native_gates: tuple[str, ...] = ()
+    connectivity: dict[str, list[str]] | None = None
+    emulated_qpu: bool = False
+    status: str = "ONLINE"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "deviceArn": self.arn,
+            "deviceName": self.name,
+            "providerName": self.provider,
+            "deviceType": self.device_type,
+            "deviceStatus": self.status,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        body = self.summary()
+        body["deviceCapabilities"] = json.dumps(self.capabilities())
+        body["deviceQueueInfo"] = [
+            {"queue": "QUANTUM_TASKS_QUEUE", "queueSize": "0", "queuePriority": "Normal"},
+            {"queue": "QUANTUM_TASKS_QUEUE", "queueSize": "0", "queuePriority": "Priority"},
+            {"queue": "JOBS_QUEUE", "queueSize": "0"},
+        ]
+        return body
+
+    def capabilities(self) -> dict[str, Any]:
+        """The capabilities document, derived from the local simulator's properties."""
+        base = copy.deepcopy(_local_properties(self.simulator))
+        base["service"]["shotsRange"] = list(self.shots_range)
+        base["service"]["getTaskPollIntervalMillis"] = 100  # results come fast: poll often
+        action = base["action"][OPENQASM]
+        base["action"] = {OPENQASM: action}  # OpenQASM 3 is what the SDK and PennyLane send
+        if not self.noise:
+            action["supportedPragmas"] = [p for p in action.get("supportedPragmas", []) if "noise" not in p]
+            action["supportedOperations"] = [
+                op for op in action["supportedOperations"] if op not in _noise_operations()
+            ]
+        if self.shots_range[0] > 0:
+            for result_type in action.get("supportedResultTypes", []):
+                result_type["minShots"] = max(result_type.get("minShots") or 0, self.shots_range[0])
+        if self.native_gates:
+            action["supportedOperations"] = [
+                op for op in action["supportedOperations"] if op.lower() in self.native_gates
+            ]
+        if self.qubit_count is not None:
+            base["paradigm"]["qubitCount"] = min(self.qubit_count, base["paradigm"]["qubitCount"])
+        if self.connectivity is not None:
+            base["paradigm"]["connectivity"] = {"fullyConnected": False, "connectivityGraph": self.connectivity}
+        base["emulated"] = {
+            "by": "covalent-braket-plugin Braket-in-a-box",
+            "simulator": self.simulator,
+            "emulatedQpu": self.emulated_qpu,
+        }
+        return base
+
+    def check_program(self, source: str, shots: int) -> None:
+        """Reject what this device cannot run, with the service's kind of message."""
+        low, high = self.shots_range
+        if not low <= shots <= high:
+            raise ValidationException(
+                f"Device {self.arn} requires shots between {low} and {high}; got {shots}"
+            )
+        if not self.noise and _NOISE_RE.search(source):
+            raise ValidationException(
+                f"Device {self.arn} does not support noise pragmas; use DM1 ({DM1}) for noise simulation"
+            )
+        if self.native_gates:
+            used = set(_GATE_LINE_RE.findall(source))
+            unknown = sorted(
+                gate for gate in used if gate.lower() not in self.native_gates and gate.lower() not in _NOT_GATES
+            )
+            if unknown:
+                raise ValidationException(
+                    f"Device {self.arn} does not support the operations {unknown}; "
+                    f"its native gates are {sorted(self.native_gates)}"
+                )
+
+
+@lru_cache(maxsize=4)
+def _local_properties(simulator: str) -> dict[str, Any]:
+    return json.loads(_simulator_class(simulator)().properties.json())
+
+
+@lru_cache(maxsize=1)
+def _noise_operations() -> frozenset[str]:
+    return frozenset(
+        {
+            "amplitude_damping", "bit_flip", "depolarizing", "generalized_amplitude_damping",
+            "pauli_channel", "phase_damping", "phase_flip", "two_qubit_dephasing",
+            "two_qubit_depolarizing", "kraus",
+        }
+    )
+
+
+def _simulator_class(simulator: str) -> Any:
+    from braket.default_simulator import DensityMatrixSimulator, StateVectorSimulator
+
+    return {"braket_sv": StateVectorSimulator, "braket_dm": DensityMatrixSimulator}[simulator]
+
+
+def builtin_devices() -> list[Device]:
+    return [
+        Device(SV1, "SV1", "Amazon Braket", "SIMULATOR", "braket_sv", (0, 100_000)),
+        Device(DM1, "dm1", "Amazon Braket", "SIMULATOR", "braket_dm", (0, 100_000), noise=True),
+        Device(TN1, "TN1", "Amazon Braket", "SIMULATOR", "braket_sv", (1, 1_000)),
+    ]
+
+
+def load_catalogue(path: str | None) -> list[Device]:
+    """Devices from a JSON catalogue: a list of objects with ``arn``, ``name``, ``provider``,
+    ``qubitCount`` and optionally ``nativeGates``, ``connectivity``, ``simulator``
+    (``braket_sv``/``braket_dm``), ``shotsRange`` and ``status``. Each is an emulated QPU."""
+    if not path:
+        return []
+    with open(path, encoding="utf-8") as handle:
+        entries = json.load(handle)
+    devices = []
+    for entry in entries:
+        try:
+            devices.append(
+                Device(
+                    arn=entry["arn"],
+                    name=f"{entry.get('name', entry['arn'].rsplit('/', 1)[-1])} (emulated)",
+                    provider=entry.get("provider", "Emulated"),
+                    device_type="QPU",
+                    simulator=entry.get("simulator", "braket_sv"),
+                    shots_range=tuple(entry.get("shotsRange", (1, 100_000))),  # type: ignore[arg-type]
+                    noise=entry.get("simulator") == "braket_dm",
+                    qubit_count=int(entry["qubitCount"]),
+                    native_gates=tuple(g.lower() for g in entry.get("nativeGates", ())),
+                    connectivity=entry.get("connectivity"),
+                    emulated_qpu=True,
+                    status=entry.get("status", "ONLINE"),
+                )
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"device catalogue {path}: bad entry {entry!r}: {exc}") from exc
+    return devices
+
+
+class DeviceCatalogue:
+    """The devices served: the managed simulators plus any emulated QPUs."""
+
+    def __init__(self, extra: list[Device] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._devices = {device.arn: device for device in builtin_devices()}
+        for device in extra if extra is not None else load_catalogue(os.environ.get(CATALOGUE_ENV)):
+            self._devices[device.arn] = device
+
+    def add(self, device: Device) -> None:
+        with self._lock:
+            self._devices[device.arn] = device
+
+    def get(self, arn: str) -> Device | None:
+        with self._lock:
+            return self._devices.get(arn)
+
+    def all(self) -> list[Device]:
+        with self._lock:
+            return list(self._devices.values())
+
+
+def simulate(device: Device, action: str, shots: int, inputs: dict[str, Any] | None, task_id: str) -> str:
+    """Run an OpenQASM program on the device's local simulator; return ``results.json`` text."""
+    from braket.ir.openqasm import Program
+
+    program = Program.parse_raw(action)
+    if inputs:
+        program = Program(source=program.source, inputs={**(program.inputs or {}), **inputs})
+    result = _simulator_class(device.simulator)().run(program, shots=shots)
+    result.taskMetadata.id = task_id
+    result.taskMetadata.deviceId = device.arn
+    body = json.loads(result.json(exclude_none=True))
+    if not body.get("measurements"):
+        body.pop("measurements", None)  # the schema rejects an empty list
+    return json.dumps(body)
