@@ -72,7 +72,7 @@ def aws(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
 
     request = urllib.request.Request(f"{emulator.url}/_emulator/reset", data=b"", method="POST")
     urllib.request.urlopen(request, timeout=30).close()
-    defaults = {"queue_seconds": 0.0, "max_concurrent_jobs": 32}
+    defaults = {"queue_seconds": 0.0, "max_concurrent_jobs": 32, "task_queue_seconds": 0.0}
     request = urllib.request.Request(
         f"{emulator.url}/_emulator/settings", data=json.dumps(defaults).encode(), method="POST"
     )

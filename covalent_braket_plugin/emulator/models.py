@@ -188,9 +188,17 @@ class QuantumTask:
             body["endedAt"] = iso(self.ended_at)
         return body
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, queue_info: bool = False) -> dict[str, Any]:
         body = self.summary()
         body["deviceParameters"] = self.request.get("deviceParameters") or "{}"
+        if queue_info:
+            body["queueInfo"] = {"queue": "QUANTUM_TASKS_QUEUE", "queuePriority": "Normal"}
+            if self.status == "QUEUED":
+                body["queueInfo"]["position"] = "1"
+            else:
+                body["queueInfo"]["message"] = (
+                    f"Task is in {self.status} status. AmazonBraket does not show queue position for this status."
+                )
         if self.failure_reason:
             body["failureReason"] = self.failure_reason
         if self.job_arn:
@@ -488,9 +496,9 @@ class BraketBackend:
                 raise ResourceNotFoundException(f"Quantum task {arn} not found")
             return task
 
-    def describe_quantum_task(self, account: str, arn: str) -> dict[str, Any]:
+    def describe_quantum_task(self, account: str, arn: str, queue_info: bool = False) -> dict[str, Any]:
         with self._lock:
-            return self.get_quantum_task(account, arn).describe()
+            return self.get_quantum_task(account, arn).describe(queue_info)
 
     def cancel_quantum_task(self, account: str, arn: str) -> dict[str, Any]:
         with self._lock:

@@ -90,6 +90,26 @@ def test_executor_instance_returns_the_result_and_output(aws: Any, server: Coval
     assert len(jobs[0]["jobName"]) <= 50
 
 
+def test_product_doc_workflow_returns_zero_and_its_tasks_are_linked_to_the_job(
+    aws: Any, server: CovalentServer
+) -> None:
+    from covalent_braket_plugin.demo import DOC_SETTINGS, make_workflow
+
+    settings = {**DOC_SETTINGS, "s3_bucket_name": BUCKET, "poll_freq": POLL}
+    result = run(server, make_workflow(BraketExecutor(**settings)), 1)
+    assert str(result.status) == "COMPLETED", diagnose(result)
+    assert result.result == 0.0
+    [job] = jobs_of(aws, result.dispatch_id)
+    tasks = aws.braket.search_quantum_tasks(
+        filters=[{"name": "jobArn", "operator": "EQUAL", "values": [job["jobArn"]]}]
+    )["quantumTasks"]
+    assert len(tasks) == 1
+    assert tasks[0]["status"] == "COMPLETED"
+    assert tasks[0]["deviceArn"] == "arn:aws:braket:::device/quantum-simulator/amazon/sv1"
+    detail = aws.braket.get_quantum_task(quantumTaskArn=tasks[0]["quantumTaskArn"])
+    assert detail["jobArn"] == job["jobArn"]
+
+
 @ct.electron(executor="braket")
 def describe_job(label: str) -> dict:
     import os
