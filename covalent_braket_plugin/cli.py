@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 import threading
@@ -18,7 +19,14 @@ def _emulator(args: argparse.Namespace) -> int:
     from .emulator import BraketEmulator, RuntimeSettings
 
     settings = RuntimeSettings(queue_seconds=args.queue_seconds, max_concurrent_jobs=args.max_concurrent_jobs)
-    emulator = BraketEmulator(host=args.host, port=args.port, work_dir=args.work_dir, settings=settings)
+    for mapping in args.image_command:
+        image, _, command = mapping.partition("=")
+        if not image or not command:
+            raise SystemExit(f"--image-command wants IMAGE_URI=COMMAND, got {mapping!r}")
+        settings.image_commands[image] = shlex.split(command)
+    emulator = BraketEmulator(
+        host=args.host, port=args.port, work_dir=args.work_dir, settings=settings, devices_file=args.devices
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -51,6 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     emulator.add_argument("--work-dir", default=None, help="where job working directories go")
     emulator.add_argument("--queue-seconds", type=float, default=0.0, help="seconds a job stays QUEUED")
     emulator.add_argument("--max-concurrent-jobs", type=int, default=32, help="jobs that run at once")
+    emulator.add_argument("--devices", default=None, help="JSON catalogue of emulated QPUs to add")
+    emulator.add_argument(
+        "--image-command",
+        action="append",
+        default=[],
+        metavar="IMAGE_URI=COMMAND",
+        help="run COMMAND for image-mode jobs on IMAGE_URI (repeatable)",
+    )
     emulator.set_defaults(handler=_emulator)
 
     demo = commands.add_parser("demo", help="run a workflow on the emulator through Covalent")

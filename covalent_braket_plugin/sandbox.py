@@ -57,6 +57,9 @@ def emulator_env(endpoint_url: str, region: str = "us-east-1") -> dict[str, str]
         "AWS_DEFAULT_REGION": region,
         "AWS_REGION": region,
         "AWS_EC2_METADATA_DISABLED": "true",
+        # No profile or credentials file of the user's can be picked up by mistake.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     }
 
 

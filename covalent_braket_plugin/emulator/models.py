@@ -574,6 +574,7 @@ class BraketBackend:
     def reset(self) -> None:
         if self.runtime is not None:
             self.runtime.shutdown()
+        self.devices.reset()
         with self._lock:
             self._jobs.clear()
             self._names.clear()

@@ -107,8 +107,19 @@ class Device:
             ]
         if self.qubit_count is not None:
             base["paradigm"]["qubitCount"] = min(self.qubit_count, base["paradigm"]["qubitCount"])
-        if self.connectivity is not None:
-            base["paradigm"]["connectivity"] = {"fullyConnected": False, "connectivityGraph": self.connectivity}
+        if self.emulated_qpu:
+            # A gate-model QPU document (the SDK's generic QPU schema, IQM's header), so that
+            # clients see the native gate set and connectivity as they would on hardware.
+            base["braketSchemaHeader"] = {"name": "braket.device_schema.iqm.iqm_device_capabilities", "version": "1"}
+            base["paradigm"] = {
+                "braketSchemaHeader": {"name": "braket.device_schema.gate_model_qpu_paradigm_properties", "version": "1"},
+                "qubitCount": base["paradigm"]["qubitCount"],
+                "nativeGateSet": list(self.native_gates),
+                "connectivity": {
+                    "fullyConnected": self.connectivity is None,
+                    "connectivityGraph": self.connectivity or {},
+                },
+            }
         base["emulated"] = {
             "by": "covalent-braket-plugin Braket-in-a-box",
             "simulator": self.simulator,
@@ -170,13 +181,19 @@ def builtin_devices() -> list[Device]:
 
 
 def load_catalogue(path: str | None) -> list[Device]:
-    """Devices from a JSON catalogue: a list of objects with ``arn``, ``name``, ``provider``,
-    ``qubitCount`` and optionally ``nativeGates``, ``connectivity``, ``simulator``
-    (``braket_sv``/``braket_dm``), ``shotsRange`` and ``status``. Each is an emulated QPU."""
+    """Devices from a JSON catalogue file (see :func:`parse_catalogue`)."""
     if not path:
         return []
     with open(path, encoding="utf-8") as handle:
-        entries = json.load(handle)
+        return parse_catalogue(json.load(handle), source=path)
+
+
+def parse_catalogue(entries: Any, source: str = "catalogue") -> list[Device]:
+    """Emulated QPUs from a list of objects with ``arn``, ``name``, ``provider``,
+    ``qubitCount`` and optionally ``nativeGates``, ``connectivity``, ``simulator``
+    (``braket_sv``/``braket_dm``), ``shotsRange`` and ``status``."""
+    if not isinstance(entries, list):
+        raise ValueError(f"device {source} must be a JSON list of devices")
     devices = []
     for entry in entries:
         try:
@@ -197,7 +214,7 @@ def load_catalogue(path: str | None) -> list[Device]:
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"device catalogue {path}: bad entry {entry!r}: {exc}") from exc
+            raise ValueError(f"device {source}: bad entry {entry!r}: {exc}") from exc
     return devices
 
 
@@ -206,9 +223,13 @@ class DeviceCatalogue:
 
     def __init__(self, extra: list[Device] | None = None) -> None:
         self._lock = threading.Lock()
-        self._devices = {device.arn: device for device in builtin_devices()}
-        for device in extra if extra is not None else load_catalogue(os.environ.get(CATALOGUE_ENV)):
-            self._devices[device.arn] = device
+        self._initial = [*builtin_devices(), *(extra if extra is not None else load_catalogue(os.environ.get(CATALOGUE_ENV)))]
+        self._devices = {device.arn: device for device in self._initial}
+
+    def reset(self) -> None:
+        """Forget devices added at run time; keep the built-in ones and the catalogue file's."""
+        with self._lock:
+            self._devices = {device.arn: device for device in self._initial}
 
     def add(self, device: Device) -> None:
         with self._lock:

@@ -62,7 +62,7 @@ class BraketResponses:
     def search_quantum_tasks(self, req: BraketRequest) -> Reply:
         return 200, self.backend.search_quantum_tasks(req.account, req.region, req.body)
 
-    def list_tags(self, req: BraketRequest) -> Reply:
+    def list_tags_for_resource(self, req: BraketRequest) -> Reply:
         return 200, {"tags": self.backend.list_tags(req.account, req.params["arn"])}
 
     def tag_resource(self, req: BraketRequest) -> Reply:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,7 +21,7 @@ import sys
 import tarfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -44,6 +45,8 @@ class RuntimeSettings:
     max_concurrent_jobs: int = 32
     #: Seconds a quantum task stays QUEUED before it runs.
     task_queue_seconds: float = 0.0
+    #: Image-mode jobs: container image URI -> the command (argv) that stands in for it.
+    image_commands: dict[str, list[str]] = field(default_factory=dict)
 
 
 def split_s3(uri: str) -> tuple[str, str]:
@@ -177,23 +180,23 @@ class JobRuntime:
             return
 
         env = self._environment(job, paths)
-        algorithm = request["algorithmSpecification"]
-        if not algorithm.get("scriptModeConfig"):
-            image = algorithm.get("containerImage", {}).get("uri")
+        command = self._command(job, env)
+        if command is None:
+            image = request["algorithmSpecification"].get("containerImage", {}).get("uri")
             backend.transition(
                 job,
                 "FAILED",
                 event="FAILED",
                 reason=(
-                    f"ClientError: the emulator has no command mapped to image {image}; "
-                    "script mode (scriptModeConfig) jobs run in the local Python environment"
+                    f"ClientError: the emulator has no command mapped to image {image}; map one with "
+                    "the image_commands setting, or use script mode (scriptModeConfig)"
                 ),
             )
             return
 
         logger = _LogShipper(self, job)
         run.process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "covalent_braket_plugin.emulator.bootstrap"],
+            command,
             cwd=paths["root"],
             env=env,
             stdin=subprocess.DEVNULL,
@@ -236,6 +239,24 @@ class JobRuntime:
             failure = paths["failure"].read_text(errors="replace").strip() if paths["failure"].exists() else ""
             reason = f"AlgorithmError: {failure or 'the job process failed'}, exit code: {code}"
             backend.transition(job, "FAILED", event="FAILED", reason=reason)
+
+    def _command(self, job: Job, env: dict[str, str]) -> list[str] | None:
+        """The job's process: the bootstrap in script mode, the mapped command in image mode.
+
+        In image mode the hyperparameters are also exported as ``SM_HP_<NAME>`` (and all of
+        them as ``SM_HPS``), as the SageMaker training toolkit does.
+        """
+        algorithm = job.request["algorithmSpecification"]
+        if algorithm.get("scriptModeConfig"):
+            return [sys.executable, "-u", "-m", "covalent_braket_plugin.emulator.bootstrap"]
+        command = self.settings.image_commands.get(algorithm.get("containerImage", {}).get("uri", ""))
+        if not command:
+            return None
+        hyperparameters = job.request.get("hyperParameters") or {}
+        env["SM_HPS"] = json.dumps(hyperparameters)
+        for name, value in hyperparameters.items():
+            env[f"SM_HP_{re.sub(r'[^A-Za-z0-9_]', '_', name).upper()}"] = value
+        return [str(part) for part in command]
 
     def _kill(self, run: _Run) -> None:
         process = run.process

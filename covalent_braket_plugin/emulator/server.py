@@ -8,11 +8,14 @@ Braket handlers, everything else (S3, STS, IAM, CloudWatch Logs, ECR, ...) and u
 
 from __future__ import annotations
 
+import collections
 import json
+import os
 import re
 import shutil
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,6 +31,8 @@ from .urls import ROUTES
 _SCOPE_RE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 CONTROL_PREFIX = "/_emulator"
 _MAX_BODY = 16 * 1024 * 1024
+#: Requests kept in the journal (oldest dropped first).
+JOURNAL_SIZE = 10_000
 
 StartResponse = Callable[..., Any]
 
@@ -51,18 +56,45 @@ def _error_response(start_response: StartResponse, error: BraketError) -> Iterab
     )
 
 
+def _route(method: str, raw_path: str) -> tuple[str, re.Match[str]] | None:
+    for route_method, pattern, handler in ROUTES:
+        match = pattern.match(raw_path)
+        if match and route_method == method:
+            return handler, match
+    return None
+
+
+def _operation(environ: dict[str, Any], service: str) -> str | None:
+    """A readable operation name for the journal: the Braket handler, the X-Amz-Target
+    action, the query ``Action``, or None (REST services such as S3)."""
+    if service == "braket":
+        raw = (environ.get("RAW_URI") or environ.get("PATH_INFO", "")).split("?", 1)[0]
+        route = _route(environ.get("REQUEST_METHOD", ""), raw)
+        return "".join(part.title() for part in route[0].split("_")) if route else None
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
+    return action[0] if action else None
+
+
 class EmulatorApp:
     """The WSGI application behind the endpoint."""
 
-    def __init__(self, runtime: JobRuntime) -> None:
+    def __init__(self, runtime: JobRuntime, devices_file: str | None = None) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        from .quantum import CATALOGUE_ENV, DeviceCatalogue, load_catalogue
 
         self.runtime = runtime
         self.tasks = QuantumTaskRunner(runtime)
-        self.backend = BraketBackend(runtime, tasks=self.tasks)
+        catalogue = DeviceCatalogue(load_catalogue(devices_file or os.environ.get(CATALOGUE_ENV)))
+        self.backend = BraketBackend(runtime, devices=catalogue, tasks=self.tasks)
         runtime.backend = self.backend
         self.braket = BraketResponses(self.backend)
         self.moto = DomainDispatcherApplication(create_backend_app)
+        self.journal: collections.deque[dict[str, Any]] = collections.deque(maxlen=JOURNAL_SIZE)
+        self._journal_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -70,10 +102,34 @@ class EmulatorApp:
             return self._control(environ, start_response, path[len(CONTROL_PREFIX) :])
         if path == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
             self.backend.reset()
+            self.clear_journal()
         scope = _SCOPE_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        if scope and scope.group(2) == "braket":
-            return self._braket(environ, start_response, scope.group(1))
-        return self.moto(environ, start_response)
+        service = scope.group(2) if scope else "unsigned"
+        entry: dict[str, Any] = {
+            "time": time.time(),
+            "service": service,
+            "region": scope.group(1) if scope else None,
+            "method": environ.get("REQUEST_METHOD"),
+            "path": path,
+            "operation": _operation(environ, service),
+        }
+
+        def recording_start_response(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            entry["status"] = int(status.split(" ", 1)[0])
+            error = dict((k.lower(), v) for k, v in headers).get("x-amzn-errortype")
+            if error:
+                entry["error"] = error.split(":", 1)[0]
+            with self._journal_lock:
+                self.journal.append(entry)
+            return start_response(status, headers, *args)
+
+        if service == "braket":
+            return self._braket(environ, recording_start_response, scope.group(1))
+        return self.moto(environ, recording_start_response)
+
+    def clear_journal(self) -> None:
+        with self._journal_lock:
+            self.journal.clear()
 
     # ---------------------------------------------------------------- Braket
     def _braket(self, environ: dict[str, Any], start_response: StartResponse, region: str) -> Iterable[bytes]:
@@ -81,12 +137,10 @@ class EmulatorApp:
             raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
             raw_path = raw.split("?", 1)[0]
             method = environ.get("REQUEST_METHOD", "GET")
-            for route_method, pattern, handler in ROUTES:
-                match = pattern.match(raw_path)
-                if match and route_method == method:
-                    break
-            else:
+            route = _route(method, raw_path)
+            if route is None:
                 raise ValidationException(f"No Braket operation for {method} {raw_path}")
+            handler, match = route
             request = BraketRequest(
                 account=DEFAULT_ACCOUNT,
                 region=region,
@@ -138,12 +192,27 @@ class EmulatorApp:
                         "quantumTasks": len(tasks),
                     },
                 )
+            if path == "/journal":
+                if method == "DELETE":
+                    self.clear_journal()
+                with self._journal_lock:
+                    entries = list(self.journal)
+                return _json_response(start_response, 200, {"requests": entries})
             if path == "/reset" and method == "POST":
                 self.backend.reset()
+                self.clear_journal()
                 from moto.moto_api._internal import moto_api_backend
 
                 moto_api_backend.reset()
                 return _json_response(start_response, 200, {"status": "reset"})
+            if path == "/devices" and method == "POST":
+                from .quantum import parse_catalogue
+
+                body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)) or b"[]")
+                added = parse_catalogue(body, source="request")
+                for device in added:
+                    self.backend.devices.add(device)
+                return _json_response(start_response, 200, {"added": [device.arn for device in added]})
             if path == "/settings":
                 settings = self.runtime.settings
                 if method == "POST":
@@ -152,6 +221,8 @@ class EmulatorApp:
                         if not hasattr(settings, key):
                             raise ValidationException(f"unknown emulator setting {key!r}")
                         current = getattr(settings, key)
+                        if isinstance(current, dict) and not isinstance(value, dict):
+                            raise ValidationException(f"emulator setting {key!r} takes an object")
                         setattr(settings, key, type(current)(value))
                 return _json_response(start_response, 200, vars(settings))
             raise ValidationException(f"no control operation {method} {CONTROL_PREFIX}{path}")
@@ -185,7 +256,9 @@ class BraketEmulator:
         port: Port to bind; 0 picks a free one.
         work_dir: Where job working directories go; a temporary directory by default
             (removed on stop).
-        settings: Initial runtime settings (queue delay, concurrency).
+        settings: Initial runtime settings (queue delay, concurrency, image commands).
+        devices_file: A JSON device catalogue adding emulated QPUs (default: the file named by
+            ``BRAKET_EMULATOR_DEVICES``, if any).
     """
 
     def __init__(
@@ -194,8 +267,10 @@ class BraketEmulator:
         port: int = 0,
         work_dir: str | Path | None = None,
         settings: RuntimeSettings | None = None,
+        devices_file: str | None = None,
     ) -> None:
         self.host = host
+        self.devices_file = devices_file
         self.port = port
         self._own_work_dir = work_dir is None
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="braket-emulator-"))
@@ -215,7 +290,7 @@ class BraketEmulator:
         from werkzeug.serving import make_server
 
         runtime = JobRuntime("", self.work_dir, self._initial_settings)
-        self.app = EmulatorApp(runtime)
+        self.app = EmulatorApp(runtime, devices_file=self.devices_file)
         self._server = make_server(self.host, self.port, self.app, threaded=True, request_handler=_quiet_handler())
         runtime.endpoint_url = self.url
         self._thread = threading.Thread(target=self._server.serve_forever, name="braket-emulator", daemon=True)

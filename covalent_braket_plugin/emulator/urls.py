@@ -19,7 +19,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/quantum-task/(?P<arn>[^/]+)$"), "get_quantum_task"),
     ("PUT", re.compile(r"^/quantum-task/(?P<arn>[^/]+)/cancel$"), "cancel_quantum_task"),
     ("POST", re.compile(r"^/quantum-tasks$"), "search_quantum_tasks"),
-    ("GET", re.compile(r"^/tags/(?P<arn>[^/]+)$"), "list_tags"),
+    ("GET", re.compile(r"^/tags/(?P<arn>[^/]+)$"), "list_tags_for_resource"),
     ("POST", re.compile(r"^/tags/(?P<arn>[^/]+)$"), "tag_resource"),
     ("DELETE", re.compile(r"^/tags/(?P<arn>[^/]+)$"), "untag_resource"),
 ]

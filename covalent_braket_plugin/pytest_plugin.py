@@ -1,0 +1,129 @@
+"""pytest fixtures for testing Covalent/Braket workflows against Braket-in-a-box.
+
+Installed as a ``pytest11`` plugin: with ``covalent-braket-plugin[emulator]`` installed, any
+test can ask for them.
+
+``braket_emulator``
+    A function-scoped :class:`EmulatorControl` on the session's emulator, reset before the
+    test, with this process's AWS settings pointed at it (endpoint, dummy credentials, region;
+    every other ``AWS_*`` variable removed, so nothing reaches a real account).
+``braket_emulator_server``
+    The session's :class:`~covalent_braket_plugin.emulator.BraketEmulator` (one per session,
+    on a free loopback port).
+
+Example::
+
+    def test_my_workflow(braket_emulator):
+        braket_emulator.settings(queue_seconds=2)
+        ...  # dispatch
+        assert braket_emulator.journal(operation="CreateJob")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "queue_seconds": 0.0,
+    "max_concurrent_jobs": 32,
+    "task_queue_seconds": 0.0,
+    "image_commands": {},
+}
+
+
+class EmulatorControl:
+    """Drive the emulator from a test: reset, settings, health, the request journal, clients."""
+
+    def __init__(self, url: str, region: str = "us-east-1", work_dir: Any = None) -> None:
+        self.url = url
+        self.region = region
+        self.work_dir = work_dir
+
+    def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+        request = urllib.request.Request(f"{self.url}/_emulator{path}", data=data, method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def reset(self) -> None:
+        """Stop every job and task and clear all Braket and moto state and the journal."""
+        self._call("POST", "/reset")
+        self.settings(**DEFAULT_SETTINGS)
+
+    def settings(self, **changes: Any) -> dict[str, Any]:
+        """Read (no arguments) or change the runtime settings; returns them all."""
+        if not changes:
+            return self._call("GET", "/settings")
+        return self._call("POST", "/settings", changes)
+
+    def add_devices(self, entries: list[dict[str, Any]]) -> list[str]:
+        """Add emulated QPUs (catalogue entries, see ``docs/emulator.md``); returns their ARNs."""
+        return self._call("POST", "/devices", entries)["added"]  # type: ignore[arg-type]
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health")
+
+    def journal(self, service: str | None = None, operation: str | None = None) -> list[dict[str, Any]]:
+        """Requests that went over the wire, oldest first, optionally filtered."""
+        entries = self._call("GET", "/journal")["requests"]
+        return [
+            entry
+            for entry in entries
+            if (service is None or entry["service"] == service)
+            and (operation is None or entry["operation"] == operation)
+        ]
+
+    def clear_journal(self) -> None:
+        self._call("DELETE", "/journal")
+
+    def env(self) -> dict[str, str]:
+        """The environment that points an AWS client (or a Covalent server) at the emulator."""
+        from .sandbox import emulator_env
+
+        return emulator_env(self.url, self.region)
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        """A boto3 client on the emulator."""
+        import boto3
+
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=self.url,
+            region_name=self.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            **kwargs,
+        )
+
+
+@pytest.fixture(scope="session")
+def braket_emulator_server() -> Iterator[Any]:
+    """One Braket-in-a-box per test session, on a free loopback port."""
+    from .emulator import BraketEmulator
+
+    server = BraketEmulator(host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def braket_emulator(braket_emulator_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorControl]:
+    """A freshly reset emulator, with this process's AWS settings pointed at it."""
+    control = EmulatorControl(braket_emulator_server.url, work_dir=braket_emulator_server.work_dir)
+    control.reset()
+    for name in [key for key in os.environ if key.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    for name, value in control.env().items():
+        monkeypatch.setenv(name, value)
+    from . import aws
+
+    aws.reset_cache()
+    yield control
+    aws.reset_cache()

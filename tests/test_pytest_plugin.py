@@ -1,0 +1,40 @@
+"""The pytest plugin users get: fixtures, journal, and the no-leak guarantee."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+
+
+def test_fixture_points_aws_at_the_emulator_and_nowhere_else(braket_emulator: Any) -> None:
+    assert os.environ["AWS_ENDPOINT_URL"] == braket_emulator.url
+    assert braket_emulator.url.startswith("http://127.0.0.1:")
+    assert os.environ["AWS_SHARED_CREDENTIALS_FILE"] == os.devnull
+    assert "AWS_PROFILE" not in os.environ
+    client = boto3.client("s3")
+    assert client.meta.endpoint_url == braket_emulator.url
+
+
+def test_journal_records_what_went_over_the_wire(braket_emulator: Any) -> None:
+    assert braket_emulator.journal() == []
+    boto3.client("s3").create_bucket(Bucket="journal-bucket")
+    braket = boto3.client("braket")
+    braket.search_jobs(filters=[])
+    try:
+        braket.get_job(jobArn="arn:aws:braket:us-east-1:123456789012:job/missing")
+    except braket.exceptions.ResourceNotFoundException:
+        pass
+    calls = braket_emulator.journal(service="braket")
+    assert [(c["operation"], c["status"]) for c in calls] == [("SearchJobs", 200), ("GetJob", 404)]
+    assert calls[1]["error"] == "ResourceNotFoundException"
+    assert [c["method"] for c in braket_emulator.journal(service="s3")] == ["PUT"]
+    braket_emulator.clear_journal()
+    assert braket_emulator.journal() == []
+
+
+def test_each_test_starts_from_a_clean_emulator(braket_emulator: Any) -> None:
+    assert boto3.client("s3").list_buckets()["Buckets"] == []
+    assert braket_emulator.health()["jobs"] == 0
+    assert braket_emulator.settings()["queue_seconds"] == 0.0
