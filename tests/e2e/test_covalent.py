@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import cloudpickle
@@ -12,57 +11,14 @@ import covalent as ct
 import pytest
 
 from covalent_braket_plugin.braket import BraketExecutor
-from covalent_braket_plugin.sandbox import CovalentServer, emulator_env, write_braket_config
-from tests.conftest import BUCKET, IMAGE, ROLE
+from covalent_braket_plugin.sandbox import CovalentServer
+from tests.conftest import BUCKET, IMAGE
+from tests.e2e.helpers import POLL, diagnose, executor, jobs_of, run
 
 # The job process cannot import this test module: send its functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-POLL = 0.5
-CONFIGURED = {
-    "s3_bucket_name": BUCKET,
-    "ecr_image_uri": IMAGE,
-    "braket_job_execution_role_name": "CovalentBraketJobsExecutionRole",
-    "poll_freq": POLL,
-    "time_limit": 600,
-}
-
-
-@pytest.fixture(scope="session")
-def server(emulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CovalentServer]:
-    home = tmp_path_factory.mktemp("covalent-server-home")
-    write_braket_config(home, CONFIGURED)
-    instance = CovalentServer(env=emulator_env(emulator.url), home=home)
-    instance.start()
-    yield instance
-    instance.stop()
-
-
-def executor(**changes: Any) -> BraketExecutor:
-    settings = {**CONFIGURED, "braket_job_execution_role_name": ROLE, **changes}
-    return BraketExecutor(**settings)
-
-
-def run(server: CovalentServer, lattice: Any, *args: Any) -> Any:
-    dispatch_id = ct.dispatch(lattice, dispatcher_addr=server.address)(*args)
-    return ct.get_result(dispatch_id, wait=True, dispatcher_addr=server.address)
-
-
-def diagnose(result: Any) -> str:
-    """Every node's status, error and stderr: the message of a failed assertion."""
-    lines = [f"workflow {result.status}: {result.error}"]
-    for node_id in range(len(result.lattice.transport_graph._graph.nodes)):
-        node = result.get_node_result(node_id)
-        lines.append(f"node {node_id} {node['node_name']} {node['status']}: {node['error']}\n{node['stderr']}")
-    return "\n".join(lines)
-
-
-def jobs_of(aws: Any, dispatch_id: str) -> list[dict[str, Any]]:
-    filters = [{"name": "tags.covalent:dispatch_id", "operator": "EQUAL", "values": [dispatch_id]}]
-    return aws.braket.search_jobs(filters=filters)["jobs"]
-
 
 @ct.electron(executor=executor())
 def add(a: int, b: int) -> int:

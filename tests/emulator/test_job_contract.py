@@ -3,10 +3,8 @@ and devices added from a catalogue."""
 
 from __future__ import annotations
 
-import io
 import json
 import sys
-import tarfile
 from typing import Any
 
 import pytest

@@ -1,0 +1,46 @@
+"""Helpers of the end-to-end tests: executors, dispatching, and reading what happened."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import covalent as ct
+
+from covalent_braket_plugin.braket import BraketExecutor
+from covalent_braket_plugin.sandbox import CovalentServer
+from tests.conftest import BUCKET, IMAGE, ROLE
+
+POLL = 0.5
+CONFIGURED = {
+    "s3_bucket_name": BUCKET,
+    "ecr_image_uri": IMAGE,
+    "braket_job_execution_role_name": "CovalentBraketJobsExecutionRole",
+    "poll_freq": POLL,
+    "time_limit": 600,
+}
+
+
+def executor(**changes: Any) -> BraketExecutor:
+    settings = {**CONFIGURED, "braket_job_execution_role_name": ROLE, **changes}
+    return BraketExecutor(**settings)
+
+
+def run(server: CovalentServer, lattice: Any, *args: Any) -> Any:
+    dispatch_id = ct.dispatch(lattice, dispatcher_addr=server.address)(*args)
+    return ct.get_result(dispatch_id, wait=True, dispatcher_addr=server.address)
+
+
+def diagnose(result: Any) -> str:
+    """Every node's status, error and stderr: the message of a failed assertion."""
+    lines = [f"workflow {result.status}: {result.error}"]
+    for node_id in range(len(result.lattice.transport_graph._graph.nodes)):
+        node = result.get_node_result(node_id)
+        lines.append(f"node {node_id} {node['node_name']} {node['status']}: {node['error']}\n{node['stderr']}")
+    return "\n".join(lines)
+
+
+def jobs_of(aws: Any, dispatch_id: str) -> list[dict[str, Any]]:
+    filters = [{"name": "tags.covalent:dispatch_id", "operator": "EQUAL", "values": [dispatch_id]}]
+    return aws.braket.search_jobs(filters=filters)["jobs"]
+
+
