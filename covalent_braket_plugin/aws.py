@@ -21,16 +21,31 @@ _CLIENT_CONFIG_KWARGS: dict[str, Any] = {
     "read_timeout": 60,
 }
 
-_SERVICES = ("braket", "s3", "sts", "logs")
+_SERVICES = ("braket", "s3", "sts", "logs", "iam", "ecr")
+#: Error codes worth another try after a pause (botocore has already retried them).
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
+        "SlowDown", "InternalServiceException", "InternalServerError", "InternalError",
+        "InternalFailure", "ServiceUnavailable", "RequestTimeout", "EndpointConnectionError",
+        "ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError",
+    }
+)
 
 
 class AwsError(RuntimeError):
     """An AWS call failed; the message names the operation, the AWS error code and the text."""
 
-    def __init__(self, operation: str, code: str, message: str) -> None:
+    def __init__(self, operation: str, code: str, message: str, status: int | None = None) -> None:
         self.operation = operation
         self.code = code
+        self.status = status
         super().__init__(f"AWS {operation} failed ({code}): {message}")
+
+    @property
+    def transient(self) -> bool:
+        """Throttling, a 5xx or a broken connection: the same call may succeed later."""
+        return self.code in TRANSIENT_CODES or (self.status is not None and self.status >= 500)
 
 
 @dataclass(frozen=True)
@@ -41,6 +56,8 @@ class AwsClients:
     s3: Any
     sts: Any
     logs: Any
+    iam: Any
+    ecr: Any
     region: str
 
 
@@ -64,14 +81,23 @@ def clients_for(settings: BraketSettings) -> AwsClients:
         import botocore.config
         import botocore.session
 
-        core = botocore.session.Session(profile=settings.profile_name)
+        from botocore.exceptions import ProfileNotFound
+
+        from .config import InvalidSettingError
+
+        core = botocore.session.Session()
         if settings.credentials_file:
             core.set_config_variable("credentials_file", settings.credentials_file)
-        session = boto3.Session(botocore_session=core, region_name=settings.region_name)
-        region = session.region_name
+        if settings.profile_name:
+            core.set_config_variable("profile", settings.profile_name)
+        try:
+            session = boto3.Session(botocore_session=core, region_name=settings.region_name)
+            region = session.region_name
+        except ProfileNotFound:
+            raise InvalidSettingError(
+                "profile", settings.profile, "a profile defined in the AWS config or credentials file"
+            ) from None
         if not region:
-            from .config import InvalidSettingError
-
             raise InvalidSettingError(
                 "region",
                 settings.region,
@@ -115,7 +141,8 @@ def call(client: Any, operation: str, **kwargs: Any) -> Any:
         return getattr(client, operation)(**kwargs)
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        raise AwsError(operation, error.get("Code", "Unknown"), error.get("Message", str(exc))) from exc
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        raise AwsError(operation, error.get("Code", "Unknown"), error.get("Message", str(exc)), status) from exc
     except BotoCoreError as exc:
         raise AwsError(operation, type(exc).__name__, str(exc)) from exc
 

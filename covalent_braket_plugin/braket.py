@@ -8,10 +8,12 @@ cheap: boto3 is imported when the first client is built, the Braket SDK never.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -41,9 +43,17 @@ from covalent._shared_files.exceptions import TaskCancelledError, TaskRuntimeErr
 from covalent.executor.executor_plugins.remote_executor import RemoteExecutor
 
 from . import aws
-from .config import DEFAULTS, BraketSettings, check_setting, read_covalent_config
+from .config import DEFAULTS, BraketSettings, InvalidSettingError, check_setting, read_covalent_config
 from .job import ENTRY_POINT, runner_archive
-from .job.runner import HP_PYTHON_VERSION, HP_TASK_URI, INPUT_KEY, RESULT_FORMAT, RESULT_KEY
+from .job.runner import (
+    HP_INPUT_SHA256,
+    HP_KMS_KEY_ID,
+    HP_PYTHON_VERSION,
+    HP_TASK_URI,
+    INPUT_KEY,
+    RESULT_FORMAT,
+    RESULT_KEY,
+)
 
 #: Merged into ``[executors.braket]`` of covalent.conf by Covalent (user edits are kept).
 _EXECUTOR_PLUGIN_DEFAULTS: dict[str, Any] = dict(DEFAULTS)
@@ -60,17 +70,30 @@ QUEUED_DEADLINE_SECONDS = 7 * 24 * 3600
 #: The first status check comes this soon after submission, so fast failures surface at once.
 FIRST_POLL_SECONDS = 1.0
 _JOB_NAME_MAX = 50
-_SSE = {"ServerSideEncryption": "AES256"}
 RUNNER_KEY = "runner.tar.gz"
 
 
 class BraketJobError(RuntimeError):
-    """A Braket job ended FAILED for a reason other than the electron raising."""
+    """A Braket job ended FAILED for a reason other than the electron raising, or its result
+    could not be used."""
+
+
+#: Attempts of one electron (dispatch and node) tried before giving up on finding a free one.
+MAX_ATTEMPTS = 20
+#: How long a successful pre-flight check of the AWS resources is trusted.
+PREFLIGHT_TTL_SECONDS = 300.0
+#: Transient errors tolerated in a row while polling before the task fails.
+MAX_POLL_ERRORS = 10
 
 
 @dataclass(frozen=True)
 class TaskLocation:
-    """Where one attempt of one electron lives: S3 prefix, job name, idempotency token."""
+    """Where attempt ``attempt`` of one electron lives: S3 prefix, job name, idempotency token.
+
+    All three are derived from (dispatch, node, attempt), so an executor rebuilt for the same
+    task (a server restart) finds the same job again: ``CreateJob`` with the same client token
+    returns the existing job instead of creating a second one.
+    """
 
     bucket: str
     prefix: str
@@ -78,12 +101,11 @@ class TaskLocation:
     client_token: str
     dispatch_id: str
     node_id: str
-    attempt: str
+    attempt: int
 
     @classmethod
-    def new(cls, bucket: str, dispatch_id: str, node_id: Any) -> TaskLocation:
-        attempt = uuid.uuid4().hex[:12]
-        prefix = f"{S3_PREFIX}/{dispatch_id}/node-{node_id}/{attempt}"
+    def new(cls, bucket: str, dispatch_id: str, node_id: Any, attempt: int = 0) -> TaskLocation:
+        prefix = f"{S3_PREFIX}/{dispatch_id}/node-{node_id}/attempt-{attempt}"
         token = str(uuid.uuid5(uuid.NAMESPACE_URL, f"covalent-braket:{dispatch_id}:{node_id}:{attempt}"))
         name = job_name(dispatch_id, node_id, attempt)
         return cls(bucket, prefix, name, token, str(dispatch_id), str(node_id), attempt)
@@ -96,19 +118,18 @@ class TaskLocation:
         return f"{self.prefix}/{name}"
 
 
-def job_name(dispatch_id: str, node_id: Any, attempt: str) -> str:
+def job_name(dispatch_id: str, node_id: Any, attempt: int) -> str:
     """A Braket job name that is always valid: ``[a-zA-Z0-9-]``, at most 50 characters.
 
-    It reads ``cov-<dispatch prefix>-<node>-<attempt>``; the attempt part keeps it unique.
+    It reads ``cov-<dispatch id>-<node>-a<attempt>``, the dispatch id shortened to fit.
     """
 
-    def clean(text: str) -> str:
+    def clean(text: Any) -> str:
         return "".join(ch for ch in str(text) if ch.isascii() and ch.isalnum())
 
-    tail = f"-{clean(attempt)[:12]}"
-    node = clean(node_id)[:12] or "0"
-    head = f"cov-{clean(dispatch_id)[:12] or 'x'}-{node}"
-    return (head[: _JOB_NAME_MAX - len(tail)] + tail).strip("-")
+    tail = f"-{clean(node_id)[:12] or '0'}-a{int(attempt)}"
+    room = _JOB_NAME_MAX - len("cov-") - len(tail)
+    return f"cov-{clean(dispatch_id)[:room] or 'x'}{tail}"
 
 
 class BraketExecutor(RemoteExecutor):
@@ -132,6 +153,9 @@ class BraketExecutor(RemoteExecutor):
         time_limit: Maximum running time of the job, in seconds (1 to 432000).
         poll_freq: Seconds between job status checks.
         cache_dir: Local directory for temporary files.
+        kms_key_id: KMS key for the task's objects and the job's outputs (SSE-KMS); empty
+            means SSE-S3.
+        cleanup: Delete the task's runner and pickles once the result is retrieved.
     """
 
     def __init__(
@@ -148,6 +172,8 @@ class BraketExecutor(RemoteExecutor):
         time_limit: int | None = None,
         poll_freq: float | None = None,
         cache_dir: str | None = None,
+        kms_key_id: str | None = None,
+        cleanup: bool | None = None,
         **kwargs: Any,
     ) -> None:
         given = {
@@ -163,6 +189,8 @@ class BraketExecutor(RemoteExecutor):
             "time_limit": time_limit,
             "poll_freq": poll_freq,
             "cache_dir": cache_dir,
+            "kms_key_id": kms_key_id,
+            "cleanup": cleanup,
         }
         values = {}
         for name, value in given.items():
@@ -188,6 +216,8 @@ class BraketExecutor(RemoteExecutor):
         self.quantum_device = values["quantum_device"]
         self.classical_device = values["classical_device"]
         self.storage = values["storage"]
+        self.kms_key_id = values["kms_key_id"]
+        self.cleanup = values["cleanup"]
 
     # ------------------------------------------------------------------ settings
     def settings(self) -> BraketSettings:
@@ -196,7 +226,7 @@ class BraketExecutor(RemoteExecutor):
         Raises:
             InvalidSettingError: naming the first invalid setting.
         """
-        return BraketSettings.from_mapping({name: getattr(self, name) for name in DEFAULTS})
+        return BraketSettings.from_mapping({name: getattr(self, name, DEFAULTS[name]) for name in DEFAULTS})
 
     # ------------------------------------------------------------------ RemoteExecutor API
     async def _validate_credentials(self) -> bool:
@@ -205,24 +235,40 @@ class BraketExecutor(RemoteExecutor):
         await asyncio.to_thread(aws.caller_account, settings)
         return True
 
-    async def _upload_task(self, settings: BraketSettings, location: TaskLocation, payload: Any) -> None:
-        await asyncio.to_thread(self._upload_task_sync, settings, location, payload)
+    async def _upload_task(self, settings: BraketSettings, location: TaskLocation, payload: Any) -> str:
+        return await asyncio.to_thread(self._upload_task_sync, settings, location, payload)
 
-    async def submit_task(self, settings: BraketSettings, location: TaskLocation, python: str) -> str:
-        return await asyncio.to_thread(self._submit_sync, settings, location, python)
+    async def submit_task(
+        self, settings: BraketSettings, location: TaskLocation, python: str, digest: str
+    ) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self._submit_sync, settings, location, python, digest)
 
     async def get_status(self, settings: BraketSettings, job_arn: str) -> dict[str, Any]:
         return await asyncio.to_thread(self._get_job_sync, settings, job_arn)
 
     async def _poll_task(self, settings: BraketSettings, job_arn: str) -> dict[str, Any]:
-        """Poll GetJob until the job is terminal, within a deadline derived from time_limit."""
+        """Poll GetJob until the job is terminal, within a deadline derived from time_limit.
+
+        A transient error (throttling, 5xx, a dropped connection) that outlasts botocore's own
+        retries costs one interval, not the task; ``MAX_POLL_ERRORS`` in a row fail it.
+        """
         submitted = time.monotonic()
         started: float | None = None
         delay = min(FIRST_POLL_SECONDS, settings.poll_freq)
+        errors = 0
         while True:
             await asyncio.sleep(delay)
             delay = settings.poll_freq
-            job = await self.get_status(settings, job_arn)
+            try:
+                job = await self.get_status(settings, job_arn)
+                errors = 0
+            except aws.AwsError as exc:
+                errors += 1
+                if not exc.transient or errors >= MAX_POLL_ERRORS:
+                    raise
+                app_log.warning(f"Polling Braket job {job_arn}: {exc}; trying again")
+                delay = min(settings.poll_freq * 2**errors, 300.0)
+                continue
             status = job["status"]
             if status in TERMINAL_STATES:
                 return job
@@ -250,22 +296,30 @@ class BraketExecutor(RemoteExecutor):
         if await self.get_cancel_requested():
             raise TaskCancelledError(f"task {dispatch_id}:{node_id} was cancelled before submission")
         python = await self._client_python()
-        location = TaskLocation.new(settings.s3_bucket_name, dispatch_id, node_id)
+        await asyncio.to_thread(self._preflight_sync, settings)
 
-        await self._upload_task(settings, location, (function, args, kwargs))
-        if await self.get_cancel_requested():
-            await asyncio.to_thread(self._delete_objects_sync, settings, location)
-            raise TaskCancelledError(f"task {dispatch_id}:{node_id} was cancelled before submission")
+        job: dict[str, Any] | None = None
+        for attempt in range(MAX_ATTEMPTS):
+            location = TaskLocation.new(settings.s3_bucket_name, dispatch_id, node_id, attempt)
+            digest = await self._upload_task(settings, location, (function, args, kwargs))
+            if await self.get_cancel_requested():
+                await asyncio.to_thread(self._delete_objects_sync, settings, location)
+                raise TaskCancelledError(f"task {dispatch_id}:{node_id} was cancelled before submission")
+            job = await self.submit_task(settings, location, python, digest)
+            if job is not None:
+                break
+        if job is None:
+            raise BraketJobError(f"no free attempt for task {dispatch_id}:{node_id} after {MAX_ATTEMPTS} tries")
 
-        job_arn = await self.submit_task(settings, location, python)
-        app_log.debug(f"Braket job {job_arn} created for {dispatch_id}:{node_id}")
+        job_arn = job["jobArn"]
+        app_log.debug(f"Braket job {job_arn} ({job['status']}) runs {dispatch_id}:{node_id}")
         await self.set_job_handle(job_arn)
         if await self.get_cancel_requested():
             await asyncio.to_thread(self._cancel_sync, settings, job_arn)
 
-        job = await self._poll_task(settings, job_arn)
-        status = job["status"]
-        if status == "CANCELLED":
+        if job["status"] not in TERMINAL_STATES:
+            job = await self._poll_task(settings, job_arn)
+        if job["status"] == "CANCELLED":
             raise TaskCancelledError(f"Braket job {job_arn} was cancelled")
         outcome = await self.query_result(settings, location, job)
         if outcome is None:  # FAILED with no result object: the job never ran the electron
@@ -284,7 +338,8 @@ class BraketExecutor(RemoteExecutor):
                 f"electron raised {outcome['exception_type']}: {outcome['exception']} "
                 f"(Braket job {job_arn})"
             )
-        await asyncio.to_thread(self._delete_objects_sync, settings, location)
+        if settings.cleanup:
+            await asyncio.to_thread(self._delete_objects_sync, settings, location)
         return outcome["result"]
 
     async def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
@@ -303,19 +358,105 @@ class BraketExecutor(RemoteExecutor):
             version = {}
         full = str(version.get("python") or "")
         if not full:
-            import sys
-
             return f"{sys.version_info.major}.{sys.version_info.minor}"
         return ".".join(full.split(".")[:2])
 
-    def _upload_task_sync(self, settings: BraketSettings, location: TaskLocation, payload: Any) -> None:
+    def _preflight_sync(self, settings: BraketSettings) -> None:
+        """Check, before anything is created, that the resources the job needs are there.
+
+        The bucket must exist and be reachable; the role, the image and the device must exist
+        where the caller may look them up (a missing permission to look is not an error), and
+        the device must be online. A success is trusted for ``PREFLIGHT_TTL_SECONDS``.
+        """
+        key = (settings, aws.clients_for(settings).region)
+        with _preflight_lock:
+            if time.monotonic() - _preflight_ok.get(key, -1e9) < PREFLIGHT_TTL_SECONDS:
+                return
+        clients = aws.clients_for(settings)
+        denied = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"}
+
+        try:
+            aws.call(clients.s3, "head_bucket", Bucket=settings.s3_bucket_name)
+        except aws.AwsError as exc:
+            if exc.code not in denied:
+                raise InvalidSettingError(
+                    "s3_bucket_name", settings.s3_bucket_name, f"an existing bucket you can write to ({exc.code})"
+                ) from exc
+
+        if not settings.role_is_arn or settings.braket_job_execution_role_name.split(":")[4] == aws.caller_account(settings)[0]:
+            role = settings.braket_job_execution_role_name.rsplit("/", 1)[-1]
+            try:
+                aws.call(clients.iam, "get_role", RoleName=role)
+            except aws.AwsError as exc:
+                if exc.code == "NoSuchEntity":
+                    raise InvalidSettingError(
+                        "braket_job_execution_role_name",
+                        settings.braket_job_execution_role_name,
+                        "an existing IAM role that Braket can assume",
+                    ) from exc
+                if exc.code not in denied:
+                    raise
+
+        registry, _, rest = settings.ecr_image_uri.partition(".dkr.ecr.")
+        repository_and_ref = settings.ecr_image_uri.split("/", 1)[1]
+        if "@" in repository_and_ref:
+            repository, digest = repository_and_ref.split("@", 1)
+            image_id = {"imageDigest": digest}
+        else:
+            repository, tag = repository_and_ref.rsplit(":", 1)
+            image_id = {"imageTag": tag}
+        try:
+            aws.call(clients.ecr, "describe_images", registryId=registry, repositoryName=repository, imageIds=[image_id])
+        except aws.AwsError as exc:
+            if exc.code in ("RepositoryNotFoundException", "ImageNotFoundException"):
+                raise InvalidSettingError(
+                    "ecr_image_uri", settings.ecr_image_uri, f"an image that exists in ECR ({exc.code})"
+                ) from exc
+            if exc.code not in denied:
+                raise
+
+        try:
+            device = aws.call(clients.braket, "get_device", deviceArn=settings.quantum_device)
+        except aws.AwsError as exc:
+            if exc.code in ("ResourceNotFoundException", "ValidationException"):
+                raise InvalidSettingError(
+                    "quantum_device", settings.quantum_device, f"a Braket device that exists in {clients.region}"
+                ) from exc
+            if exc.code not in denied:
+                raise
+        else:
+            if device.get("deviceStatus") != "ONLINE":
+                raise InvalidSettingError(
+                    "quantum_device",
+                    settings.quantum_device,
+                    f"an ONLINE device (it is {device.get('deviceStatus')})",
+                )
+        with _preflight_lock:
+            _preflight_ok[key] = time.monotonic()
+
+    def _upload_task_sync(self, settings: BraketSettings, location: TaskLocation, payload: Any) -> str:
+        """Upload the runner and ``(function, args, kwargs)``; return the input's SHA-256.
+
+        If this attempt's input is already there (an executor rebuilt for the same task), it is
+        kept, and its recorded digest returned, so the resubmitted ``CreateJob`` is identical.
+        """
         import cloudpickle
 
         clients = aws.clients_for(settings)
+        try:
+            head = aws.call(clients.s3, "head_object", Bucket=location.bucket, Key=location.key(INPUT_KEY))
+            recorded = head.get("Metadata", {}).get("sha256")
+            if recorded:
+                return recorded
+        except aws.AwsError as exc:
+            if exc.code not in ("404", "NoSuchKey", "NotFound"):
+                raise
         self._upload_runner_sync(settings, location)
         os.makedirs(settings.cache_dir, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=settings.cache_dir, suffix=".pkl") as spool:
-            cloudpickle.dump(payload, spool)
+            digest = hashlib.sha256()
+            writer = _HashingWriter(spool, digest)
+            cloudpickle.dump(payload, writer)
             spool.flush()
             aws.call(
                 clients.s3,
@@ -323,8 +464,9 @@ class BraketExecutor(RemoteExecutor):
                 Filename=spool.name,
                 Bucket=location.bucket,
                 Key=location.key(INPUT_KEY),
-                ExtraArgs=_SSE,
+                ExtraArgs={**settings.encryption, "Metadata": {"sha256": digest.hexdigest()}},
             )
+        return digest.hexdigest()
 
     def _upload_runner_sync(self, settings: BraketSettings, location: TaskLocation) -> str:
         """Upload the job runner next to the task's input; return its S3 URI.
@@ -339,12 +481,25 @@ class BraketExecutor(RemoteExecutor):
             Bucket=location.bucket,
             Key=location.key(RUNNER_KEY),
             Body=data,
-            **_SSE,
+            **settings.encryption,
         )
         return f"{location.uri}/{RUNNER_KEY}"
 
-    def _submit_sync(self, settings: BraketSettings, location: TaskLocation, python: str) -> str:
+    def _submit_sync(
+        self, settings: BraketSettings, location: TaskLocation, python: str, digest: str
+    ) -> dict[str, Any] | None:
+        """CreateJob (idempotent); return the job to follow, or None if this attempt is spent.
+
+        The same client token returns the same job, so a retried request (or a rebuilt
+        executor) never makes a second job. A job found FAILED or CANCELLED, or COMPLETED
+        with its result already collected, belongs to an earlier attempt.
+        """
         clients = aws.clients_for(settings)
+        hyperparameters = {HP_TASK_URI: location.uri, HP_PYTHON_VERSION: python, HP_INPUT_SHA256: digest}
+        output: dict[str, Any] = {"s3Path": f"{location.uri}/output"}
+        if settings.kms_key_id:
+            hyperparameters[HP_KMS_KEY_ID] = settings.kms_key_id
+            output["kmsKeyId"] = settings.kms_key_id
         request = {
             "clientToken": location.client_token,
             "jobName": location.job_name,
@@ -364,19 +519,37 @@ class BraketExecutor(RemoteExecutor):
                 "instanceCount": 1,
             },
             "stoppingCondition": {"maxRuntimeInSeconds": settings.time_limit},
-            "outputDataConfig": {"s3Path": f"{location.uri}/output"},
+            "outputDataConfig": output,
             "checkpointConfig": {"s3Uri": f"{location.uri}/checkpoints"},
-            "hyperParameters": {HP_TASK_URI: location.uri, HP_PYTHON_VERSION: python},
+            "hyperParameters": hyperparameters,
             "tags": {
                 "covalent:dispatch_id": location.dispatch_id,
                 "covalent:node_id": location.node_id,
-                "covalent:attempt": location.attempt,
+                "covalent:attempt": str(location.attempt),
             },
         }
         try:
-            return aws.call(clients.braket, "create_job", **request)["jobArn"]
-        except Exception:
+            job_arn = aws.call(clients.braket, "create_job", **request)["jobArn"]
+        except aws.AwsError as exc:
+            if exc.code == "ConflictException":  # the name is taken by an older attempt
+                return None
             self._delete_objects_sync(settings, location)
+            raise
+        job = self._get_job_sync(settings, job_arn)
+        status = job["status"]
+        if status in ("FAILED", "CANCELLED"):
+            return None
+        if status == "COMPLETED" and not self._exists_sync(settings, location, RESULT_KEY):
+            return None
+        return job
+
+    def _exists_sync(self, settings: BraketSettings, location: TaskLocation, name: str) -> bool:
+        try:
+            aws.call(aws.clients_for(settings).s3, "head_object", Bucket=location.bucket, Key=location.key(name))
+            return True
+        except aws.AwsError as exc:
+            if exc.code in ("404", "NoSuchKey", "NotFound"):
+                return False
             raise
 
     def _get_job_sync(self, settings: BraketSettings, job_arn: str) -> dict[str, Any]:
@@ -395,11 +568,12 @@ class BraketExecutor(RemoteExecutor):
     def _download_result_sync(
         self, settings: BraketSettings, location: TaskLocation, job: dict[str, Any]
     ) -> dict[str, Any] | None:
-        """Download and unpickle ``result.pkl``; None when a FAILED job left none."""
+        """Download, check and unpickle ``result.pkl``; None when a FAILED job left none."""
         import cloudpickle
 
         clients = aws.clients_for(settings)
         key = location.key(RESULT_KEY)
+        where = f"s3://{location.bucket}/{key}"
         os.makedirs(settings.cache_dir, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=settings.cache_dir) as scratch:
             spool = os.path.join(scratch, RESULT_KEY)
@@ -409,20 +583,21 @@ class BraketExecutor(RemoteExecutor):
                 if job["status"] == "FAILED":
                     return None
                 raise BraketJobError(
-                    f"Braket job {job['jobArn']} completed but its result s3://{location.bucket}/{key} "
-                    f"could not be read: {exc}"
+                    f"Braket job {job['jobArn']} completed but its result {where} could not be read: {exc}"
                 ) from exc
             try:
                 with open(spool, "rb") as handle:
                     outcome = cloudpickle.load(handle)
             except Exception as exc:
                 raise BraketJobError(
-                    f"Braket job {job['jobArn']} left a corrupt result at "
-                    f"s3://{location.bucket}/{key}: {type(exc).__name__}: {exc}"
+                    f"Braket job {job['jobArn']} left a corrupt result at {where}: {type(exc).__name__}: {exc}"
                 ) from exc
         if not isinstance(outcome, dict) or outcome.get("format") != RESULT_FORMAT:
+            raise BraketJobError(f"Braket job {job['jobArn']} left an unrecognised result at {where}")
+        if outcome.get("task_uri") != location.uri or outcome.get("job_name") != job["jobName"]:
             raise BraketJobError(
-                f"Braket job {job['jobArn']} left an unrecognised result at s3://{location.bucket}/{key}"
+                f"the result at {where} was written by job {outcome.get('job_name')!r} for "
+                f"{outcome.get('task_uri')!r}, not by Braket job {job['jobArn']}; it was not used"
             )
         return outcome
 
@@ -465,6 +640,22 @@ class BraketExecutor(RemoteExecutor):
         if not lines:
             return ""
         return f"--- last lines of the Braket job log ({job['jobName']}) ---\n" + "\n".join(lines[-limit:]) + "\n"
+
+
+class _HashingWriter:
+    """A binary file wrapper that hashes what is written through it (one pass, no copy)."""
+
+    def __init__(self, target: Any, digest: Any) -> None:
+        self._target = target
+        self._digest = digest
+
+    def write(self, data: bytes) -> int:
+        self._digest.update(data)
+        return self._target.write(data)
+
+
+_preflight_lock = threading.Lock()
+_preflight_ok: dict[Any, float] = {}
 
 
 def _register_with_covalent() -> None:

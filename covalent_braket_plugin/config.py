@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     "time_limit": 300,
     "poll_freq": 30,
     "cache_dir": "/tmp/covalent",
+    # Beyond the original plugin's settings:
+    "kms_key_id": "",
+    "cleanup": True,
 }
 
 MAX_TIME_LIMIT = 432_000  # seconds: Braket's maxRuntimeInSeconds bound (5 days)
@@ -179,10 +182,48 @@ def check_path(setting: str, value: Any) -> str:
     return _str(setting, value)
 
 
+def check_credentials(value: Any) -> str:
+    path = _str("credentials", value)
+    if path and path != DEFAULTS["credentials"]:
+        full = os.path.expanduser(path)
+        if not os.path.isfile(full) or not os.access(full, os.R_OK):
+            raise InvalidSettingError(
+                "credentials", value, "the path of a readable AWS shared credentials file"
+            )
+    return path
+
+
+def check_profile(value: Any) -> str:
+    profile = _str("profile", value)
+    if profile and not re.match(r"^[\w+=,.@:/-]{1,128}$", profile):
+        raise InvalidSettingError("profile", value, "an AWS profile name")
+    return profile
+
+
+def check_kms_key(value: Any) -> str:
+    key = _str("kms_key_id", value)
+    if key and not re.match(r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[\w/-]+|alias/[\w/-]+|[0-9a-f-]{36})$", key):
+        raise InvalidSettingError(
+            "kms_key_id", value, "empty (SSE-S3), or a KMS key id, key ARN, alias/NAME or alias ARN"
+        )
+    return key
+
+
+def check_bool(setting: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise InvalidSettingError(setting, value, "true or false")
+
+
 _CHECKS: dict[str, Any] = {
-    "credentials": lambda v: check_path("credentials", v),
+    "credentials": check_credentials,
     "braket_job_execution_role_name": check_role,
-    "profile": lambda v: _str("profile", v),
+    "profile": check_profile,
     "region": check_region,
     "s3_bucket_name": check_bucket_name,
     "ecr_image_uri": check_image,
@@ -192,6 +233,8 @@ _CHECKS: dict[str, Any] = {
     "time_limit": lambda v: _int("time_limit", v, 1, MAX_TIME_LIMIT, "of seconds"),
     "poll_freq": lambda v: _float("poll_freq", v, 0, "seconds"),
     "cache_dir": lambda v: check_path("cache_dir", v),
+    "kms_key_id": check_kms_key,
+    "cleanup": lambda v: check_bool("cleanup", v),
 }
 
 
@@ -220,6 +263,8 @@ class BraketSettings:
     time_limit: int
     poll_freq: float
     cache_dir: str
+    kms_key_id: str = ""
+    cleanup: bool = True
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> BraketSettings:
@@ -252,6 +297,13 @@ class BraketSettings:
     def region_name(self) -> str | None:
         return self.region or None
 
+    @property
+    def encryption(self) -> dict[str, str]:
+        """S3 ``ExtraArgs`` for every object written: SSE-KMS with ``kms_key_id``, else SSE-S3."""
+        if self.kms_key_id:
+            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+        return {"ServerSideEncryption": "AES256"}
+
 
 def read_covalent_config(name: str) -> Any:
     """Read ``[executors.braket].<name>`` from covalent.conf, or the default when absent."""
@@ -261,6 +313,6 @@ def read_covalent_config(name: str) -> Any:
         value = get_config(f"executors.braket.{name}")
     except (KeyError, TypeError, AttributeError):
         return DEFAULTS[name]
-    if value is None or value == "" and DEFAULTS[name] != "":
+    if value is None or (value == "" and DEFAULTS[name] != ""):
         return DEFAULTS[name]
     return value

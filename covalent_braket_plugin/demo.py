@@ -105,20 +105,20 @@ def _dispatch(address: str, poll_freq: float, started: float, say: Any) -> int:
     import covalent as ct
 
     from .braket import BraketExecutor
+    from .sandbox import provision
 
-    boto3.client("s3").create_bucket(Bucket=DOC_SETTINGS["s3_bucket_name"])
+    provision(DOC_SETTINGS["s3_bucket_name"], DOC_SETTINGS["braket_job_execution_role_name"], DOC_SETTINGS["ecr_image_uri"])
     executor = BraketExecutor(**DOC_SETTINGS, poll_freq=poll_freq)
     dispatch_id = ct.dispatch(make_workflow(executor), dispatcher_addr=address)(1)
     say(f"[demo] dispatched workflow {dispatch_id}")
 
     braket = boto3.client("braket")
-    tag_filter = [{"name": "tags.covalent:dispatch_id", "operator": "EQUAL", "values": [dispatch_id]}]
     seen: tuple[Any, ...] = ()
     job_arn = None
     while True:
         result = ct.get_result(dispatch_id, wait=False, dispatcher_addr=address, status_only=True)
         status = str(result["status"])
-        jobs = braket.search_jobs(filters=tag_filter)["jobs"]
+        jobs = [j for j in braket.search_jobs(filters=[])["jobs"] if j["tags"].get("covalent:dispatch_id") == dispatch_id]
         state = (status, *((job["jobName"], job["status"]) for job in jobs))
         if state != seen:
             detail = ", ".join(f"job {name} {job_status}" for name, job_status in state[1:]) or "no Braket job yet"

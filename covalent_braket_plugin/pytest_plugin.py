@@ -66,6 +66,18 @@ class EmulatorControl:
         """Add emulated QPUs (catalogue entries, see ``docs/emulator.md``); returns their ARNs."""
         return self._call("POST", "/devices", entries)["added"]  # type: ignore[arg-type]
 
+    def faults(self, **changes: Any) -> dict[str, Any]:
+        """Read (no arguments) or change fault injection: ``throttle_rate``, ``error_rate``,
+        ``lost_response_rate``, ``latency_seconds``, ``fail`` ({operation: times}),
+        ``services`` and ``seed``. Returns the settings and how many faults were injected."""
+        if not changes:
+            return self._call("GET", "/faults")
+        return self._call("POST", "/faults", changes)
+
+    def kill_job(self, job_arn: str) -> None:
+        """SIGKILL a running job's process, as if its instance died."""
+        self._call("POST", "/jobs/kill", {"jobArn": job_arn})
+
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/health")
 

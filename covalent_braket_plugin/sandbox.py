@@ -75,6 +75,52 @@ def write_braket_config(home: Path, settings: dict[str, Any]) -> Path:
     return path
 
 
+BRAKET_TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "braket.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+
+def provision(bucket: str, role: str, image_uri: str, client: Any = None) -> None:
+    """Create what the executor checks for before a job: the bucket, the job role (trusted by
+    Braket) and the image in ECR. Meant for the emulator; existing resources are kept.
+
+    Args:
+        bucket: Bucket name.
+        role: Role name or ARN.
+        image_uri: ``ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG``.
+        client: ``client(service)`` factory; boto3's default clients by default.
+    """
+    import json
+
+    if client is None:
+        import boto3
+
+        client = boto3.client
+    s3, iam, ecr = client("s3"), client("iam"), client("ecr")
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        pass
+    try:
+        iam.create_role(RoleName=role.rsplit("/", 1)[-1], AssumeRolePolicyDocument=json.dumps(BRAKET_TRUST_POLICY))
+    except iam.exceptions.EntityAlreadyExistsException:
+        pass
+    repository, _, tag = image_uri.split("/", 1)[1].partition(":")
+    try:
+        ecr.create_repository(repositoryName=repository)
+    except ecr.exceptions.RepositoryAlreadyExistsException:
+        pass
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {}, "layers": []}
+    try:
+        ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag or "latest")
+    except ecr.exceptions.ImageAlreadyExistsException:
+        pass
+
+
 class CovalentServer:
     """``covalent start --no-cluster`` in an isolated HOME, stopped by :meth:`stop`.
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from covalent_braket_plugin.pytest_plugin import EmulatorControl
-from covalent_braket_plugin.sandbox import covalent_env
+from covalent_braket_plugin.sandbox import covalent_env, provision
 
 _CLIENT_HOME = Path(tempfile.mkdtemp(prefix="covalent-braket-tests-"))
 os.environ.update(covalent_env(_CLIENT_HOME))
@@ -64,5 +64,5 @@ def aws(braket_emulator: EmulatorControl, braket_emulator_server: Any) -> Iterat
         logs=braket_emulator.client("logs"),
         emulator=braket_emulator_server,
     )
-    handle.s3.create_bucket(Bucket=BUCKET)
+    provision(BUCKET, ROLE, IMAGE, client=braket_emulator.client)
     yield handle

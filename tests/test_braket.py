@@ -27,6 +27,7 @@ from covalent_braket_plugin.braket import (
     job_name,
 )
 from covalent_braket_plugin.config import DEFAULTS, InvalidSettingError
+from covalent_braket_plugin.sandbox import provision
 from tests.conftest import BUCKET, IMAGE
 
 pytestmark = pytest.mark.timeout(120)
@@ -162,7 +163,7 @@ def test_job_names_are_always_valid(dispatch_id: str, node_id: Any) -> None:
     name = TaskLocation.new("bucket-name", dispatch_id, node_id).job_name
     assert len(name) <= 50
     assert re.match(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,50}$", name), name
-    assert job_name(dispatch_id, node_id, "a1") != job_name(dispatch_id, node_id, "a2")
+    assert job_name(dispatch_id, node_id, 1) != job_name(dispatch_id, node_id, 2)
 
 
 def test_credentials_file_and_profile_are_used_without_touching_environ(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -182,6 +183,7 @@ def test_credentials_file_and_profile_are_used_without_touching_environ(tmp_path
 
 # ---------------------------------------------------------------------------- run and cancel
 def test_run_returns_the_result_and_removes_its_pickles(aws: Any) -> None:
+    provision(BUCKET, "covalent-role", IMAGE, client=aws.control.client)
     executor = hosted(braket_job_execution_role_name="covalent-role")
 
     def square(x: int) -> int:

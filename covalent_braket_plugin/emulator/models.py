@@ -603,11 +603,9 @@ def _decode_token(token: str | None) -> int:
         raise ValidationException(f"nextToken {token!r} is invalid") from None
 
 
+#: SearchJobs filters on what the service filters on: jobArn and createdAt.
 _JOB_FILTERS: dict[str, Any] = {
     "jobArn": lambda j: j.arn,
-    "jobName": lambda j: j.name,
-    "status": lambda j: j.status,
-    "device": lambda j: j.device,
     "createdAt": lambda j: iso(j.created_at),
 }
 _TASK_FILTERS: dict[str, Any] = {
@@ -616,6 +614,7 @@ _TASK_FILTERS: dict[str, Any] = {
     "deviceArn": lambda t: t.request["deviceArn"],
     "jobArn": lambda t: t.job_arn or "",
     "createdAt": lambda t: iso(t.created_at),
+    "tags.<key>": None,
 }
 _DEVICE_FILTERS = {
     "deviceArn": "deviceArn",
@@ -655,18 +654,16 @@ def _matches(record: Any, spec: dict[str, Any], fields: dict[str, Any]) -> bool:
     name = spec.get("name")
     values = spec.get("values") or []
     operator = spec.get("operator")
-    if name in fields:
-        actual = fields[name](record)
-    elif isinstance(name, str) and name.startswith("tags."):
+    if isinstance(name, str) and name.startswith("tags.") and "tags.<key>" in fields:
         actual = record.tags.get(name[5:])
         if actual is None:
             return False
+    elif name in fields:
+        actual = fields[name](record)
     else:
-        raise ValidationException(
-            f"filter name {name!r} is not supported; use one of " + ", ".join([*fields, "tags.<key>"])
-        )
-    if not values:
-        raise ValidationException(f"filter {name!r} needs at least one value")
+        raise ValidationException(f"filter name {name!r} is not supported; use one of " + ", ".join(fields))
+    if not values or len(values) > 10:
+        raise ValidationException(f"filter {name!r} takes 1 to 10 values")
     if operator == "EQUAL":
         return actual in values
     if operator == "CONTAINS":

@@ -86,12 +86,17 @@ class JobRuntime:
             if key not in self._clients:
                 import boto3
 
+                from botocore.config import Config
+
+                from .faults import INTERNAL_AGENT
+
                 self._clients[key] = boto3.session.Session().client(
                     service,
                     region_name=region,
                     endpoint_url=self.endpoint_url,
                     aws_access_key_id="emulator",
                     aws_secret_access_key="emulator",
+                    config=Config(user_agent_extra=INTERNAL_AGENT, retries={"mode": "standard"}),
                 )
             return self._clients[key]
 
@@ -112,6 +117,18 @@ class JobRuntime:
                 self._slots.notify_all()
         if run is None:
             self._finish_cancel(job)
+
+    def kill(self, arn: str) -> bool:
+        """SIGKILL a running job's process (as if its instance died); False if none runs."""
+        with self._lock:
+            run = self._runs.get(arn)
+        if run is None or run.process is None or run.process.poll() is not None:
+            return False
+        try:
+            os.killpg(run.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return False
+        return True
 
     def shutdown(self) -> None:
         with self._lock:
@@ -237,6 +254,8 @@ class JobRuntime:
             backend.transition(job, "COMPLETED", event="COMPLETED")
         else:
             failure = paths["failure"].read_text(errors="replace").strip() if paths["failure"].exists() else ""
+            if not failure and code < 0:
+                failure = f"the job process was killed by signal {-code}"
             reason = f"AlgorithmError: {failure or 'the job process failed'}, exit code: {code}"
             backend.transition(job, "FAILED", event="FAILED", reason=reason)
 
@@ -355,6 +374,9 @@ class JobRuntime:
                 "AWS_CONFIG_FILE": os.devnull,
                 "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
                 "AWS_EC2_METADATA_DISABLED": "true",
+                # As in a real job, the code's own AWS calls retry throttling and 5xx.
+                "AWS_RETRY_MODE": "standard",
+                "AWS_MAX_ATTEMPTS": "10",
                 "AMZN_BRAKET_JOB_NAME": job.name,
                 "AMZN_BRAKET_DEVICE_ARN": job.device,
                 "AMZN_BRAKET_JOB_RESULTS_DIR": str(paths["model"]),

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote
 
-from .exceptions import BraketError, InternalServiceException, ValidationException
+from .exceptions import BraketError, InternalServiceException, ResourceNotFoundException, ValidationException
+from .faults import INTERNAL_AGENT, FaultInjector, error_reply
 from .models import DEFAULT_ACCOUNT, BraketBackend
 from .responses import BraketRequest, BraketResponses
 from .runtime import JobRuntime, QuantumTaskRunner, RuntimeSettings
@@ -95,6 +96,7 @@ class EmulatorApp:
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.journal: collections.deque[dict[str, Any]] = collections.deque(maxlen=JOURNAL_SIZE)
         self._journal_lock = threading.Lock()
+        self.faults = FaultInjector()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -105,13 +107,17 @@ class EmulatorApp:
             self.clear_journal()
         scope = _SCOPE_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
         service = scope.group(2) if scope else "unsigned"
+        handler = self._braket if service == "braket" else self._moto
+        if INTERNAL_AGENT in environ.get("HTTP_USER_AGENT", ""):
+            return handler(environ, start_response, scope)  # the emulator's own calls: no faults, no journal
+        operation = _operation(environ, service)
         entry: dict[str, Any] = {
             "time": time.time(),
             "service": service,
             "region": scope.group(1) if scope else None,
             "method": environ.get("REQUEST_METHOD"),
             "path": path,
-            "operation": _operation(environ, service),
+            "operation": operation,
         }
 
         def recording_start_response(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
@@ -123,16 +129,29 @@ class EmulatorApp:
                 self.journal.append(entry)
             return start_response(status, headers, *args)
 
-        if service == "braket":
-            return self._braket(environ, recording_start_response, scope.group(1))
-        return self.moto(environ, recording_start_response)
+        fault = self.faults.choose(service, operation) if scope else None
+        if fault is None:
+            return handler(environ, recording_start_response, scope)
+        entry["fault"] = fault
+        if fault == "lost":  # carried out, but the client is told it failed
+            for _ in handler(environ, lambda *args, **kwargs: None, scope):
+                pass
+        status, headers, body = error_reply(
+            service, "HTTP_X_AMZ_TARGET" in environ, fault == "throttle", f"injected fault: {fault}"
+        )
+        recording_start_response(f"{status} Fault", [*headers, ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _moto(self, environ: dict[str, Any], start_response: StartResponse, scope: Any) -> Iterable[bytes]:
+        return self.moto(environ, start_response)
 
     def clear_journal(self) -> None:
         with self._journal_lock:
             self.journal.clear()
 
     # ---------------------------------------------------------------- Braket
-    def _braket(self, environ: dict[str, Any], start_response: StartResponse, region: str) -> Iterable[bytes]:
+    def _braket(self, environ: dict[str, Any], start_response: StartResponse, scope: Any) -> Iterable[bytes]:
+        region = scope.group(1)
         try:
             raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
             raw_path = raw.split("?", 1)[0]
@@ -201,6 +220,7 @@ class EmulatorApp:
             if path == "/reset" and method == "POST":
                 self.backend.reset()
                 self.clear_journal()
+                self.faults.reset()
                 from moto.moto_api._internal import moto_api_backend
 
                 moto_api_backend.reset()
@@ -213,6 +233,17 @@ class EmulatorApp:
                 for device in added:
                     self.backend.devices.add(device)
                 return _json_response(start_response, 200, {"added": [device.arn for device in added]})
+            if path == "/faults":
+                if method == "POST":
+                    return _json_response(start_response, 200, self.faults.configure(self._body(environ)))
+                if method == "DELETE":
+                    self.faults.reset()
+                return _json_response(start_response, 200, self.faults.describe())
+            if path == "/jobs/kill" and method == "POST":
+                arn = self._body(environ).get("jobArn", "")
+                if not self.runtime.kill(arn):
+                    raise ResourceNotFoundException(f"no running job process for {arn!r}")
+                return _json_response(start_response, 200, {"killed": arn})
             if path == "/settings":
                 settings = self.runtime.settings
                 if method == "POST":

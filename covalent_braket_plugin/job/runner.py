@@ -17,6 +17,7 @@ What it does:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -30,6 +31,8 @@ INPUT_KEY = "input.pkl"
 RESULT_KEY = "result.pkl"
 HP_TASK_URI = "covalent_task_s3_uri"
 HP_PYTHON_VERSION = "covalent_python_version"
+HP_INPUT_SHA256 = "covalent_input_sha256"
+HP_KMS_KEY_ID = "covalent_kms_key_id"
 RESULT_FORMAT = 1
 
 
@@ -106,10 +109,19 @@ def _run_captured(function: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     return outcome
 
 
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def main() -> None:
     """Run the electron stored under the task prefix named in the hyperparameters."""
     import boto3
     import cloudpickle
+    from botocore.config import Config
 
     hyperparameters = _hyperparameters()
     task_uri = hyperparameters.get(HP_TASK_URI)
@@ -118,7 +130,11 @@ def main() -> None:
     bucket, prefix = _split_s3_uri(task_uri)
     _check_python(hyperparameters.get(HP_PYTHON_VERSION))
 
-    s3 = boto3.client("s3")
+    s3 = boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 10}))
+    kms_key = hyperparameters.get(HP_KMS_KEY_ID)
+    encryption = (
+        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else {"ServerSideEncryption": "AES256"}
+    )
     job_name = os.environ.get("AMZN_BRAKET_JOB_NAME", "")
     with tempfile.TemporaryDirectory(prefix="covalent-braket-") as scratch:
         input_path = os.path.join(scratch, INPUT_KEY)
@@ -128,6 +144,12 @@ def main() -> None:
             raise RunnerSetupError(
                 f"cannot download s3://{bucket}/{prefix}/{INPUT_KEY}: {exc}"
             ) from exc
+        expected = hyperparameters.get(HP_INPUT_SHA256)
+        if not expected or _sha256(input_path) != expected:
+            raise RunnerSetupError(
+                f"s3://{bucket}/{prefix}/{INPUT_KEY} does not match the digest the executor recorded; "
+                "refusing to unpickle it"
+            )
         with open(input_path, "rb") as handle:
             function, args, kwargs = cloudpickle.load(handle)
 
@@ -143,7 +165,7 @@ def main() -> None:
             result_path,
             bucket,
             f"{prefix}/{RESULT_KEY}",
-            ExtraArgs={"ServerSideEncryption": "AES256"},
+            ExtraArgs=encryption,
         )
 
     if not outcome["ok"]:

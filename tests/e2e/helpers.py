@@ -40,7 +40,8 @@ def diagnose(result: Any) -> str:
 
 
 def jobs_of(aws: Any, dispatch_id: str) -> list[dict[str, Any]]:
-    filters = [{"name": "tags.covalent:dispatch_id", "operator": "EQUAL", "values": [dispatch_id]}]
-    return aws.braket.search_jobs(filters=filters)["jobs"]
+    """The dispatch's Braket jobs (SearchJobs filters on ARN and time only: tags are read here)."""
+    jobs = [job for page in aws.braket.get_paginator("search_jobs").paginate(filters=[]) for job in page["jobs"]]
+    return [job for job in jobs if job["tags"].get("covalent:dispatch_id") == dispatch_id]
 
 

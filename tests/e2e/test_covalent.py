@@ -51,7 +51,10 @@ def test_product_doc_workflow_returns_zero_and_its_tasks_are_linked_to_the_job(
 ) -> None:
     from covalent_braket_plugin.demo import DOC_SETTINGS, make_workflow
 
+    from covalent_braket_plugin.sandbox import provision
+
     settings = {**DOC_SETTINGS, "s3_bucket_name": BUCKET, "poll_freq": POLL}
+    provision(BUCKET, settings["braket_job_execution_role_name"], settings["ecr_image_uri"], client=aws.control.client)
     result = run(server, make_workflow(BraketExecutor(**settings)), 1)
     assert str(result.status) == "COMPLETED", diagnose(result)
     assert result.result == 0.0

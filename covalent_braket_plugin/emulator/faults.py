@@ -1,0 +1,120 @@
+"""Fault injection: throttling, server errors, latency, lost responses, named failures.
+
+Faults apply to client requests (the emulator's own internal calls are exempt), optionally
+only to some services. Each fault answers in the protocol of the service that was called, so
+botocore recognises it exactly as it would recognise the real thing (and retries it the same
+way): rest-json for Braket, XML for S3, JSON for ``X-Amz-Target`` services, query XML for the
+rest.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: User-agent marker of the emulator's own clients; their requests are never faulted.
+INTERNAL_AGENT = "braket-emulator-internal"
+
+
+@dataclass
+class FaultSettings:
+    """What to inject. Rates are probabilities per request, from 0 to 1."""
+
+    throttle_rate: float = 0.0
+    error_rate: float = 0.0
+    lost_response_rate: float = 0.0
+    latency_seconds: float = 0.0
+    #: Operation name (as in the journal, e.g. ``CreateJob``) -> times it fails (HTTP 500).
+    fail: dict[str, int] = field(default_factory=dict)
+    #: Services faults apply to (``braket``, ``s3``, ...); empty means all.
+    services: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+
+class FaultInjector:
+    """Decides, per request, which fault (if any) to inject. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.settings = FaultSettings()
+        self._random = random.Random()
+        self.injected: dict[str, int] = {"throttle": 0, "error": 0, "lost": 0, "fail": 0}
+
+    def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            current = asdict(self.settings)
+            unknown = set(changes) - set(current)
+            if unknown:
+                raise ValueError(f"unknown fault settings: {sorted(unknown)}; known: {sorted(current)}")
+            current.update(changes)
+            for name in ("throttle_rate", "error_rate", "lost_response_rate"):
+                rate = float(current[name])
+                if not 0 <= rate <= 1:
+                    raise ValueError(f"{name} must be between 0 and 1, got {rate}")
+                current[name] = rate
+            current["latency_seconds"] = max(0.0, float(current["latency_seconds"]))
+            current["fail"] = {str(k): int(v) for k, v in dict(current["fail"]).items()}
+            current["services"] = [str(s) for s in current["services"]]
+            self.settings = FaultSettings(**current)
+            self._random = random.Random(self.settings.seed)
+            return self.describe()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.settings = FaultSettings()
+            self.injected = dict.fromkeys(self.injected, 0)
+
+    def describe(self) -> dict[str, Any]:
+        return {**asdict(self.settings), "injected": dict(self.injected)}
+
+    def choose(self, service: str, operation: str | None) -> str | None:
+        """``throttle``, ``error``, ``lost``, ``fail`` or None; sleeps for the added latency."""
+        with self._lock:
+            settings = self.settings
+            if settings.services and service not in settings.services:
+                return None
+            latency = settings.latency_seconds
+            choice = None
+            if operation and settings.fail.get(operation, 0) > 0:
+                settings.fail[operation] -= 1
+                choice = "fail"
+            else:
+                draw = self._random.random()
+                if draw < settings.throttle_rate:
+                    choice = "throttle"
+                elif draw < settings.throttle_rate + settings.error_rate:
+                    choice = "error"
+                elif draw < settings.throttle_rate + settings.error_rate + settings.lost_response_rate:
+                    choice = "lost"
+            if choice:
+                self.injected[choice] += 1
+        if latency:
+            time.sleep(latency)
+        return choice
+
+
+def error_reply(service: str, json_protocol: bool, throttle: bool, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """An error response in the called service's own protocol."""
+    if service == "braket":
+        code, status = ("ThrottlingException", 429) if throttle else ("InternalServiceException", 500)
+        body = json.dumps({"__type": code, "message": message}).encode()
+        return status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", code)], body
+    if service == "s3":
+        code, status = ("SlowDown", 503) if throttle else ("InternalError", 500)
+        body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        return status, [("Content-Type", "application/xml")], body.encode()
+    if json_protocol:
+        code, status = ("ThrottlingException", 400) if throttle else ("InternalFailure", 500)
+        body = json.dumps({"__type": code, "message": message}).encode()
+        return status, [("Content-Type", "application/x-amz-json-1.1")], body
+    code, status = ("Throttling", 400) if throttle else ("InternalFailure", 500)
+    body = (
+        "<ErrorResponse><Error><Type>Sender</Type>"
+        f"<Code>{code}</Code><Message>{message}</Message></Error>"
+        "<RequestId>emulator</RequestId></ErrorResponse>"
+    )
+    return status, [("Content-Type", "text/xml")], body.encode()
