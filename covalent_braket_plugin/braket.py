@@ -535,7 +535,12 @@ class BraketExecutor(RemoteExecutor):
                 return None
             self._delete_objects_sync(settings, location)
             raise
-        job = self._get_job_sync(settings, job_arn)
+        try:
+            job = self._get_job_sync(settings, job_arn)
+        except aws.AwsError as exc:
+            if not exc.transient:
+                raise
+            return {"jobArn": job_arn, "jobName": location.job_name, "status": "QUEUED"}  # polling will tell
         status = job["status"]
         if status in ("FAILED", "CANCELLED"):
             return None

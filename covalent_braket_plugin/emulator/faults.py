@@ -30,6 +30,8 @@ class FaultSettings:
     latency_seconds: float = 0.0
     #: Operation name (as in the journal, e.g. ``CreateJob``) -> times it fails (HTTP 500).
     fail: dict[str, int] = field(default_factory=dict)
+    #: Operation name -> times it is carried out but its response lost (HTTP 500).
+    lose: dict[str, int] = field(default_factory=dict)
     #: Services faults apply to (``braket``, ``s3``, ...); empty means all.
     services: list[str] = field(default_factory=list)
     seed: int | None = None
@@ -58,6 +60,7 @@ class FaultInjector:
                 current[name] = rate
             current["latency_seconds"] = max(0.0, float(current["latency_seconds"]))
             current["fail"] = {str(k): int(v) for k, v in dict(current["fail"]).items()}
+            current["lose"] = {str(k): int(v) for k, v in dict(current["lose"]).items()}
             current["services"] = [str(s) for s in current["services"]]
             self.settings = FaultSettings(**current)
             self._random = random.Random(self.settings.seed)
@@ -82,6 +85,9 @@ class FaultInjector:
             if operation and settings.fail.get(operation, 0) > 0:
                 settings.fail[operation] -= 1
                 choice = "fail"
+            elif operation and settings.lose.get(operation, 0) > 0:
+                settings.lose[operation] -= 1
+                choice = "lost"
             else:
                 draw = self._random.random()
                 if draw < settings.throttle_rate:

@@ -1,0 +1,51 @@
+"""Fifty electrons through a real Covalent server while the emulator throttles and loses calls."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import cloudpickle
+import covalent as ct
+import pytest
+
+from tests.e2e.helpers import diagnose, executor, jobs_of, run
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+
+@ct.electron(executor=executor(poll_freq=1.0))
+def double(x: int) -> int:
+    return 2 * x
+
+
+@ct.lattice
+def fifty(count: int) -> list:
+    return [double(i) for i in range(count)]
+
+
+def test_fifty_electrons_under_throttling_and_lost_responses(aws: Any, server: Any) -> None:
+    aws.control.faults(throttle_rate=0.20, lost_response_rate=0.05, seed=2026)
+    started = time.monotonic()
+    result = run(server, fifty, 50)
+    elapsed = time.monotonic() - started
+    faults = aws.control.faults()
+    aws.control.faults(throttle_rate=0.0, lost_response_rate=0.0)
+
+    assert str(result.status) == "COMPLETED", diagnose(result)
+    assert result.result == [2 * i for i in range(50)]
+    for node_id in range(50):
+        assert str(result.get_node_result(node_id)["status"]) == "COMPLETED"
+    jobs = jobs_of(aws, result.dispatch_id)
+    assert len(jobs) == 50
+    assert {job["status"] for job in jobs} == {"COMPLETED"}
+    journal = aws.control.journal()
+    lost_creates = [e for e in journal if e["operation"] == "CreateJob" and e.get("fault") == "lost"]
+    print(
+        f"50 electrons in {elapsed:.1f} s; {len(journal)} requests, faults injected {faults['injected']}, "
+        f"CreateJob responses lost: {len(lost_creates)}"
+    )
+    assert faults["injected"]["throttle"] > 50 and faults["injected"]["lost"] > 5
