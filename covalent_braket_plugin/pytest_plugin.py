@@ -74,6 +74,11 @@ class EmulatorControl:
             return self._call("GET", "/faults")
         return self._call("POST", "/faults", changes)
 
+    def enforce_policy(self, policy: dict[str, Any], access_key_id: str = "testing") -> None:
+        """Enforce an IAM policy on the Braket calls signed with ``access_key_id`` (the key
+        :meth:`env` and the fixture use); calls it does not allow get AccessDeniedException."""
+        self._call("POST", "/iam", {"accessKeyId": access_key_id, "policy": policy})
+
     def kill_job(self, job_arn: str) -> None:
         """SIGKILL a running job's process, as if its instance died."""
         self._call("POST", "/jobs/kill", {"jobArn": job_arn})

@@ -29,7 +29,7 @@ from .responses import BraketRequest, BraketResponses
 from .runtime import JobRuntime, QuantumTaskRunner, RuntimeSettings
 from .urls import ROUTES
 
-_SCOPE_RE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_SCOPE_RE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 CONTROL_PREFIX = "/_emulator"
 _MAX_BODY = 16 * 1024 * 1024
 #: Requests kept in the journal (oldest dropped first).
@@ -76,6 +76,14 @@ def _operation(environ: dict[str, Any], service: str) -> str | None:
     if target:
         return target.rsplit(".", 1)[-1]
     action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
+    if not action and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        # Query-protocol services (STS, IAM) send Action in the body: read it, then put it back.
+        import io
+
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if 0 < length <= _MAX_BODY else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        action = parse_qs(raw.decode("utf-8", "replace")).get("Action")
     return action[0] if action else None
 
 
@@ -97,6 +105,8 @@ class EmulatorApp:
         self.journal: collections.deque[dict[str, Any]] = collections.deque(maxlen=JOURNAL_SIZE)
         self._journal_lock = threading.Lock()
         self.faults = FaultInjector()
+        #: Access key id -> IAM policy enforced on that principal's Braket calls.
+        self.iam_policies: dict[str, dict[str, Any]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -106,7 +116,7 @@ class EmulatorApp:
             self.backend.reset()
             self.clear_journal()
         scope = _SCOPE_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        service = scope.group(2) if scope else "unsigned"
+        service = scope.group(3) if scope else "unsigned"
         handler = self._braket if service == "braket" else self._moto
         if INTERNAL_AGENT in environ.get("HTTP_USER_AGENT", ""):
             return handler(environ, start_response, scope)  # the emulator's own calls: no faults, no journal
@@ -114,9 +124,11 @@ class EmulatorApp:
         entry: dict[str, Any] = {
             "time": time.time(),
             "service": service,
-            "region": scope.group(1) if scope else None,
+            "region": scope.group(2) if scope else None,
+            "accessKeyId": scope.group(1) if scope else None,
             "method": environ.get("REQUEST_METHOD"),
             "path": path,
+            "query": environ.get("QUERY_STRING", ""),
             "operation": operation,
         }
 
@@ -151,7 +163,7 @@ class EmulatorApp:
 
     # ---------------------------------------------------------------- Braket
     def _braket(self, environ: dict[str, Any], start_response: StartResponse, scope: Any) -> Iterable[bytes]:
-        region = scope.group(1)
+        region = scope.group(2)
         try:
             raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
             raw_path = raw.split("?", 1)[0]
@@ -167,6 +179,9 @@ class EmulatorApp:
                 query=parse_qs(environ.get("QUERY_STRING", "")),
                 body=self._body(environ),
             )
+            policy = self.iam_policies.get(scope.group(1))
+            if policy is not None:
+                self._authorize(policy, handler, request)
             status, body = getattr(self.braket, handler)(request)
             return _json_response(start_response, status, body)
         except BraketError as error:
@@ -174,6 +189,29 @@ class EmulatorApp:
         except Exception as exc:  # never a crash, never an HTML 500
             traceback.print_exc()
             return _error_response(start_response, InternalServiceException(f"{type(exc).__name__}: {exc}"))
+
+    @staticmethod
+    def _authorize(policy: dict[str, Any], handler: str, request: BraketRequest) -> None:
+        """Raise AccessDeniedException unless ``policy`` allows the call (and, for CreateJob,
+        passing its role to Braket)."""
+        from .exceptions import AccessDeniedException
+        from .iam import is_allowed
+
+        operation = "".join(part.title() for part in handler.split("_"))
+        base = f"arn:aws:braket:{request.region}:{request.account}"
+        resource = request.params.get("arn") or {
+            "CreateJob": f"{base}:job/*",
+            "CreateQuantumTask": f"{base}:quantum-task/*",
+        }.get(operation, "*")
+        checks = [(f"braket:{operation}", resource, {})]
+        if operation == "CreateJob":
+            role = str(request.body.get("roleArn", ""))
+            checks.append(("iam:PassRole", role, {"iam:PassedToService": "braket.amazonaws.com"}))
+        for action, target, context in checks:
+            if not is_allowed(policy, action, target, context):
+                raise AccessDeniedException(
+                    f"User is not authorized to perform: {action} on resource: {target}"
+                )
 
     @staticmethod
     def _body(environ: dict[str, Any]) -> dict[str, Any]:
@@ -221,6 +259,7 @@ class EmulatorApp:
                 self.backend.reset()
                 self.clear_journal()
                 self.faults.reset()
+                self.iam_policies.clear()
                 from moto.moto_api._internal import moto_api_backend
 
                 moto_api_backend.reset()
@@ -244,6 +283,16 @@ class EmulatorApp:
                 if not self.runtime.kill(arn):
                     raise ResourceNotFoundException(f"no running job process for {arn!r}")
                 return _json_response(start_response, 200, {"killed": arn})
+            if path == "/iam":
+                if method == "POST":
+                    body = self._body(environ)
+                    key, policy = body.get("accessKeyId"), body.get("policy")
+                    if not isinstance(key, str) or not isinstance(policy, dict):
+                        raise ValidationException("POST /_emulator/iam takes {accessKeyId, policy}")
+                    self.iam_policies[key] = policy
+                elif method == "DELETE":
+                    self.iam_policies.clear()
+                return _json_response(start_response, 200, {"policies": self.iam_policies})
             if path == "/settings":
                 settings = self.runtime.settings
                 if method == "POST":

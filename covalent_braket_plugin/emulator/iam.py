@@ -1,0 +1,70 @@
+"""A small IAM policy evaluator, enough to enforce a supplied policy on Braket calls.
+
+Supports ``Allow``/``Deny`` statements with ``Action``/``NotAction`` and ``Resource`` patterns
+(``*`` and ``?`` wildcards, actions case-insensitive) and the ``StringEquals``,
+``StringLike``, ``StringNotEquals`` and ``StringNotLike`` condition operators. An explicit deny
+wins; otherwise an action needs an allow.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _like(pattern: str, value: str, case: bool = True) -> bool:
+    if not case:
+        pattern, value = pattern.lower(), value.lower()
+    regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.fullmatch(regex, value, re.DOTALL) is not None
+
+
+def _conditions_hold(conditions: dict[str, Any], context: dict[str, str]) -> bool:
+    for operator, tests in (conditions or {}).items():
+        for key, expected in tests.items():
+            actual = context.get(key)
+            values = [str(v) for v in _as_list(expected)]
+            if operator == "StringEquals":
+                ok = actual is not None and actual in values
+            elif operator == "StringLike":
+                ok = actual is not None and any(_like(v, actual) for v in values)
+            elif operator == "StringNotEquals":
+                ok = actual is None or actual not in values
+            elif operator == "StringNotLike":
+                ok = actual is None or not any(_like(v, actual) for v in values)
+            else:
+                return False  # an operator we cannot evaluate never grants anything
+            if not ok:
+                return False
+    return True
+
+
+def _statement_matches(statement: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> bool:
+    if "Action" in statement:
+        if not any(_like(p, action, case=False) for p in _as_list(statement["Action"])):
+            return False
+    elif "NotAction" in statement:
+        if any(_like(p, action, case=False) for p in _as_list(statement["NotAction"])):
+            return False
+    else:
+        return False
+    resources = _as_list(statement.get("Resource", "*"))
+    if not any(_like(p, resource) for p in resources):
+        return False
+    return _conditions_hold(statement.get("Condition") or {}, context)
+
+
+def is_allowed(policy: dict[str, Any], action: str, resource: str, context: dict[str, str] | None = None) -> bool:
+    """Whether ``policy`` allows ``action`` on ``resource`` (explicit deny wins)."""
+    context = context or {}
+    statements = _as_list(policy.get("Statement"))
+    if any(s.get("Effect") == "Deny" and _statement_matches(s, action, resource, context) for s in statements):
+        return False
+    return any(s.get("Effect") == "Allow" and _statement_matches(s, action, resource, context) for s in statements)
+

@@ -1,0 +1,58 @@
+{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Sid": "TaskObjects",
+      "Effect": "Allow",
+      "Action": ["s3:GetObject", "s3:PutObject"],
+      "Resource": "arn:${partition}:s3:::${bucket}/${prefix}/*"
+    },
+    {
+      "Sid": "QuantumTaskResults",
+      "Effect": "Allow",
+      "Action": ["s3:GetObject", "s3:PutObject"],
+      "Resource": "arn:${partition}:s3:::${bucket}/jobs/*"
+    },
+    {
+      "Sid": "ListOwnPrefixes",
+      "Effect": "Allow",
+      "Action": "s3:ListBucket",
+      "Resource": "arn:${partition}:s3:::${bucket}",
+      "Condition": {"StringLike": {"s3:prefix": ["${prefix}/*", "jobs/*"]}}
+    },
+    {
+      "Sid": "QuantumTasks",
+      "Effect": "Allow",
+      "Action": ["braket:CreateQuantumTask", "braket:GetQuantumTask", "braket:CancelQuantumTask", "braket:SearchQuantumTasks", "braket:GetDevice", "braket:SearchDevices"],
+      "Resource": "*"
+    },
+    {
+      "Sid": "JobLogs",
+      "Effect": "Allow",
+      "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+      "Resource": [
+        "arn:${partition}:logs:${region}:${account}:log-group:/aws/braket/jobs",
+        "arn:${partition}:logs:${region}:${account}:log-group:/aws/braket/jobs:log-stream:*"
+      ]
+    },
+    {
+      "Sid": "JobMetrics",
+      "Effect": "Allow",
+      "Action": "cloudwatch:PutMetricData",
+      "Resource": "*",
+      "Condition": {"StringEquals": {"cloudwatch:namespace": "/aws/braket"}}
+    },
+    {
+      "Sid": "PullTheJobImage",
+      "Effect": "Allow",
+      "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+      "Resource": "${repository_arn}"
+    },
+    {
+      "Sid": "EcrLogin",
+      "Effect": "Allow",
+      "Action": "ecr:GetAuthorizationToken",
+      "Resource": "*"
+    }
+  ]
+}

@@ -1,0 +1,34 @@
+variable "name" {
+  description = "Prefix of every resource's name"
+  type        = string
+  default     = "covalent-braket"
+}
+
+variable "bucket_name" {
+  description = "Name of the S3 bucket for task inputs, results and job outputs"
+  type        = string
+}
+
+variable "task_prefix" {
+  description = "Key prefix the executor writes under (the executor's S3_PREFIX)"
+  type        = string
+  default     = "covalent-braket"
+}
+
+variable "artifact_expiry_days" {
+  description = "Days after which task artifacts (and job outputs under the prefix) expire"
+  type        = number
+  default     = 30
+}
+
+variable "kms_key_arn" {
+  description = "KMS key for the bucket's default encryption; empty for SSE-S3"
+  type        = string
+  default     = ""
+}
+
+variable "submitter_principal_arns" {
+  description = "IAM users or roles that dispatch (the Covalent server); they get the submitter policy"
+  type        = list(string)
+  default     = []
+}

@@ -1,0 +1,177 @@
+"""The IAM policies and Terraform in infra/: valid, least privilege, and sufficient.
+
+Sufficiency is shown from the emulator's request journal: every AWS call the executor and the
+job runner make in a real task (including quantum tasks from inside the job) is mapped to its
+IAM action and checked against the policy of the principal that made it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from string import Template
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import cloudpickle
+import pytest
+
+from covalent_braket_plugin.aws import AwsError
+from covalent_braket_plugin.emulator.iam import is_allowed
+from tests.conftest import BUCKET, IMAGE, ROLE
+from tests.test_braket import hosted, keys, run
+
+pytestmark = pytest.mark.timeout(180)
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the job cannot import the tests
+
+INFRA = Path(__file__).resolve().parents[1] / "infra"
+ACCOUNT, REGION = "123456789012", "us-east-1"
+REPOSITORY_ARN = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/covalent-braket"
+VARS = {
+    "partition": "aws",
+    "region": REGION,
+    "account": ACCOUNT,
+    "bucket": BUCKET,
+    "prefix": "covalent-braket",
+    "job_role_arn": ROLE,
+    "repository_arn": REPOSITORY_ARN,
+}
+
+
+def policy(name: str) -> dict[str, Any]:
+    text = (INFRA / "policies" / f"{name}.json.tpl").read_text()
+    return json.loads(Template(text).substitute(VARS))
+
+
+@pytest.mark.parametrize("name", ["submitter-policy", "job-role-policy"])
+def test_policies_are_valid_and_grant_no_wildcard_actions(name: str) -> None:
+    document = policy(name)
+    assert document["Version"] == "2012-10-17"
+    for statement in document["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert "NotAction" not in statement and "NotResource" not in statement
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        for action in actions:
+            assert re.fullmatch(r"[a-z0-9-]+:[A-Za-z]+", action), f"{name}: {action} is a wildcard"
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if "*" in resources:  # only actions that have no resource-level permissions
+            assert set(actions) <= {
+                "braket:SearchJobs", "braket:GetDevice", "braket:SearchDevices", "braket:CreateQuantumTask",
+                "braket:GetQuantumTask", "braket:CancelQuantumTask", "braket:SearchQuantumTasks",
+                "cloudwatch:PutMetricData", "ecr:GetAuthorizationToken",
+            }, f"{name}: {actions} on *"
+
+
+def test_pass_role_is_limited_to_the_job_role_and_braket() -> None:
+    document = policy("submitter-policy")
+    assert is_allowed(document, "iam:PassRole", ROLE, {"iam:PassedToService": "braket.amazonaws.com"})
+    assert not is_allowed(document, "iam:PassRole", ROLE, {"iam:PassedToService": "ec2.amazonaws.com"})
+    assert not is_allowed(document, "iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/Admin",
+                          {"iam:PassedToService": "braket.amazonaws.com"})
+    assert not is_allowed(document, "s3:GetObject", f"arn:aws:s3:::{BUCKET}/someone-else/secret")
+
+
+def test_terraform_parses_and_wires_the_policies() -> None:
+    import hcl2
+
+    parsed = {}
+    for path in sorted((INFRA / "terraform").glob("*.tf")):
+        with path.open() as handle:
+            parsed[path.name] = hcl2.load(handle)
+    resources = {
+        kind: name for block in parsed["main.tf"]["resource"] for kind, body in block.items() for name in body
+    }
+    for kind in (
+        "aws_s3_bucket", "aws_s3_bucket_public_access_block", "aws_s3_bucket_server_side_encryption_configuration",
+        "aws_s3_bucket_lifecycle_configuration", "aws_ecr_repository", "aws_iam_role", "aws_iam_role_policy",
+        "aws_iam_policy",
+    ):
+        assert kind in resources, kind
+    text = (INFRA / "terraform" / "main.tf").read_text()
+    assert "job-role-policy.json.tpl" in text and "submitter-policy.json.tpl" in text
+    assert "AmazonBraketFullAccess" not in text
+    for name in VARS:
+        assert name in text  # every template variable is supplied
+
+
+def iam_calls(entry: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
+    """The IAM actions (with resource and condition context) a journal entry needed."""
+    service, operation, method = entry["service"], entry["operation"], entry["method"]
+    query = parse_qs(entry.get("query", ""), keep_blank_values=True)
+    if service == "braket":
+        arn = unquote(entry["path"].split("/", 2)[2].removesuffix("/cancel")) if entry["path"].count("/") >= 2 else ""
+        base = f"arn:aws:braket:{REGION}:{ACCOUNT}"
+        resource = arn if arn.startswith("arn:") else {
+            "CreateJob": f"{base}:job/*", "CreateQuantumTask": f"{base}:quantum-task/*"
+        }.get(operation, "*")
+        calls = [(f"braket:{operation}", resource, {})]
+        if operation == "CreateJob":
+            calls.append(("iam:PassRole", ROLE, {"iam:PassedToService": "braket.amazonaws.com"}))
+        return calls
+    if service == "s3":
+        bucket, _, key = entry["path"].lstrip("/").partition("/")
+        if not key:
+            prefix = query.get("prefix", [""])[0]
+            if method == "POST" and "delete" in query:
+                return [("s3:DeleteObject", f"arn:aws:s3:::{bucket}/covalent-braket/x", {})]
+            return [("s3:ListBucket", f"arn:aws:s3:::{bucket}", {"s3:prefix": prefix} if prefix else {})]
+        action = {"GET": "s3:GetObject", "HEAD": "s3:GetObject", "PUT": "s3:PutObject",
+                  "POST": "s3:PutObject", "DELETE": "s3:DeleteObject"}[method]
+        return [(action, f"arn:aws:s3:::{bucket}/{key}", {})]
+    if service == "sts" and operation == "GetCallerIdentity":
+        return []  # needs no permission
+    if service == "iam":
+        return [(f"iam:{operation}", ROLE, {})]
+    if service == "ecr":
+        return [(f"ecr:{operation}", REPOSITORY_ARN, {})]
+    if service == "logs":
+        return [(f"logs:{operation}", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/braket/jobs", {})]
+    raise AssertionError(f"unmapped call {entry}")
+
+
+def quantum_electron() -> float:
+    import os
+
+    from braket.aws import AwsDevice
+    from braket.circuits import Circuit
+
+    device = AwsDevice(os.environ["AMZN_BRAKET_DEVICE_ARN"])
+    counts = device.run(Circuit().x(0), shots=10).result().measurement_counts
+    return counts["1"] / 10
+
+
+def test_every_call_of_a_real_task_is_granted_to_the_principal_that_made_it(aws: Any) -> None:
+    aws.control.clear_journal()
+    assert run(hosted(braket_job_execution_role_name=ROLE), quantum_electron) == 1.0
+    journal = aws.control.journal()
+    by_principal = {"testing": policy("submitter-policy"), "emulator": policy("job-role-policy")}
+    needed: dict[str, set[str]] = {"testing": set(), "emulator": set()}
+    for entry in journal:
+        document = by_principal[entry["accessKeyId"]]
+        for action, resource, context in iam_calls(entry):
+            needed[entry["accessKeyId"]].add(action)
+            assert is_allowed(document, action, resource, context), (entry["accessKeyId"], action, resource)
+    assert {"braket:CreateJob", "braket:GetJob", "iam:PassRole", "s3:PutObject", "s3:GetObject",
+            "s3:DeleteObject"} <= needed["testing"]
+    assert {"braket:CreateQuantumTask", "braket:GetQuantumTask", "s3:GetObject", "s3:PutObject"} <= needed["emulator"]
+    print({principal: sorted(actions) for principal, actions in needed.items()})
+
+
+def test_emulator_enforces_the_submitter_policy_on_braket_calls(aws: Any) -> None:
+    aws.control.enforce_policy(policy("submitter-policy"))
+    assert run(hosted(braket_job_execution_role_name=ROLE), lambda: "allowed") == "allowed"
+
+    narrowed = policy("submitter-policy")
+    narrowed["Statement"][0]["Action"].remove("braket:CreateJob")
+    aws.control.reset()
+    from covalent_braket_plugin.sandbox import provision
+
+    provision(BUCKET, ROLE, IMAGE, client=aws.control.client)
+    aws.control.enforce_policy(narrowed)
+    with pytest.raises(AwsError) as info:
+        run(hosted(braket_job_execution_role_name=ROLE), lambda: "denied")
+    assert info.value.code == "AccessDeniedException" and "braket:CreateJob" in str(info.value)
+    assert aws.braket.search_jobs(filters=[])["jobs"] == []
+    assert keys(aws) == []
