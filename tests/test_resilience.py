@@ -16,8 +16,8 @@ import pytest
 
 from covalent_braket_plugin.braket import BraketJobError
 from covalent_braket_plugin.config import InvalidSettingError
-from tests.conftest import BUCKET, IMAGE, ROLE
-from tests.test_braket import HostedExecutor, hosted, keys, run
+from tests.conftest import BUCKET, ROLE
+from tests.test_braket import hosted, keys, run
 
 pytestmark = pytest.mark.timeout(180)
 
