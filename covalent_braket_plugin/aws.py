@@ -66,13 +66,14 @@ _cache: dict[tuple[str | None, str | None, str | None], AwsClients] = {}
 _account_cache: dict[tuple[str | None, str | None, str | None], tuple[str, str]] = {}
 
 
-def _key(settings: BraketSettings) -> tuple[str | None, str | None, str | None]:
+def client_key(settings: BraketSettings) -> tuple[str | None, str | None, str | None]:
+    """What identifies a set of clients: profile, credentials file, region."""
     return (settings.profile_name, settings.credentials_file, settings.region_name)
 
 
 def clients_for(settings: BraketSettings) -> AwsClients:
     """Return (building once) the clients for these settings. Blocking: call off the loop."""
-    key = _key(settings)
+    key = client_key(settings)
     with _lock:
         cached = _cache.get(key)
         if cached is not None:
@@ -112,7 +113,7 @@ def clients_for(settings: BraketSettings) -> AwsClients:
 
 def caller_account(settings: BraketSettings) -> tuple[str, str]:
     """Return ``(account_id, partition)`` of the caller. Blocking: call off the loop."""
-    key = _key(settings)
+    key = client_key(settings)
     with _lock:
         known = _account_cache.get(key)
     if known is not None:

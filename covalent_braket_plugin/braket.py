@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,9 +43,9 @@ finally:
 from covalent._shared_files.exceptions import TaskCancelledError, TaskRuntimeError
 from covalent.executor.executor_plugins.remote_executor import RemoteExecutor
 
-from . import aws
+from . import aws, polling
 from .config import DEFAULTS, BraketSettings, InvalidSettingError, check_setting, read_covalent_config
-from .job import ENTRY_POINT, runner_archive
+from .job import ENTRY_POINT, runner_archive, runner_archive_with
 from .job.runner import (
     HP_INPUT_SHA256,
     HP_KMS_KEY_ID,
@@ -82,8 +83,6 @@ class BraketJobError(RuntimeError):
 MAX_ATTEMPTS = 20
 #: How long a successful pre-flight check of the AWS resources is trusted.
 PREFLIGHT_TTL_SECONDS = 300.0
-#: Transient errors tolerated in a row while polling before the task fails.
-MAX_POLL_ERRORS = 10
 
 
 @dataclass(frozen=True)
@@ -246,44 +245,45 @@ class BraketExecutor(RemoteExecutor):
     async def get_status(self, settings: BraketSettings, job_arn: str) -> dict[str, Any]:
         return await asyncio.to_thread(self._get_job_sync, settings, job_arn)
 
-    async def _poll_task(self, settings: BraketSettings, job_arn: str) -> dict[str, Any]:
-        """Poll GetJob until the job is terminal, within a deadline derived from time_limit.
+    async def _poll_task(self, settings: BraketSettings, job: dict[str, Any]) -> dict[str, Any]:
+        """Wait until the job is terminal, within a deadline derived from time_limit.
 
-        A transient error (throttling, 5xx, a dropped connection) that outlasts botocore's own
-        retries costs one interval, not the task; ``MAX_POLL_ERRORS`` in a row fail it.
+        Status comes from the event loop's shared :class:`~covalent_braket_plugin.polling.JobWatcher`
+        (one look-up per interval for all jobs); the terminal job is then read once in full.
         """
+        job_arn = job["jobArn"]
+        watcher = polling.watcher_for(
+            aws.client_key(settings), lambda: aws.clients_for(settings), FIRST_POLL_SECONDS
+        )
+        entry = watcher.watch(job_arn, job.get("createdAt"), settings.poll_freq)
         submitted = time.monotonic()
         started: float | None = None
-        delay = min(FIRST_POLL_SECONDS, settings.poll_freq)
-        errors = 0
-        while True:
-            await asyncio.sleep(delay)
-            delay = settings.poll_freq
-            try:
-                job = await self.get_status(settings, job_arn)
-                errors = 0
-            except aws.AwsError as exc:
-                errors += 1
-                if not exc.transient or errors >= MAX_POLL_ERRORS:
-                    raise
-                app_log.warning(f"Polling Braket job {job_arn}: {exc}; trying again")
-                delay = min(settings.poll_freq * 2**errors, 300.0)
-                continue
-            status = job["status"]
-            if status in TERMINAL_STATES:
-                return job
-            now = time.monotonic()
-            if status == "QUEUED":
-                limit, since = QUEUED_DEADLINE_SECONDS, submitted
-            else:
-                started = started if started is not None else now
-                limit, since = settings.time_limit + RUNNING_GRACE_SECONDS, started
-            if now - since > limit:
-                await asyncio.to_thread(self._cancel_sync, settings, job_arn)
-                raise BraketJobError(
-                    f"Braket job {job_arn} still {status} after {limit} s "
-                    f"(time_limit={settings.time_limit}); cancellation was requested"
-                )
+        try:
+            while True:
+                entry.changed.clear()
+                if entry.error is not None:
+                    raise entry.error
+                status = entry.status
+                if status in TERMINAL_STATES:
+                    return await self.get_status(settings, job_arn)
+                now = time.monotonic()
+                if status == "QUEUED":
+                    limit, since = QUEUED_DEADLINE_SECONDS, submitted
+                else:
+                    started = started if started is not None else now
+                    limit, since = settings.time_limit + RUNNING_GRACE_SECONDS, started
+                if now - since > limit:
+                    await asyncio.to_thread(self._cancel_sync, settings, job_arn)
+                    raise BraketJobError(
+                        f"Braket job {job_arn} still {status} after {limit} s "
+                        f"(time_limit={settings.time_limit}); cancellation was requested"
+                    )
+                try:
+                    await asyncio.wait_for(entry.changed.wait(), timeout=max(settings.poll_freq, 0.05))
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            watcher.forget(job_arn)
 
     async def query_result(self, settings: BraketSettings, location: TaskLocation, job: dict[str, Any]) -> Any:
         return await asyncio.to_thread(self._download_result_sync, settings, location, job)
@@ -318,7 +318,7 @@ class BraketExecutor(RemoteExecutor):
             await asyncio.to_thread(self._cancel_sync, settings, job_arn)
 
         if job["status"] not in TERMINAL_STATES:
-            job = await self._poll_task(settings, job_arn)
+            job = await self._poll_task(settings, job)
         if job["status"] == "CANCELLED":
             raise TaskCancelledError(f"Braket job {job_arn} was cancelled")
         outcome = await self.query_result(settings, location, job)
@@ -338,8 +338,8 @@ class BraketExecutor(RemoteExecutor):
                 f"electron raised {outcome['exception_type']}: {outcome['exception']} "
                 f"(Braket job {job_arn})"
             )
-        if settings.cleanup:
-            await asyncio.to_thread(self._delete_objects_sync, settings, location)
+        if settings.cleanup:  # off the result's path: the node completes without waiting for it
+            _io_pool.submit(self._delete_objects_sync, settings, location)
         return outcome["result"]
 
     async def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
@@ -437,36 +437,67 @@ class BraketExecutor(RemoteExecutor):
     def _upload_task_sync(self, settings: BraketSettings, location: TaskLocation, payload: Any) -> str:
         """Upload the runner and ``(function, args, kwargs)``; return the input's SHA-256.
 
-        If this attempt's input is already there (an executor rebuilt for the same task), it is
-        kept, and its recorded digest returned, so the resubmitted ``CreateJob`` is identical.
+        The pickle is streamed to a spool file in ``cache_dir`` (hashed on the way, no copy in
+        memory), then sent: up to 1 MiB inside the runner archive (one conditional
+        ``PutObject``); up to 8 MiB with a conditional ``PutObject`` beside the runner's; larger
+        with a multipart transfer. If this attempt's input is
+        already there (an executor rebuilt for the same task), it is kept and its recorded
+        digest returned, so the resubmitted ``CreateJob`` is identical.
         """
         import cloudpickle
 
         clients = aws.clients_for(settings)
-        try:
-            head = aws.call(clients.s3, "head_object", Bucket=location.bucket, Key=location.key(INPUT_KEY))
-            recorded = head.get("Metadata", {}).get("sha256")
-            if recorded:
-                return recorded
-        except aws.AwsError as exc:
-            if exc.code not in ("404", "NoSuchKey", "NotFound"):
-                raise
-        self._upload_runner_sync(settings, location)
         os.makedirs(settings.cache_dir, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=settings.cache_dir, suffix=".pkl") as spool:
             digest = hashlib.sha256()
-            writer = _HashingWriter(spool, digest)
-            cloudpickle.dump(payload, writer)
+            cloudpickle.dump(payload, _HashingWriter(spool, digest))
             spool.flush()
-            aws.call(
-                clients.s3,
-                "upload_file",
-                Filename=spool.name,
-                Bucket=location.bucket,
-                Key=location.key(INPUT_KEY),
-                ExtraArgs={**settings.encryption, "Metadata": {"sha256": digest.hexdigest()}},
-            )
-        return digest.hexdigest()
+            sha = digest.hexdigest()
+            extra = {**settings.encryption, "Metadata": {"sha256": sha}}
+            size = spool.tell()
+            if size <= BUNDLE_BYTES:  # one object: the runner with the input beside it
+                bundle = runner_archive_with(spool.name, INPUT_KEY)
+                if self._put_new_sync(settings, location, RUNNER_KEY, bundle, extra):
+                    return sha
+                return self._recorded_digest_sync(settings, location, RUNNER_KEY) or sha
+            if size <= SMALL_OBJECT_BYTES:
+                runner = _io_pool.submit(self._upload_runner_sync, settings, location)
+                spool.seek(0)
+                written = self._put_new_sync(settings, location, INPUT_KEY, spool, extra)
+                runner.result()
+                if written:
+                    return sha
+                return self._recorded_digest_sync(settings, location, INPUT_KEY) or sha
+            recorded = self._recorded_digest_sync(settings, location, INPUT_KEY)
+            if recorded:
+                return recorded
+            self._upload_runner_sync(settings, location)
+            aws.call(clients.s3, "upload_file", Filename=spool.name, Bucket=location.bucket,
+                     Key=location.key(INPUT_KEY), ExtraArgs=extra, Config=_transfer_config())
+        return sha
+
+    @staticmethod
+    def _put_new_sync(settings: BraketSettings, location: TaskLocation, name: str, body: Any, extra: dict) -> bool:
+        """PutObject only if the key is free (``If-None-Match: *``); False if it was taken."""
+        try:
+            aws.call(aws.clients_for(settings).s3, "put_object", Bucket=location.bucket, Key=location.key(name),
+                     Body=body, IfNoneMatch="*", **extra)
+            return True
+        except aws.AwsError as exc:
+            if exc.code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                return False
+            raise
+
+    def _recorded_digest_sync(self, settings: BraketSettings, location: TaskLocation, name: str) -> str | None:
+        """The input SHA-256 recorded on this attempt's existing object, or None if there is none."""
+        try:
+            head = aws.call(aws.clients_for(settings).s3, "head_object", Bucket=location.bucket,
+                            Key=location.key(name))
+        except aws.AwsError as exc:
+            if exc.code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return head.get("Metadata", {}).get("sha256")
 
     def _upload_runner_sync(self, settings: BraketSettings, location: TaskLocation) -> str:
         """Upload the job runner next to the task's input; return its S3 URI.
@@ -580,19 +611,18 @@ class BraketExecutor(RemoteExecutor):
         key = location.key(RESULT_KEY)
         where = f"s3://{location.bucket}/{key}"
         os.makedirs(settings.cache_dir, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=settings.cache_dir) as scratch:
-            spool = os.path.join(scratch, RESULT_KEY)
+        with tempfile.TemporaryFile(dir=settings.cache_dir) as spool:
             try:
-                aws.call(clients.s3, "download_file", Bucket=location.bucket, Key=key, Filename=spool)
+                self._fetch_sync(clients, location.bucket, key, spool)
             except aws.AwsError as exc:
                 if job["status"] == "FAILED":
                     return None
                 raise BraketJobError(
                     f"Braket job {job['jobArn']} completed but its result {where} could not be read: {exc}"
                 ) from exc
+            spool.seek(0)
             try:
-                with open(spool, "rb") as handle:
-                    outcome = cloudpickle.load(handle)
+                outcome = cloudpickle.load(spool)
             except Exception as exc:
                 raise BraketJobError(
                     f"Braket job {job['jobArn']} left a corrupt result at {where}: {type(exc).__name__}: {exc}"
@@ -605,6 +635,26 @@ class BraketExecutor(RemoteExecutor):
                 f"{outcome.get('task_uri')!r}, not by Braket job {job['jobArn']}; it was not used"
             )
         return outcome
+
+    @staticmethod
+    def _fetch_sync(clients: aws.AwsClients, bucket: str, key: str, spool: Any) -> None:
+        """Stream an object into ``spool``: one GET for a small object, a parallel ranged
+        transfer for a large one; never the whole object in memory."""
+        response = aws.call(clients.s3, "get_object", Bucket=bucket, Key=key)
+        body = response["Body"]
+        if response.get("ContentLength", 0) > SMALL_OBJECT_BYTES:
+            body.close()
+            aws.call(clients.s3, "download_fileobj", Bucket=bucket, Key=key, Fileobj=spool, Config=_transfer_config())
+            return
+        try:
+            for chunk in body.iter_chunks(1 << 20):
+                spool.write(chunk)
+        except Exception as exc:  # a connection dropped mid-body: let the caller report it
+            from botocore.exceptions import BotoCoreError
+
+            if isinstance(exc, BotoCoreError):
+                raise aws.AwsError("get_object", type(exc).__name__, str(exc)) from exc
+            raise
 
     def _delete_objects_sync(self, settings: BraketSettings, location: TaskLocation) -> None:
         """Delete the runner and pickles this task wrote (the job's own outputs are kept)."""
@@ -659,6 +709,24 @@ class _HashingWriter:
         return self._target.write(data)
 
 
+def _transfer_config() -> Any:
+    """Multipart transfers in 8 MiB parts, four at a time: fast, and at most ~32 MiB of
+    buffers whatever the payload's size."""
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(
+        multipart_threshold=SMALL_OBJECT_BYTES,
+        multipart_chunksize=8 * 1024 * 1024,
+        max_concurrency=4,
+        max_io_queue=16,
+    )
+
+
+#: Objects up to this size go in one request; larger ones in parallel parts.
+SMALL_OBJECT_BYTES = 8 * 1024 * 1024
+#: Inputs up to this size travel inside the runner archive (one PUT per task).
+BUNDLE_BYTES = 1024 * 1024
+_io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="covalent-braket-io")
 _preflight_lock = threading.Lock()
 _preflight_ok: dict[Any, float] = {}
 

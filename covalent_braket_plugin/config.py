@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -57,6 +58,7 @@ class InvalidSettingError(ValueError):
         super().__init__(f"BraketExecutor setting {setting}={value!r} is invalid: {allowed}")
 
 
+@functools.lru_cache(maxsize=1)
 def default_instance_types() -> tuple[str, ...]:
     """The Braket ``instanceType`` values this botocore knows (the service's enum)."""
     import botocore.session

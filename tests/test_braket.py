@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -195,6 +196,9 @@ def test_run_returns_the_result_and_removes_its_pickles(aws: Any) -> None:
     job = aws.braket.get_job(jobArn=executor._handle)
     assert job["roleArn"] == "arn:aws:iam::123456789012:role/covalent-role"
     assert job["hyperParameters"]["covalent_python_version"] == "%d.%d" % sys.version_info[:2]
+    deadline = time.monotonic() + 10  # the clean-up runs after the result is returned
+    while any(key.endswith((".pkl", "runner.tar.gz")) for key in keys(aws)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     left = keys(aws)
     assert not any(key.endswith((".pkl", "runner.tar.gz")) for key in left), left
     assert any(key.endswith("/output/output/model.tar.gz") for key in left), left

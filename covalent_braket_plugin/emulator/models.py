@@ -8,6 +8,7 @@ State is kept per account and region, created lazily, behind one lock. Jobs are 
 from __future__ import annotations
 
 import base64
+import functools
 import copy
 import re
 import threading
@@ -49,6 +50,7 @@ def iso(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+@functools.lru_cache(maxsize=1)
 def instance_types() -> tuple[str, ...]:
     import botocore.session
 

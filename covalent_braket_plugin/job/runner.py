@@ -137,13 +137,17 @@ def main() -> None:
     )
     job_name = os.environ.get("AMZN_BRAKET_JOB_NAME", "")
     with tempfile.TemporaryDirectory(prefix="covalent-braket-") as scratch:
-        input_path = os.path.join(scratch, INPUT_KEY)
-        try:
-            s3.download_file(bucket, f"{prefix}/{INPUT_KEY}", input_path)
-        except Exception as exc:
-            raise RunnerSetupError(
-                f"cannot download s3://{bucket}/{prefix}/{INPUT_KEY}: {exc}"
-            ) from exc
+        bundled = os.path.join(os.path.dirname(os.path.abspath(__file__)), INPUT_KEY)
+        if os.path.exists(bundled):  # a small input travels inside the job's script archive
+            input_path = bundled
+        else:
+            input_path = os.path.join(scratch, INPUT_KEY)
+            try:
+                s3.download_file(bucket, f"{prefix}/{INPUT_KEY}", input_path)
+            except Exception as exc:
+                raise RunnerSetupError(
+                    f"cannot download s3://{bucket}/{prefix}/{INPUT_KEY}: {exc}"
+                ) from exc
         expected = hyperparameters.get(HP_INPUT_SHA256)
         if not expected or _sha256(input_path) != expected:
             raise RunnerSetupError(
