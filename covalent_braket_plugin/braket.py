@@ -8,6 +8,7 @@ cheap: boto3 is imported when the first client is built, the Braket SDK never.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
@@ -231,19 +232,19 @@ class BraketExecutor(RemoteExecutor):
     async def _validate_credentials(self) -> bool:
         """Check that the AWS credential chain yields an identity (calls STS)."""
         settings = self.settings()
-        await asyncio.to_thread(aws.caller_account, settings)
+        await offload(aws.caller_account, settings)
         return True
 
     async def _upload_task(self, settings: BraketSettings, location: TaskLocation, payload: Any) -> str:
-        return await asyncio.to_thread(self._upload_task_sync, settings, location, payload)
+        return await offload(self._upload_task_sync, settings, location, payload)
 
     async def submit_task(
         self, settings: BraketSettings, location: TaskLocation, python: str, digest: str
     ) -> dict[str, Any] | None:
-        return await asyncio.to_thread(self._submit_sync, settings, location, python, digest)
+        return await offload(self._submit_sync, settings, location, python, digest)
 
     async def get_status(self, settings: BraketSettings, job_arn: str) -> dict[str, Any]:
-        return await asyncio.to_thread(self._get_job_sync, settings, job_arn)
+        return await offload(self._get_job_sync, settings, job_arn)
 
     async def _poll_task(self, settings: BraketSettings, job: dict[str, Any]) -> dict[str, Any]:
         """Wait until the job is terminal, within a deadline derived from time_limit.
@@ -273,7 +274,7 @@ class BraketExecutor(RemoteExecutor):
                     started = started if started is not None else now
                     limit, since = settings.time_limit + RUNNING_GRACE_SECONDS, started
                 if now - since > limit:
-                    await asyncio.to_thread(self._cancel_sync, settings, job_arn)
+                    await offload(self._cancel_sync, settings, job_arn)
                     raise BraketJobError(
                         f"Braket job {job_arn} still {status} after {limit} s "
                         f"(time_limit={settings.time_limit}); cancellation was requested"
@@ -286,7 +287,7 @@ class BraketExecutor(RemoteExecutor):
             watcher.forget(job_arn)
 
     async def query_result(self, settings: BraketSettings, location: TaskLocation, job: dict[str, Any]) -> Any:
-        return await asyncio.to_thread(self._download_result_sync, settings, location, job)
+        return await offload(self._download_result_sync, settings, location, job)
 
     async def run(self, function: Any, args: list, kwargs: dict, task_metadata: dict) -> Any:
         """Run ``function(*args, **kwargs)`` in a Braket hybrid job and return its result."""
@@ -296,14 +297,14 @@ class BraketExecutor(RemoteExecutor):
         if await self.get_cancel_requested():
             raise TaskCancelledError(f"task {dispatch_id}:{node_id} was cancelled before submission")
         python = await self._client_python()
-        await asyncio.to_thread(self._preflight_sync, settings)
+        await offload(self._preflight_sync, settings)
 
         job: dict[str, Any] | None = None
         for attempt in range(MAX_ATTEMPTS):
             location = TaskLocation.new(settings.s3_bucket_name, dispatch_id, node_id, attempt)
             digest = await self._upload_task(settings, location, (function, args, kwargs))
             if await self.get_cancel_requested():
-                await asyncio.to_thread(self._delete_objects_sync, settings, location)
+                await offload(self._delete_objects_sync, settings, location)
                 raise TaskCancelledError(f"task {dispatch_id}:{node_id} was cancelled before submission")
             job = await self.submit_task(settings, location, python, digest)
             if job is not None:
@@ -315,7 +316,7 @@ class BraketExecutor(RemoteExecutor):
         app_log.debug(f"Braket job {job_arn} ({job['status']}) runs {dispatch_id}:{node_id}")
         await self.set_job_handle(job_arn)
         if await self.get_cancel_requested():
-            await asyncio.to_thread(self._cancel_sync, settings, job_arn)
+            await offload(self._cancel_sync, settings, job_arn)
 
         if job["status"] not in TERMINAL_STATES:
             job = await self._poll_task(settings, job)
@@ -324,7 +325,7 @@ class BraketExecutor(RemoteExecutor):
         outcome = await self.query_result(settings, location, job)
         if outcome is None:  # FAILED with no result object: the job never ran the electron
             reason = job.get("failureReason") or "no failure reason given"
-            tail = await asyncio.to_thread(self._log_tail_sync, settings, job)
+            tail = await offload(self._log_tail_sync, settings, job)
             if tail:
                 self.task_stderr.write(tail)
             raise BraketJobError(f"Braket job {job_arn} failed: {reason}")
@@ -339,7 +340,9 @@ class BraketExecutor(RemoteExecutor):
                 f"(Braket job {job_arn})"
             )
         if settings.cleanup:  # off the result's path: the node completes without waiting for it
-            _io_pool.submit(self._delete_objects_sync, settings, location)
+            cleanup = _io_pool.submit(self._delete_objects_sync, settings, location)
+            _cleanups.add(cleanup)
+            cleanup.add_done_callback(_cleanups.discard)
         return outcome["result"]
 
     async def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
@@ -347,7 +350,7 @@ class BraketExecutor(RemoteExecutor):
         if not job_handle:
             return False
         settings = self.settings()
-        status = await asyncio.to_thread(self._cancel_sync, settings, str(job_handle))
+        status = await offload(self._cancel_sync, settings, str(job_handle))
         return status in {"CANCELLING", "CANCELLED"}
 
     # ------------------------------------------------------------------ blocking helpers
@@ -461,10 +464,9 @@ class BraketExecutor(RemoteExecutor):
                     return sha
                 return self._recorded_digest_sync(settings, location, RUNNER_KEY) or sha
             if size <= SMALL_OBJECT_BYTES:
-                runner = _io_pool.submit(self._upload_runner_sync, settings, location)
+                self._upload_runner_sync(settings, location)
                 spool.seek(0)
                 written = self._put_new_sync(settings, location, INPUT_KEY, spool, extra)
-                runner.result()
                 if written:
                     return sha
                 return self._recorded_digest_sync(settings, location, INPUT_KEY) or sha
@@ -644,7 +646,9 @@ class BraketExecutor(RemoteExecutor):
         body = response["Body"]
         if response.get("ContentLength", 0) > SMALL_OBJECT_BYTES:
             body.close()
-            aws.call(clients.s3, "download_fileobj", Bucket=bucket, Key=key, Fileobj=spool, Config=_transfer_config())
+            # Four ranged GETs at a time: downloads fill a file, so fewer buffers cost no speed.
+            aws.call(clients.s3, "download_fileobj", Bucket=bucket, Key=key, Fileobj=spool,
+                     Config=_transfer_config(concurrency=4))
             return
         try:
             for chunk in body.iter_chunks(1 << 20):
@@ -709,15 +713,14 @@ class _HashingWriter:
         return self._target.write(data)
 
 
-def _transfer_config() -> Any:
-    """Multipart transfers in 8 MiB parts, four at a time: fast, and at most ~32 MiB of
-    buffers whatever the payload's size."""
+def _transfer_config(concurrency: int = 10) -> Any:
+    """Multipart transfers in 8 MiB parts: buffers stay bounded whatever the payload's size."""
     from boto3.s3.transfer import TransferConfig
 
     return TransferConfig(
         multipart_threshold=SMALL_OBJECT_BYTES,
         multipart_chunksize=8 * 1024 * 1024,
-        max_concurrency=4,
+        max_concurrency=concurrency,
         max_io_queue=16,
     )
 
@@ -726,7 +729,26 @@ def _transfer_config() -> Any:
 SMALL_OBJECT_BYTES = 8 * 1024 * 1024
 #: Inputs up to this size travel inside the runner archive (one PUT per task).
 BUNDLE_BYTES = 1024 * 1024
-_io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="covalent-braket-io")
+#: The threads every blocking AWS call of every executor in the process runs on. Few on
+#: purpose: botocore holds the GIL while it signs and parses, and more runnable threads would
+#: starve the Covalent server's event loop; calls beyond these wait their turn off the loop.
+_io_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="covalent-braket-io")
+
+
+_cleanups: set[Any] = set()
+
+
+def wait_for_cleanups(timeout: float = 60.0) -> None:
+    """Block until the background clean-ups started so far are done (for tests, benchmarks
+    and orderly shutdown)."""
+    from concurrent.futures import wait
+
+    wait(list(_cleanups), timeout=timeout)
+
+
+def offload(function: Any, *args: Any) -> Any:
+    """Run a blocking call on the executor's I/O threads; awaitable from the event loop."""
+    return asyncio.get_running_loop().run_in_executor(_io_pool, functools.partial(function, *args))
 _preflight_lock = threading.Lock()
 _preflight_ok: dict[Any, float] = {}
 

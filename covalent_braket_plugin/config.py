@@ -270,8 +270,19 @@ class BraketSettings:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> BraketSettings:
-        """Validate every setting in ``values`` (missing ones take their defaults)."""
-        return cls(**{name: check_setting(name, values.get(name, DEFAULTS[name])) for name in DEFAULTS})
+        """Validate every setting in ``values`` (missing ones take their defaults).
+
+        The same values give the same (immutable) settings: a validated set is reused, so the
+        check costs the event loop next to nothing per task. File-system checks (the
+        credentials file) are repeated, as the file may change.
+        """
+        merged = tuple((name, values.get(name, DEFAULTS[name])) for name in DEFAULTS)
+        try:
+            settings = _validated(merged)
+        except TypeError:  # an unhashable value: validate it (and fail) uncached
+            settings = cls(**{name: check_setting(name, value) for name, value in merged})
+        check_credentials(settings.credentials)
+        return settings
 
     @property
     def credentials_file(self) -> str | None:
@@ -318,3 +329,8 @@ def read_covalent_config(name: str) -> Any:
     if value is None or (value == "" and DEFAULTS[name] != ""):
         return DEFAULTS[name]
     return value
+
+
+@functools.lru_cache(maxsize=256)
+def _validated(merged: tuple[tuple[str, Any], ...]) -> BraketSettings:
+    return BraketSettings(**{name: check_setting(name, value) for name, value in merged})

@@ -47,6 +47,8 @@ class JobWatcher:
         self._task: asyncio.Task[None] | None = None
         self._next_due = 0.0
         self.calls = 0  # Braket status calls made (for benchmarks)
+        self.rounds = 0  # look-up rounds (one per interval)
+        self.watched = 0  # sum over rounds of the jobs watched
 
     def watch(self, job_arn: str, created_at: datetime | None, poll_freq: float) -> _Watched:
         created = created_at or (datetime.now(timezone.utc) - timedelta(minutes=5))
@@ -77,8 +79,12 @@ class JobWatcher:
                     pass
             interval = min(entry.poll_freq for entry in self._jobs.values()) if self._jobs else 1.0
             self._next_due = time.monotonic() + interval
+            self.rounds += 1
+            self.watched += len(self._jobs)
             try:
-                statuses = await asyncio.to_thread(self._look_up_sync, dict(self._jobs))
+                from .braket import offload
+
+                statuses = await offload(self._look_up_sync, dict(self._jobs))
                 errors = 0
             except aws.AwsError as exc:
                 errors += 1

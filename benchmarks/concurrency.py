@@ -1,0 +1,74 @@
+"""Concurrency: N electrons at once through one process's event loop, as in the Covalent server.
+
+For each N: total wall time, Braket API calls per job (from the emulator's journal), status
+look-ups per poll interval per 20 watched jobs (the shared watcher), the event loop's worst
+lag, and whether every result is right. The emulator runs in its own process; jobs beyond its
+concurrency limit wait in QUEUED, as on the real service.
+
+    python benchmarks/concurrency.py [--sizes 10,100,500] [--poll 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import uuid
+from collections import Counter
+
+from _common import BenchExecutor, LoopLag, clear_journal, emulator, journal, machine, now, table
+
+from covalent_braket_plugin import braket, polling
+
+
+def triple(x: int) -> int:
+    return 3 * x
+
+
+async def batch(size: int, poll: float) -> tuple[float, float, bool, polling.JobWatcher]:
+    dispatch = uuid.uuid4().hex
+    with LoopLag() as lag:
+        started = now()
+        results = await asyncio.gather(
+            *(
+                BenchExecutor(poll_freq=poll).run(triple, [i], {}, {"dispatch_id": dispatch, "node_id": i, "results_dir": "/tmp"})
+                for i in range(size)
+            )
+        )
+        wall = now() - started
+    braket.wait_for_cleanups()
+    watcher = next(w for w in polling._watchers.values() if w._task is not None and w._task.get_loop() is asyncio.get_running_loop())
+    return wall, lag.worst, results == [3 * i for i in range(size)], watcher
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10,100,500")
+    parser.add_argument("--poll", type=float, default=2.0)
+    parser.add_argument("--max-concurrent-jobs", type=int, default=8)
+    args = parser.parse_args()
+    rows = []
+    with emulator(max_concurrent_jobs=args.max_concurrent_jobs) as url:
+        asyncio.run(batch(2, args.poll))  # warm-up: clients, pre-flight cache
+        for size in (int(s) for s in args.sizes.split(",")):
+            clear_journal(url)
+            polling._watchers.clear()
+            wall, lag, correct, watcher = asyncio.run(batch(size, args.poll))
+            calls = Counter(e["operation"] for e in journal(url) if e["service"] == "braket")
+            per_job = sum(calls.values()) / size
+            watched = watcher.watched / max(watcher.rounds, 1)
+            per_20 = (watcher.calls / max(watcher.rounds, 1)) / max(watched / 20, 1e-9)
+            rows.append([
+                size, f"{wall:.1f}", f"{per_job:.2f}",
+                ", ".join(f"{op} {n}" for op, n in sorted(calls.items())),
+                f"{watcher.rounds}", f"{watched:.0f}", f"{per_20:.2f}", f"{lag * 1000:.1f}", correct,
+            ])
+    print(table(
+        f"Concurrency ({machine()}, poll {args.poll:g} s, emulator running {args.max_concurrent_jobs} jobs at once)",
+        ["electrons", "wall s", "Braket calls/job", "Braket calls", "look-up rounds", "avg watched",
+         "status calls per 20 watched per interval", "worst loop lag ms", "all correct"],
+        rows,
+    ))
+
+
+if __name__ == "__main__":
+    main()

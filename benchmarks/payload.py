@@ -1,0 +1,131 @@
+"""Payload: arguments and results of 1 MiB, 100 MiB and 1 GiB through the executor's transfer
+path, against boto3's own ``upload_fileobj`` / ``download_fileobj`` on the same endpoint.
+
+Each measurement runs in a fresh process, so its peak RSS (``ru_maxrss``) is its own; peak
+memory is reported relative to the payload, after subtracting the interpreter's baseline.
+
+    python benchmarks/payload.py [--sizes 1,100,1024]   (MiB)
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+
+from _common import BUCKET, BenchExecutor, emulator, machine, table
+
+MIB = 1024 * 1024
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(mode: str, size: int, dispatch: str = "") -> dict:
+    """One transfer in this (fresh) process: returns seconds and peak memory above baseline."""
+    import boto3
+
+    import covalent_braket_plugin.braket as braket_module
+    from covalent_braket_plugin import aws
+    from covalent_braket_plugin.braket import TaskLocation
+    from covalent_braket_plugin.job.runner import RESULT_FORMAT
+
+    executor = BenchExecutor()
+    settings = executor.settings()
+    clients = aws.clients_for(settings)
+    s3 = boto3.client("s3")
+    location = TaskLocation.new(BUCKET, uuid.uuid4().hex, 0)
+    baseline = rss_mib()
+    payload = b"\x01" * size if not mode.startswith("download") else b""  # touched pages: RSS sees it
+    if mode == "upload-executor":
+        started = time.perf_counter()
+        executor._upload_task_sync(settings, location, (len, [payload], {}))
+    elif mode == "upload-boto3":
+        started = time.perf_counter()
+        s3.upload_fileobj(io.BytesIO(payload), BUCKET, f"ref/{uuid.uuid4().hex}")
+    elif mode == "prepare":  # a result object for a download measured in another process
+        import cloudpickle
+
+        outcome = {"format": RESULT_FORMAT, "ok": True, "result": payload, "stdout": "", "stderr": "",
+                   "job_name": location.job_name, "task_uri": location.uri}
+        s3.upload_fileobj(io.BytesIO(cloudpickle.dumps(outcome)), BUCKET, location.key("result.pkl"))
+        return {"dispatch": location.dispatch_id}
+    elif mode in ("download-executor", "download-boto3"):
+        import cloudpickle
+
+        location = TaskLocation.new(BUCKET, dispatch, 0)
+        key = location.key("result.pkl")
+        job = {"jobArn": "arn:aws:braket:us-east-1:123456789012:job/bench", "jobName": location.job_name,
+               "status": "COMPLETED"}
+        del payload
+        baseline = rss_mib()
+        started = time.perf_counter()
+        if mode == "download-executor":
+            payload = executor._download_result_sync(settings, location, job)["result"]
+        else:
+            sink = io.BytesIO()
+            s3.download_fileobj(BUCKET, key, sink)
+            payload = cloudpickle.loads(sink.getbuffer())["result"]
+        assert len(payload) == size
+    seconds = time.perf_counter() - started
+    del braket_module, clients
+    return {"seconds": seconds, "peak_above_baseline_mib": peak_mib() - baseline}
+
+
+def run_case(mode: str, size: int, dispatch: str = "") -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--measure", mode, str(size), dispatch],
+        capture_output=True, text=True, env=os.environ, check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1,100,1024")
+    parser.add_argument("--measure", nargs=3)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure[0], int(args.measure[1]), args.measure[2])))
+        return
+    rows = []
+    with emulator():
+        for mib in (int(s) for s in args.sizes.split(",")):
+            size = mib * MIB
+            dispatch = run_case("prepare", size)["dispatch"]
+            for direction in ("upload", "download"):
+                ours = run_case(f"{direction}-executor", size, dispatch)
+                ref = run_case(f"{direction}-boto3", size, dispatch)
+                rows.append([
+                    f"{mib} MiB", direction,
+                    f"{mib / ours['seconds']:.0f}", f"{mib / ref['seconds']:.0f}",
+                    f"{ref['seconds'] / ours['seconds']:.2f}",
+                    f"{ours['peak_above_baseline_mib'] / mib:.2f}", f"{ref['peak_above_baseline_mib'] / mib:.2f}",
+                ])
+    print(table(
+        f"Payload transfer ({machine()}; emulator in its own process)",
+        ["payload", "direction", "executor MiB/s", "boto3 MiB/s", "throughput ratio",
+         "executor peak / payload", "boto3 peak / payload"],
+        rows,
+    ))
+
+
+if __name__ == "__main__":
+    main()
