@@ -25,8 +25,16 @@ def emulator(max_concurrent_jobs: int = 32) -> Iterator[str]:
     """Start ``covalent-braket emulator`` in its own process (so it does not share this
     process's GIL and event loop) and point this process's AWS settings at it."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "covalent_braket_plugin.cli", "emulator", "--port", "0",
-         "--max-concurrent-jobs", str(max_concurrent_jobs)],
+        [
+            sys.executable,
+            "-m",
+            "covalent_braket_plugin.cli",
+            "emulator",
+            "--port",
+            "0",
+            "--max-concurrent-jobs",
+            str(max_concurrent_jobs),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -62,7 +70,7 @@ def clear_journal(url: str) -> None:
 _HOSTED: Any = None
 
 
-def BenchExecutor(**settings: Any) -> Any:  # noqa: N802  (reads like the class it builds)
+def BenchExecutor(**settings: Any) -> Any:
     """A BraketExecutor with Covalent's server-side plumbing answered in-process."""
     global _HOSTED
     if _HOSTED is None:
@@ -79,7 +87,9 @@ def BenchExecutor(**settings: Any) -> Any:  # noqa: N802  (reads like the class 
                 self.handle = handle
 
         _HOSTED = Hosted
-    executor = _HOSTED(s3_bucket_name=BUCKET, ecr_image_uri=IMAGE, braket_job_execution_role_name=ROLE, **settings)
+    executor = _HOSTED(
+        s3_bucket_name=BUCKET, ecr_image_uri=IMAGE, braket_job_execution_role_name=ROLE, **settings
+    )
     executor._task_stdout = io.StringIO()
     executor._task_stderr = io.StringIO()
     return executor

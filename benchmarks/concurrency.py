@@ -30,13 +30,19 @@ async def batch(size: int, poll: float) -> tuple[float, float, bool, polling.Job
         started = now()
         results = await asyncio.gather(
             *(
-                BenchExecutor(poll_freq=poll).run(triple, [i], {}, {"dispatch_id": dispatch, "node_id": i, "results_dir": "/tmp"})
+                BenchExecutor(poll_freq=poll).run(
+                    triple, [i], {}, {"dispatch_id": dispatch, "node_id": i, "results_dir": "/tmp"}
+                )
                 for i in range(size)
             )
         )
         wall = now() - started
     braket.wait_for_cleanups()
-    watcher = next(w for w in polling._watchers.values() if w._task is not None and w._task.get_loop() is asyncio.get_running_loop())
+    watcher = next(
+        w
+        for w in polling._watchers.values()
+        if w._task is not None and w._task.get_loop() is asyncio.get_running_loop()
+    )
     return wall, lag.worst, results == [3 * i for i in range(size)], watcher
 
 
@@ -57,17 +63,36 @@ def main() -> None:
             per_job = sum(calls.values()) / size
             watched = watcher.watched / max(watcher.rounds, 1)
             per_20 = (watcher.calls / max(watcher.rounds, 1)) / max(watched / 20, 1e-9)
-            rows.append([
-                size, f"{wall:.1f}", f"{per_job:.2f}",
-                ", ".join(f"{op} {n}" for op, n in sorted(calls.items())),
-                f"{watcher.rounds}", f"{watched:.0f}", f"{per_20:.2f}", f"{lag * 1000:.1f}", correct,
-            ])
-    print(table(
-        f"Concurrency ({machine()}, poll {args.poll:g} s, emulator running {args.max_concurrent_jobs} jobs at once)",
-        ["electrons", "wall s", "Braket calls/job", "Braket calls", "look-up rounds", "avg watched",
-         "status calls per 20 watched per interval", "worst loop lag ms", "all correct"],
-        rows,
-    ))
+            rows.append(
+                [
+                    size,
+                    f"{wall:.1f}",
+                    f"{per_job:.2f}",
+                    ", ".join(f"{op} {n}" for op, n in sorted(calls.items())),
+                    f"{watcher.rounds}",
+                    f"{watched:.0f}",
+                    f"{per_20:.2f}",
+                    f"{lag * 1000:.1f}",
+                    correct,
+                ]
+            )
+    print(
+        table(
+            f"Concurrency ({machine()}, poll {args.poll:g} s, emulator running {args.max_concurrent_jobs} jobs at once)",
+            [
+                "electrons",
+                "wall s",
+                "Braket calls/job",
+                "Braket calls",
+                "look-up rounds",
+                "avg watched",
+                "status calls per 20 watched per interval",
+                "worst loop lag ms",
+                "all correct",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

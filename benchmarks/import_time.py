@@ -17,9 +17,13 @@ from _common import machine, table
 
 
 def plugin_import_us() -> tuple[int, int, bool]:
-    code = "import covalent, boto3\nimport covalent_braket_plugin.braket\nimport sys\n" \
-           "print(any(m.split('.')[0] in ('braket', 'pennylane') for m in sys.modules))"
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True)
+    code = (
+        "import covalent, boto3\nimport covalent_braket_plugin.braket\nimport sys\n"
+        "print(any(m.split('.')[0] in ('braket', 'pennylane') for m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True
+    )
     own = total = 0
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
@@ -44,13 +48,17 @@ def main() -> None:
     own = statistics.median(s[0] for s in samples) / 1000
     reference = statistics.median(s[1] for s in samples) / 1000
     heavy = any(s[2] for s in samples)
-    print(table(
-        f"Import time ({machine()}, median of {runs} fresh interpreters)",
-        ["what", "ms"],
-        [["covalent + boto3 (reference)", f"{reference:.1f}"],
-         ["covalent_braket_plugin modules (beyond them)", f"{own:.1f}"],
-         ["target", "< 50"]],
-    ))
+    print(
+        table(
+            f"Import time ({machine()}, median of {runs} fresh interpreters)",
+            ["what", "ms"],
+            [
+                ["covalent + boto3 (reference)", f"{reference:.1f}"],
+                ["covalent_braket_plugin modules (beyond them)", f"{own:.1f}"],
+                ["target", "< 50"],
+            ],
+        )
+    )
     print(f"Braket SDK or PennyLane imported: {heavy}")
 
 

@@ -43,7 +43,11 @@ def raw_task(s3: object, braket: object, runner_uri: str, x: int) -> tuple[float
         jobName=f"raw-{uuid.uuid4().hex[:20]}",
         roleArn=ROLE,
         algorithmSpecification={
-            "scriptModeConfig": {"entryPoint": ENTRY_POINT, "s3Uri": runner_uri, "compressionType": "GZIP"},
+            "scriptModeConfig": {
+                "entryPoint": ENTRY_POINT,
+                "s3Uri": runner_uri,
+                "compressionType": "GZIP",
+            },
             "containerImage": {"uri": IMAGE},
         },
         deviceConfig={"device": "arn:aws:braket:::device/quantum-simulator/amazon/sv1"},
@@ -60,7 +64,9 @@ def raw_task(s3: object, braket: object, runner_uri: str, x: int) -> tuple[float
         if job["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
             break
         __import__("time").sleep(POLL)
-    result = cloudpickle.loads(s3.get_object(Bucket=BUCKET, Key=f"{prefix}/result.pkl")["Body"].read())
+    result = cloudpickle.loads(
+        s3.get_object(Bucket=BUCKET, Key=f"{prefix}/result.pkl")["Body"].read()
+    )
     assert result["result"] == x * x, result
     return now() - started, job_runtime(job)
 
@@ -132,16 +138,36 @@ def main() -> None:
 
     raw_over, our_over = overhead(raw), overhead(ours)
     rows = [
-        ["raw boto3 sequence", f"{statistics.median(w for w, _ in raw) * 1000:.0f}",
-         f"{statistics.median(r for _, r in raw) * 1000:.0f}", f"{raw_over * 1000:.0f}", "1.00"],
-        ["BraketExecutor", f"{statistics.median(w for w, _ in ours) * 1000:.0f}",
-         f"{statistics.median(r for _, r in ours) * 1000:.0f}", f"{our_over * 1000:.0f}", f"{our_over / raw_over:.2f}"],
+        [
+            "raw boto3 sequence",
+            f"{statistics.median(w for w, _ in raw) * 1000:.0f}",
+            f"{statistics.median(r for _, r in raw) * 1000:.0f}",
+            f"{raw_over * 1000:.0f}",
+            "1.00",
+        ],
+        [
+            "BraketExecutor",
+            f"{statistics.median(w for w, _ in ours) * 1000:.0f}",
+            f"{statistics.median(r for _, r in ours) * 1000:.0f}",
+            f"{our_over * 1000:.0f}",
+            f"{our_over / raw_over:.2f}",
+        ],
     ]
-    print(table(f"Overhead per task ({machine()}, median of {tasks}, poll {POLL * 1000:.0f} ms)",
-                ["path", "wall ms", "job runtime ms", "overhead ms", "overhead ratio"], rows))
+    print(
+        table(
+            f"Overhead per task ({machine()}, median of {tasks}, poll {POLL * 1000:.0f} ms)",
+            ["path", "wall ms", "job runtime ms", "overhead ms", "overhead ratio"],
+            rows,
+        )
+    )
     names = list(phases[-1])
-    print(table("BraketExecutor phases (median ms)", ["phase", "ms"],
-                [[n, f"{statistics.median(p.get(n, 0.0) for p in phases) * 1000:.1f}"] for n in names]))
+    print(
+        table(
+            "BraketExecutor phases (median ms)",
+            ["phase", "ms"],
+            [[n, f"{statistics.median(p.get(n, 0.0) for p in phases) * 1000:.1f}"] for n in names],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -51,7 +51,9 @@ def measure(mode: str, size: int, dispatch: str = "") -> dict:
     s3 = boto3.client("s3")
     location = TaskLocation.new(BUCKET, uuid.uuid4().hex, 0)
     baseline = rss_mib()
-    payload = b"\x01" * size if not mode.startswith("download") else b""  # touched pages: RSS sees it
+    payload = (
+        b"\x01" * size if not mode.startswith("download") else b""
+    )  # touched pages: RSS sees it
     if mode == "upload-executor":
         started = time.perf_counter()
         executor._upload_task_sync(settings, location, (len, [payload], {}))
@@ -61,17 +63,29 @@ def measure(mode: str, size: int, dispatch: str = "") -> dict:
     elif mode == "prepare":  # a result object for a download measured in another process
         import cloudpickle
 
-        outcome = {"format": RESULT_FORMAT, "ok": True, "result": payload, "stdout": "", "stderr": "",
-                   "job_name": location.job_name, "task_uri": location.uri}
-        s3.upload_fileobj(io.BytesIO(cloudpickle.dumps(outcome)), BUCKET, location.key("result.pkl"))
+        outcome = {
+            "format": RESULT_FORMAT,
+            "ok": True,
+            "result": payload,
+            "stdout": "",
+            "stderr": "",
+            "job_name": location.job_name,
+            "task_uri": location.uri,
+        }
+        s3.upload_fileobj(
+            io.BytesIO(cloudpickle.dumps(outcome)), BUCKET, location.key("result.pkl")
+        )
         return {"dispatch": location.dispatch_id}
     elif mode in ("download-executor", "download-boto3"):
         import cloudpickle
 
         location = TaskLocation.new(BUCKET, dispatch, 0)
         key = location.key("result.pkl")
-        job = {"jobArn": "arn:aws:braket:us-east-1:123456789012:job/bench", "jobName": location.job_name,
-               "status": "COMPLETED"}
+        job = {
+            "jobArn": "arn:aws:braket:us-east-1:123456789012:job/bench",
+            "jobName": location.job_name,
+            "status": "COMPLETED",
+        }
         del payload
         baseline = rss_mib()
         started = time.perf_counter()
@@ -90,7 +104,10 @@ def measure(mode: str, size: int, dispatch: str = "") -> dict:
 def run_case(mode: str, size: int, dispatch: str = "") -> dict:
     done = subprocess.run(
         [sys.executable, __file__, "--measure", mode, str(size), dispatch],
-        capture_output=True, text=True, env=os.environ, check=False,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
@@ -113,18 +130,32 @@ def main() -> None:
             for direction in ("upload", "download"):
                 ours = run_case(f"{direction}-executor", size, dispatch)
                 ref = run_case(f"{direction}-boto3", size, dispatch)
-                rows.append([
-                    f"{mib} MiB", direction,
-                    f"{mib / ours['seconds']:.0f}", f"{mib / ref['seconds']:.0f}",
-                    f"{ref['seconds'] / ours['seconds']:.2f}",
-                    f"{ours['peak_above_baseline_mib'] / mib:.2f}", f"{ref['peak_above_baseline_mib'] / mib:.2f}",
-                ])
-    print(table(
-        f"Payload transfer ({machine()}; emulator in its own process)",
-        ["payload", "direction", "executor MiB/s", "boto3 MiB/s", "throughput ratio",
-         "executor peak / payload", "boto3 peak / payload"],
-        rows,
-    ))
+                rows.append(
+                    [
+                        f"{mib} MiB",
+                        direction,
+                        f"{mib / ours['seconds']:.0f}",
+                        f"{mib / ref['seconds']:.0f}",
+                        f"{ref['seconds'] / ours['seconds']:.2f}",
+                        f"{ours['peak_above_baseline_mib'] / mib:.2f}",
+                        f"{ref['peak_above_baseline_mib'] / mib:.2f}",
+                    ]
+                )
+    print(
+        table(
+            f"Payload transfer ({machine()}; emulator in its own process)",
+            [
+                "payload",
+                "direction",
+                "executor MiB/s",
+                "boto3 MiB/s",
+                "throughput ratio",
+                "executor peak / payload",
+                "boto3 peak / payload",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -25,10 +25,21 @@ _SERVICES = ("braket", "s3", "sts", "logs", "iam", "ecr")
 #: Error codes worth another try after a pause (botocore has already retried them).
 TRANSIENT_CODES = frozenset(
     {
-        "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
-        "SlowDown", "InternalServiceException", "InternalServerError", "InternalError",
-        "InternalFailure", "ServiceUnavailable", "RequestTimeout", "EndpointConnectionError",
-        "ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError",
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "InternalServiceException",
+        "InternalServerError",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
     }
 )
 
@@ -81,7 +92,6 @@ def clients_for(settings: BraketSettings) -> AwsClients:
         import boto3
         import botocore.config
         import botocore.session
-
         from botocore.exceptions import ProfileNotFound
 
         from .config import InvalidSettingError
@@ -96,7 +106,9 @@ def clients_for(settings: BraketSettings) -> AwsClients:
             region = session.region_name
         except ProfileNotFound:
             raise InvalidSettingError(
-                "profile", settings.profile, "a profile defined in the AWS config or credentials file"
+                "profile",
+                settings.profile,
+                "a profile defined in the AWS config or credentials file",
             ) from None
         if not region:
             raise InvalidSettingError(
@@ -105,7 +117,9 @@ def clients_for(settings: BraketSettings) -> AwsClients:
                 "required: set region, AWS_REGION / AWS_DEFAULT_REGION, or a profile region",
             )
         config = botocore.config.Config(**_CLIENT_CONFIG_KWARGS)
-        built = {name: session.client(name, region_name=region, config=config) for name in _SERVICES}
+        built = {
+            name: session.client(name, region_name=region, config=config) for name in _SERVICES
+        }
         cached = AwsClients(region=region, **built)
         _cache[key] = cached
         return cached
@@ -143,7 +157,9 @@ def call(client: Any, operation: str, **kwargs: Any) -> Any:
     except ClientError as exc:
         error = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        raise AwsError(operation, error.get("Code", "Unknown"), error.get("Message", str(exc)), status) from exc
+        raise AwsError(
+            operation, error.get("Code", "Unknown"), error.get("Message", str(exc)), status
+        ) from exc
     except BotoCoreError as exc:
         raise AwsError(operation, type(exc).__name__, str(exc)) from exc
 

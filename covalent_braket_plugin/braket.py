@@ -45,7 +45,13 @@ from covalent._shared_files.exceptions import TaskCancelledError, TaskRuntimeErr
 from covalent.executor.executor_plugins.remote_executor import RemoteExecutor
 
 from . import aws, polling
-from .config import DEFAULTS, BraketSettings, InvalidSettingError, check_setting, read_covalent_config
+from .config import (
+    DEFAULTS,
+    BraketSettings,
+    InvalidSettingError,
+    check_setting,
+    read_covalent_config,
+)
 from .job import ENTRY_POINT, runner_archive, runner_archive_with
 from .job.runner import (
     HP_INPUT_SHA256,
@@ -106,7 +112,9 @@ class TaskLocation:
     @classmethod
     def new(cls, bucket: str, dispatch_id: str, node_id: Any, attempt: int = 0) -> TaskLocation:
         prefix = f"{S3_PREFIX}/{dispatch_id}/node-{node_id}/attempt-{attempt}"
-        token = str(uuid.uuid5(uuid.NAMESPACE_URL, f"covalent-braket:{dispatch_id}:{node_id}:{attempt}"))
+        token = str(
+            uuid.uuid5(uuid.NAMESPACE_URL, f"covalent-braket:{dispatch_id}:{node_id}:{attempt}")
+        )
         name = job_name(dispatch_id, node_id, attempt)
         return cls(bucket, prefix, name, token, str(dispatch_id), str(node_id), attempt)
 
@@ -197,7 +205,9 @@ class BraketExecutor(RemoteExecutor):
             if value is None:
                 values[name] = read_covalent_config(name)
                 continue
-            if value != "":  # "" means unset (covalent.conf's default); run() requires what it needs
+            if (
+                value != ""
+            ):  # "" means unset (covalent.conf's default); run() requires what it needs
                 check_setting(name, value)  # explicit arguments fail fast, in user code
             values[name] = value
         super().__init__(
@@ -226,7 +236,9 @@ class BraketExecutor(RemoteExecutor):
         Raises:
             InvalidSettingError: naming the first invalid setting.
         """
-        return BraketSettings.from_mapping({name: getattr(self, name, DEFAULTS[name]) for name in DEFAULTS})
+        return BraketSettings.from_mapping(
+            {name: getattr(self, name, DEFAULTS[name]) for name in DEFAULTS}
+        )
 
     # ------------------------------------------------------------------ RemoteExecutor API
     async def _validate_credentials(self) -> bool:
@@ -235,7 +247,9 @@ class BraketExecutor(RemoteExecutor):
         await offload(aws.caller_account, settings)
         return True
 
-    async def _upload_task(self, settings: BraketSettings, location: TaskLocation, payload: Any) -> str:
+    async def _upload_task(
+        self, settings: BraketSettings, location: TaskLocation, payload: Any
+    ) -> str:
         return await offload(self._upload_task_sync, settings, location, payload)
 
     async def submit_task(
@@ -280,13 +294,17 @@ class BraketExecutor(RemoteExecutor):
                         f"(time_limit={settings.time_limit}); cancellation was requested"
                     )
                 try:
-                    await asyncio.wait_for(entry.changed.wait(), timeout=max(settings.poll_freq, 0.05))
+                    await asyncio.wait_for(
+                        entry.changed.wait(), timeout=max(settings.poll_freq, 0.05)
+                    )
                 except asyncio.TimeoutError:
                     pass
         finally:
             watcher.forget(job_arn)
 
-    async def query_result(self, settings: BraketSettings, location: TaskLocation, job: dict[str, Any]) -> Any:
+    async def query_result(
+        self, settings: BraketSettings, location: TaskLocation, job: dict[str, Any]
+    ) -> Any:
         return await offload(self._download_result_sync, settings, location, job)
 
     async def run(self, function: Any, args: list, kwargs: dict, task_metadata: dict) -> Any:
@@ -295,7 +313,9 @@ class BraketExecutor(RemoteExecutor):
         dispatch_id = task_metadata["dispatch_id"]
         node_id = task_metadata["node_id"]
         if await self.get_cancel_requested():
-            raise TaskCancelledError(f"task {dispatch_id}:{node_id} was cancelled before submission")
+            raise TaskCancelledError(
+                f"task {dispatch_id}:{node_id} was cancelled before submission"
+            )
         python = await self._client_python()
         await offload(self._preflight_sync, settings)
 
@@ -305,12 +325,16 @@ class BraketExecutor(RemoteExecutor):
             digest = await self._upload_task(settings, location, (function, args, kwargs))
             if await self.get_cancel_requested():
                 await offload(self._delete_objects_sync, settings, location)
-                raise TaskCancelledError(f"task {dispatch_id}:{node_id} was cancelled before submission")
+                raise TaskCancelledError(
+                    f"task {dispatch_id}:{node_id} was cancelled before submission"
+                )
             job = await self.submit_task(settings, location, python, digest)
             if job is not None:
                 break
         if job is None:
-            raise BraketJobError(f"no free attempt for task {dispatch_id}:{node_id} after {MAX_ATTEMPTS} tries")
+            raise BraketJobError(
+                f"no free attempt for task {dispatch_id}:{node_id} after {MAX_ATTEMPTS} tries"
+            )
 
         job_arn = job["jobArn"]
         app_log.debug(f"Braket job {job_arn} ({job['status']}) runs {dispatch_id}:{node_id}")
@@ -383,10 +407,16 @@ class BraketExecutor(RemoteExecutor):
         except aws.AwsError as exc:
             if exc.code not in denied:
                 raise InvalidSettingError(
-                    "s3_bucket_name", settings.s3_bucket_name, f"an existing bucket you can write to ({exc.code})"
+                    "s3_bucket_name",
+                    settings.s3_bucket_name,
+                    f"an existing bucket you can write to ({exc.code})",
                 ) from exc
 
-        if not settings.role_is_arn or settings.braket_job_execution_role_name.split(":")[4] == aws.caller_account(settings)[0]:
+        if (
+            not settings.role_is_arn
+            or settings.braket_job_execution_role_name.split(":")[4]
+            == aws.caller_account(settings)[0]
+        ):
             role = settings.braket_job_execution_role_name.rsplit("/", 1)[-1]
             try:
                 aws.call(clients.iam, "get_role", RoleName=role)
@@ -409,11 +439,19 @@ class BraketExecutor(RemoteExecutor):
             repository, tag = repository_and_ref.rsplit(":", 1)
             image_id = {"imageTag": tag}
         try:
-            aws.call(clients.ecr, "describe_images", registryId=registry, repositoryName=repository, imageIds=[image_id])
+            aws.call(
+                clients.ecr,
+                "describe_images",
+                registryId=registry,
+                repositoryName=repository,
+                imageIds=[image_id],
+            )
         except aws.AwsError as exc:
             if exc.code in ("RepositoryNotFoundException", "ImageNotFoundException"):
                 raise InvalidSettingError(
-                    "ecr_image_uri", settings.ecr_image_uri, f"an image that exists in ECR ({exc.code})"
+                    "ecr_image_uri",
+                    settings.ecr_image_uri,
+                    f"an image that exists in ECR ({exc.code})",
                 ) from exc
             if exc.code not in denied:
                 raise
@@ -423,7 +461,9 @@ class BraketExecutor(RemoteExecutor):
         except aws.AwsError as exc:
             if exc.code in ("ResourceNotFoundException", "ValidationException"):
                 raise InvalidSettingError(
-                    "quantum_device", settings.quantum_device, f"a Braket device that exists in {clients.region}"
+                    "quantum_device",
+                    settings.quantum_device,
+                    f"a Braket device that exists in {clients.region}",
                 ) from exc
             if exc.code not in denied:
                 raise
@@ -437,7 +477,9 @@ class BraketExecutor(RemoteExecutor):
         with _preflight_lock:
             _preflight_ok[key] = time.monotonic()
 
-    def _upload_task_sync(self, settings: BraketSettings, location: TaskLocation, payload: Any) -> str:
+    def _upload_task_sync(
+        self, settings: BraketSettings, location: TaskLocation, payload: Any
+    ) -> str:
         """Upload the runner and ``(function, args, kwargs)``; return the input's SHA-256.
 
         The pickle is streamed to a spool file in ``cache_dir`` (hashed on the way, no copy in
@@ -474,27 +516,49 @@ class BraketExecutor(RemoteExecutor):
             if recorded:
                 return recorded
             self._upload_runner_sync(settings, location)
-            aws.call(clients.s3, "upload_file", Filename=spool.name, Bucket=location.bucket,
-                     Key=location.key(INPUT_KEY), ExtraArgs=extra, Config=_transfer_config())
+            aws.call(
+                clients.s3,
+                "upload_file",
+                Filename=spool.name,
+                Bucket=location.bucket,
+                Key=location.key(INPUT_KEY),
+                ExtraArgs=extra,
+                Config=_transfer_config(),
+            )
         return sha
 
     @staticmethod
-    def _put_new_sync(settings: BraketSettings, location: TaskLocation, name: str, body: Any, extra: dict) -> bool:
+    def _put_new_sync(
+        settings: BraketSettings, location: TaskLocation, name: str, body: Any, extra: dict
+    ) -> bool:
         """PutObject only if the key is free (``If-None-Match: *``); False if it was taken."""
         try:
-            aws.call(aws.clients_for(settings).s3, "put_object", Bucket=location.bucket, Key=location.key(name),
-                     Body=body, IfNoneMatch="*", **extra)
+            aws.call(
+                aws.clients_for(settings).s3,
+                "put_object",
+                Bucket=location.bucket,
+                Key=location.key(name),
+                Body=body,
+                IfNoneMatch="*",
+                **extra,
+            )
             return True
         except aws.AwsError as exc:
             if exc.code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
                 return False
             raise
 
-    def _recorded_digest_sync(self, settings: BraketSettings, location: TaskLocation, name: str) -> str | None:
+    def _recorded_digest_sync(
+        self, settings: BraketSettings, location: TaskLocation, name: str
+    ) -> str | None:
         """The input SHA-256 recorded on this attempt's existing object, or None if there is none."""
         try:
-            head = aws.call(aws.clients_for(settings).s3, "head_object", Bucket=location.bucket,
-                            Key=location.key(name))
+            head = aws.call(
+                aws.clients_for(settings).s3,
+                "head_object",
+                Bucket=location.bucket,
+                Key=location.key(name),
+            )
         except aws.AwsError as exc:
             if exc.code in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -528,7 +592,11 @@ class BraketExecutor(RemoteExecutor):
         with its result already collected, belongs to an earlier attempt.
         """
         clients = aws.clients_for(settings)
-        hyperparameters = {HP_TASK_URI: location.uri, HP_PYTHON_VERSION: python, HP_INPUT_SHA256: digest}
+        hyperparameters = {
+            HP_TASK_URI: location.uri,
+            HP_PYTHON_VERSION: python,
+            HP_INPUT_SHA256: digest,
+        }
         output: dict[str, Any] = {"s3Path": f"{location.uri}/output"}
         if settings.kms_key_id:
             hyperparameters[HP_KMS_KEY_ID] = settings.kms_key_id
@@ -573,7 +641,11 @@ class BraketExecutor(RemoteExecutor):
         except aws.AwsError as exc:
             if not exc.transient:
                 raise
-            return {"jobArn": job_arn, "jobName": location.job_name, "status": "QUEUED"}  # polling will tell
+            return {
+                "jobArn": job_arn,
+                "jobName": location.job_name,
+                "status": "QUEUED",
+            }  # polling will tell
         status = job["status"]
         if status in ("FAILED", "CANCELLED"):
             return None
@@ -583,7 +655,12 @@ class BraketExecutor(RemoteExecutor):
 
     def _exists_sync(self, settings: BraketSettings, location: TaskLocation, name: str) -> bool:
         try:
-            aws.call(aws.clients_for(settings).s3, "head_object", Bucket=location.bucket, Key=location.key(name))
+            aws.call(
+                aws.clients_for(settings).s3,
+                "head_object",
+                Bucket=location.bucket,
+                Key=location.key(name),
+            )
             return True
         except aws.AwsError as exc:
             if exc.code in ("404", "NoSuchKey", "NotFound"):
@@ -630,7 +707,9 @@ class BraketExecutor(RemoteExecutor):
                     f"Braket job {job['jobArn']} left a corrupt result at {where}: {type(exc).__name__}: {exc}"
                 ) from exc
         if not isinstance(outcome, dict) or outcome.get("format") != RESULT_FORMAT:
-            raise BraketJobError(f"Braket job {job['jobArn']} left an unrecognised result at {where}")
+            raise BraketJobError(
+                f"Braket job {job['jobArn']} left an unrecognised result at {where}"
+            )
         if outcome.get("task_uri") != location.uri or outcome.get("job_name") != job["jobName"]:
             raise BraketJobError(
                 f"the result at {where} was written by job {outcome.get('job_name')!r} for "
@@ -647,8 +726,14 @@ class BraketExecutor(RemoteExecutor):
         if response.get("ContentLength", 0) > SMALL_OBJECT_BYTES:
             body.close()
             # Four ranged GETs at a time: downloads fill a file, so fewer buffers cost no speed.
-            aws.call(clients.s3, "download_fileobj", Bucket=bucket, Key=key, Fileobj=spool,
-                     Config=_transfer_config(concurrency=4))
+            aws.call(
+                clients.s3,
+                "download_fileobj",
+                Bucket=bucket,
+                Key=key,
+                Fileobj=spool,
+                Config=_transfer_config(concurrency=4),
+            )
             return
         try:
             for chunk in body.iter_chunks(1 << 20):
@@ -673,7 +758,9 @@ class BraketExecutor(RemoteExecutor):
         except aws.AwsError as exc:
             app_log.warning(f"Could not delete task objects under {location.uri}: {exc}")
 
-    def _log_tail_sync(self, settings: BraketSettings, job: dict[str, Any], limit: int = 200) -> str:
+    def _log_tail_sync(
+        self, settings: BraketSettings, job: dict[str, Any], limit: int = 200
+    ) -> str:
         """The last lines of the job's CloudWatch log, for a job that failed without a result."""
         logs = aws.clients_for(settings).logs
         lines: list[str] = []
@@ -698,7 +785,11 @@ class BraketExecutor(RemoteExecutor):
             return ""
         if not lines:
             return ""
-        return f"--- last lines of the Braket job log ({job['jobName']}) ---\n" + "\n".join(lines[-limit:]) + "\n"
+        return (
+            f"--- last lines of the Braket job log ({job['jobName']}) ---\n"
+            + "\n".join(lines[-limit:])
+            + "\n"
+        )
 
 
 class _HashingWriter:
@@ -749,6 +840,8 @@ def wait_for_cleanups(timeout: float = 60.0) -> None:
 def offload(function: Any, *args: Any) -> Any:
     """Run a blocking call on the executor's I/O threads; awaitable from the event loop."""
     return asyncio.get_running_loop().run_in_executor(_io_pool, functools.partial(function, *args))
+
+
 _preflight_lock = threading.Lock()
 _preflight_ok: dict[Any, float] = {}
 

@@ -18,22 +18,31 @@ from collections.abc import Sequence
 def _emulator(args: argparse.Namespace) -> int:
     from .emulator import BraketEmulator, RuntimeSettings
 
-    settings = RuntimeSettings(queue_seconds=args.queue_seconds, max_concurrent_jobs=args.max_concurrent_jobs)
+    settings = RuntimeSettings(
+        queue_seconds=args.queue_seconds, max_concurrent_jobs=args.max_concurrent_jobs
+    )
     for mapping in args.image_command:
         image, _, command = mapping.partition("=")
         if not image or not command:
             raise SystemExit(f"--image-command wants IMAGE_URI=COMMAND, got {mapping!r}")
         settings.image_commands[image] = shlex.split(command)
     emulator = BraketEmulator(
-        host=args.host, port=args.port, work_dir=args.work_dir, settings=settings, devices_file=args.devices
+        host=args.host,
+        port=args.port,
+        work_dir=args.work_dir,
+        settings=settings,
+        devices_file=args.devices,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     url = emulator.start()
     print(f"Braket emulator listening on {url}", flush=True)
-    print(f"  export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-          "AWS_DEFAULT_REGION=us-east-1", flush=True)
+    print(
+        f"  export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+        "AWS_DEFAULT_REGION=us-east-1",
+        flush=True,
+    )
     try:
         while not stop.wait(0.5):
             pass
@@ -57,8 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     emulator.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     emulator.add_argument("--port", type=int, default=4566, help="port to bind; 0 picks a free one")
     emulator.add_argument("--work-dir", default=None, help="where job working directories go")
-    emulator.add_argument("--queue-seconds", type=float, default=0.0, help="seconds a job stays QUEUED")
-    emulator.add_argument("--max-concurrent-jobs", type=int, default=32, help="jobs that run at once")
+    emulator.add_argument(
+        "--queue-seconds", type=float, default=0.0, help="seconds a job stays QUEUED"
+    )
+    emulator.add_argument(
+        "--max-concurrent-jobs", type=int, default=32, help="jobs that run at once"
+    )
     emulator.add_argument("--devices", default=None, help="JSON catalogue of emulated QPUs to add")
     emulator.add_argument(
         "--image-command",

@@ -204,7 +204,10 @@ def check_profile(value: Any) -> str:
 
 def check_kms_key(value: Any) -> str:
     key = _str("kms_key_id", value)
-    if key and not re.match(r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[\w/-]+|alias/[\w/-]+|[0-9a-f-]{36})$", key):
+    if key and not re.match(
+        r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[\w/-]+|alias/[\w/-]+|[0-9a-f-]{36})$",
+        key,
+    ):
         raise InvalidSettingError(
             "kms_key_id", value, "empty (SSE-S3), or a KMS key id, key ARN, alias/NAME or alias ARN"
         )

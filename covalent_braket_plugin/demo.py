@@ -107,7 +107,11 @@ def _dispatch(address: str, poll_freq: float, started: float, say: Any) -> int:
     from .braket import BraketExecutor
     from .sandbox import provision
 
-    provision(DOC_SETTINGS["s3_bucket_name"], DOC_SETTINGS["braket_job_execution_role_name"], DOC_SETTINGS["ecr_image_uri"])
+    provision(
+        DOC_SETTINGS["s3_bucket_name"],
+        DOC_SETTINGS["braket_job_execution_role_name"],
+        DOC_SETTINGS["ecr_image_uri"],
+    )
     executor = BraketExecutor(**DOC_SETTINGS, poll_freq=poll_freq)
     dispatch_id = ct.dispatch(make_workflow(executor), dispatcher_addr=address)(1)
     say(f"[demo] dispatched workflow {dispatch_id}")
@@ -118,10 +122,17 @@ def _dispatch(address: str, poll_freq: float, started: float, say: Any) -> int:
     while True:
         result = ct.get_result(dispatch_id, wait=False, dispatcher_addr=address, status_only=True)
         status = str(result["status"])
-        jobs = [j for j in braket.search_jobs(filters=[])["jobs"] if j["tags"].get("covalent:dispatch_id") == dispatch_id]
+        jobs = [
+            j
+            for j in braket.search_jobs(filters=[])["jobs"]
+            if j["tags"].get("covalent:dispatch_id") == dispatch_id
+        ]
         state = (status, *((job["jobName"], job["status"]) for job in jobs))
         if state != seen:
-            detail = ", ".join(f"job {name} {job_status}" for name, job_status in state[1:]) or "no Braket job yet"
+            detail = (
+                ", ".join(f"job {name} {job_status}" for name, job_status in state[1:])
+                or "no Braket job yet"
+            )
             say(f"[demo] {time.monotonic() - started:5.1f} s  workflow {status}; {detail}")
             seen = state
         if jobs:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
 from covalent._shared_files import logger
 
@@ -110,7 +111,10 @@ class JobWatcher:
             self.calls += 1
             return {arn: aws.call(braket, "get_job", jobArn=arn)["status"]}
         oldest = min(entry.created_at for entry in jobs.values()) - timedelta(seconds=1)
-        since = oldest.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{oldest.microsecond // 1000:03d}Z"
+        since = (
+            oldest.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+            + f"{oldest.microsecond // 1000:03d}Z"
+        )
         found: dict[str, str] = {}
         token: str | None = None
         while True:
@@ -140,7 +144,9 @@ _watchers: dict[tuple[int, Any], JobWatcher] = {}
 def watcher_for(key: Any, get_clients: Callable[[], Any], first_poll: float) -> JobWatcher:
     """The watcher of the running event loop for ``key`` (the AWS client set)."""
     loop = asyncio.get_running_loop()
-    for stale in [k for k, w in _watchers.items() if w._task is not None and w._task.get_loop().is_closed()]:
+    for stale in [
+        k for k, w in _watchers.items() if w._task is not None and w._task.get_loop().is_closed()
+    ]:
         _watchers.pop(stale, None)
     index = (id(loop), key)
     watcher = _watchers.get(index)

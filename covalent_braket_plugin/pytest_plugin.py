@@ -46,7 +46,9 @@ class EmulatorControl:
         self.work_dir = work_dir
 
     def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+        data = (
+            json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+        )
         request = urllib.request.Request(f"{self.url}/_emulator{path}", data=data, method=method)
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)
@@ -86,7 +88,9 @@ class EmulatorControl:
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/health")
 
-    def journal(self, service: str | None = None, operation: str | None = None) -> list[dict[str, Any]]:
+    def journal(
+        self, service: str | None = None, operation: str | None = None
+    ) -> list[dict[str, Any]]:
         """Requests that went over the wire, oldest first, optionally filtered."""
         entries = self._call("GET", "/journal")["requests"]
         return [
@@ -131,7 +135,9 @@ def braket_emulator_server() -> Iterator[Any]:
 
 
 @pytest.fixture
-def braket_emulator(braket_emulator_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorControl]:
+def braket_emulator(
+    braket_emulator_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[EmulatorControl]:
     """A freshly reset emulator, with this process's AWS settings pointed at it."""
     control = EmulatorControl(braket_emulator_server.url, work_dir=braket_emulator_server.work_dir)
     control.reset()

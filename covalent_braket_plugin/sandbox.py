@@ -70,7 +70,9 @@ def write_braket_config(home: Path, settings: dict[str, Any]) -> Path:
     path = config_dir / "covalent.conf"
     lines = ["[dispatcher]", 'address = "127.0.0.1"', "", "[executors.braket]"]
     for key, value in settings.items():
-        lines.append(f"{key} = {value!r}" if isinstance(value, (int, float)) else f'{key} = "{value}"')
+        lines.append(
+            f"{key} = {value!r}" if isinstance(value, (int, float)) else f'{key} = "{value}"'
+        )
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -78,7 +80,11 @@ def write_braket_config(home: Path, settings: dict[str, Any]) -> Path:
 BRAKET_TRUST_POLICY = {
     "Version": "2012-10-17",
     "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "braket.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "braket.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
     ],
 }
 
@@ -105,7 +111,10 @@ def provision(bucket: str, role: str, image_uri: str, client: Any = None) -> Non
     except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
         pass
     try:
-        iam.create_role(RoleName=role.rsplit("/", 1)[-1], AssumeRolePolicyDocument=json.dumps(BRAKET_TRUST_POLICY))
+        iam.create_role(
+            RoleName=role.rsplit("/", 1)[-1],
+            AssumeRolePolicyDocument=json.dumps(BRAKET_TRUST_POLICY),
+        )
     except iam.exceptions.EntityAlreadyExistsException:
         pass
     repository, _, tag = image_uri.split("/", 1)[1].partition(":")
@@ -113,10 +122,16 @@ def provision(bucket: str, role: str, image_uri: str, client: Any = None) -> Non
         ecr.create_repository(repositoryName=repository)
     except ecr.exceptions.RepositoryAlreadyExistsException:
         pass
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                "config": {}, "layers": []}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {},
+        "layers": [],
+    }
     try:
-        ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag or "latest")
+        ecr.put_image(
+            repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag or "latest"
+        )
     except ecr.exceptions.ImageAlreadyExistsException:
         pass
 
@@ -130,7 +145,9 @@ class CovalentServer:
         port: Port for the server; a free loopback port by default.
     """
 
-    def __init__(self, env: dict[str, str] | None = None, home: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str] | None = None, home: Path | None = None, port: int | None = None
+    ) -> None:
         self._own_home = home is None
         self.home = Path(home or tempfile.mkdtemp(prefix="covalent-home-"))
         self.port = port or free_port()
@@ -142,19 +159,27 @@ class CovalentServer:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "COVALENT_"))}
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("AWS_", "COVALENT_"))
+        }
         env.update(covalent_env(self.home))
         env.update(self.extra_env)
         return env
 
     def _covalent(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-c", _COVALENT_CLI, *args]
-        return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            command, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
 
     def start(self) -> str:
         """Start the server and wait until it answers; return ``host:port``."""
         try:
-            done = self._covalent("start", "--no-cluster", "-p", str(self.port), timeout=START_TIMEOUT)
+            done = self._covalent(
+                "start", "--no-cluster", "-p", str(self.port), timeout=START_TIMEOUT
+            )
         except subprocess.TimeoutExpired:
             self.stop()
             raise RuntimeError(f"covalent start did not finish in {START_TIMEOUT:.0f} s") from None

@@ -19,7 +19,9 @@ from covalent_braket_plugin.demo import make_workflow
 
 if __name__ == "__main__":
     executor = BraketExecutor(
-        s3_bucket_name=os.environ.get("COVALENT_BRAKET_BUCKET", "amazon-braket-covalent-job-resources"),
+        s3_bucket_name=os.environ.get(
+            "COVALENT_BRAKET_BUCKET", "amazon-braket-covalent-job-resources"
+        ),
         ecr_image_uri=os.environ["COVALENT_BRAKET_IMAGE"],
         braket_job_execution_role_name="CovalentBraketJobsExecutionRole",
         quantum_device="arn:aws:braket:::device/quantum-simulator/amazon/sv1",

@@ -67,7 +67,9 @@ if __name__ == "__main__":
     from covalent_braket_plugin.braket import BraketExecutor
 
     executor = BraketExecutor(
-        s3_bucket_name=os.environ.get("COVALENT_BRAKET_BUCKET", "amazon-braket-covalent-job-resources"),
+        s3_bucket_name=os.environ.get(
+            "COVALENT_BRAKET_BUCKET", "amazon-braket-covalent-job-resources"
+        ),
         ecr_image_uri=os.environ["COVALENT_BRAKET_IMAGE"],
         quantum_device="arn:aws:braket:::device/quantum-simulator/amazon/sv1",
         time_limit=900,

@@ -20,11 +20,11 @@ import pytest
 
 from covalent_braket_plugin import aws as aws_module
 from covalent_braket_plugin.braket import (
+    _EXECUTOR_PLUGIN_DEFAULTS,
     EXECUTOR_PLUGIN_NAME,
     BraketExecutor,
     BraketJobError,
     TaskLocation,
-    _EXECUTOR_PLUGIN_DEFAULTS,
     job_name,
 )
 from covalent_braket_plugin.config import DEFAULTS, InvalidSettingError
@@ -37,7 +37,9 @@ pytestmark = pytest.mark.timeout(120)
 class HostedExecutor(BraketExecutor):
     """The executor with Covalent's server-side plumbing answered in-process."""
 
-    def __init__(self, *args: Any, cancel_after: int | None = None, python: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, cancel_after: int | None = None, python: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._cancel_after = cancel_after
         self._questions = 0
@@ -63,7 +65,11 @@ def hosted(**changes: Any) -> HostedExecutor:
 
 
 def run(executor: BraketExecutor, function: Any, *args: Any, node_id: int = 0) -> Any:
-    metadata = {"dispatch_id": "d0c0ffee-1234-5678-9abc-def012345678", "node_id": node_id, "results_dir": "/tmp"}
+    metadata = {
+        "dispatch_id": "d0c0ffee-1234-5678-9abc-def012345678",
+        "node_id": node_id,
+        "results_dir": "/tmp",
+    }
     return asyncio.run(executor.run(function, list(args), {}, metadata))
 
 
@@ -75,7 +81,9 @@ def keys(aws: Any) -> list[str]:
 def test_plugin_module_contract() -> None:
     assert EXECUTOR_PLUGIN_NAME == "BraketExecutor"
     assert _EXECUTOR_PLUGIN_DEFAULTS == DEFAULTS
-    assert DEFAULTS["poll_freq"] == 30 and DEFAULTS["time_limit"] == 300 and DEFAULTS["storage"] == 30
+    assert (
+        DEFAULTS["poll_freq"] == 30 and DEFAULTS["time_limit"] == 300 and DEFAULTS["storage"] == 30
+    )
     assert DEFAULTS["classical_device"] == "ml.m5.large"
     assert DEFAULTS["quantum_device"] == "arn:aws:braket:::device/quantum-simulator/amazon/sv1"
     assert DEFAULTS["s3_bucket_name"] == "amazon-braket-covalent-job-resources"
@@ -141,7 +149,9 @@ def test_arguments_win_over_covalent_conf_and_missing_ones_come_from_it() -> Non
         ("region", "Mars", "region"),
     ],
 )
-def test_bad_argument_names_the_setting_value_and_what_is_allowed(setting: str, value: Any, allowed: str) -> None:
+def test_bad_argument_names_the_setting_value_and_what_is_allowed(
+    setting: str, value: Any, allowed: str
+) -> None:
     with pytest.raises(InvalidSettingError) as info:
         BraketExecutor(**{setting: value})
     message = str(info.value)
@@ -149,7 +159,9 @@ def test_bad_argument_names_the_setting_value_and_what_is_allowed(setting: str, 
 
 
 def test_run_without_an_image_fails_before_any_aws_call(aws: Any) -> None:
-    executor = HostedExecutor(s3_bucket_name=BUCKET, poll_freq=0.3)  # image left to covalent.conf: unset
+    executor = HostedExecutor(
+        s3_bucket_name=BUCKET, poll_freq=0.3
+    )  # image left to covalent.conf: unset
     with pytest.raises(InvalidSettingError, match="ecr_image_uri"):
         run(executor, lambda: 1)
     assert keys(aws) == []
@@ -167,13 +179,17 @@ def test_job_names_are_always_valid(dispatch_id: str, node_id: Any) -> None:
     assert job_name(dispatch_id, node_id, 1) != job_name(dispatch_id, node_id, 2)
 
 
-def test_credentials_file_and_profile_are_used_without_touching_environ(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credentials_file_and_profile_are_used_without_touching_environ(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     credentials = tmp_path / "credentials"
     credentials.write_text("[lab]\naws_access_key_id = AKIALAB\naws_secret_access_key = secret\n")
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     before = dict(os.environ)
-    executor = BraketExecutor(credentials=str(credentials), profile="lab", region="eu-west-2", ecr_image_uri=IMAGE)
+    executor = BraketExecutor(
+        credentials=str(credentials), profile="lab", region="eu-west-2", ecr_image_uri=IMAGE
+    )
     aws_module.reset_cache()
     clients = aws_module.clients_for(executor.settings())
     assert clients.region == "eu-west-2"
@@ -197,7 +213,10 @@ def test_run_returns_the_result_and_removes_its_pickles(aws: Any) -> None:
     assert job["roleArn"] == "arn:aws:iam::123456789012:role/covalent-role"
     assert job["hyperParameters"]["covalent_python_version"] == "%d.%d" % sys.version_info[:2]
     deadline = time.monotonic() + 10  # the clean-up runs after the result is returned
-    while any(key.endswith((".pkl", "runner.tar.gz")) for key in keys(aws)) and time.monotonic() < deadline:
+    while (
+        any(key.endswith((".pkl", "runner.tar.gz")) for key in keys(aws))
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.05)
     left = keys(aws)
     assert not any(key.endswith((".pkl", "runner.tar.gz")) for key in left), left

@@ -52,24 +52,44 @@ def test_policies_are_valid_and_grant_no_wildcard_actions(name: str) -> None:
     for statement in document["Statement"]:
         assert statement["Effect"] == "Allow"
         assert "NotAction" not in statement and "NotResource" not in statement
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
         for action in actions:
             assert re.fullmatch(r"[a-z0-9-]+:[A-Za-z]+", action), f"{name}: {action} is a wildcard"
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        resources = (
+            statement["Resource"]
+            if isinstance(statement["Resource"], list)
+            else [statement["Resource"]]
+        )
         if "*" in resources:  # only actions that have no resource-level permissions
             assert set(actions) <= {
-                "braket:SearchJobs", "braket:GetDevice", "braket:SearchDevices", "braket:CreateQuantumTask",
-                "braket:GetQuantumTask", "braket:CancelQuantumTask", "braket:SearchQuantumTasks",
-                "cloudwatch:PutMetricData", "ecr:GetAuthorizationToken",
+                "braket:SearchJobs",
+                "braket:GetDevice",
+                "braket:SearchDevices",
+                "braket:CreateQuantumTask",
+                "braket:GetQuantumTask",
+                "braket:CancelQuantumTask",
+                "braket:SearchQuantumTasks",
+                "cloudwatch:PutMetricData",
+                "ecr:GetAuthorizationToken",
             }, f"{name}: {actions} on *"
 
 
 def test_pass_role_is_limited_to_the_job_role_and_braket() -> None:
     document = policy("submitter-policy")
-    assert is_allowed(document, "iam:PassRole", ROLE, {"iam:PassedToService": "braket.amazonaws.com"})
-    assert not is_allowed(document, "iam:PassRole", ROLE, {"iam:PassedToService": "ec2.amazonaws.com"})
-    assert not is_allowed(document, "iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/Admin",
-                          {"iam:PassedToService": "braket.amazonaws.com"})
+    assert is_allowed(
+        document, "iam:PassRole", ROLE, {"iam:PassedToService": "braket.amazonaws.com"}
+    )
+    assert not is_allowed(
+        document, "iam:PassRole", ROLE, {"iam:PassedToService": "ec2.amazonaws.com"}
+    )
+    assert not is_allowed(
+        document,
+        "iam:PassRole",
+        f"arn:aws:iam::{ACCOUNT}:role/Admin",
+        {"iam:PassedToService": "braket.amazonaws.com"},
+    )
     assert not is_allowed(document, "s3:GetObject", f"arn:aws:s3:::{BUCKET}/someone-else/secret")
 
 
@@ -81,11 +101,19 @@ def test_terraform_parses_and_wires_the_policies() -> None:
         with path.open() as handle:
             parsed[path.name] = hcl2.load(handle)
     resources = {
-        kind: name for block in parsed["main.tf"]["resource"] for kind, body in block.items() for name in body
+        kind: name
+        for block in parsed["main.tf"]["resource"]
+        for kind, body in block.items()
+        for name in body
     }
     for kind in (
-        "aws_s3_bucket", "aws_s3_bucket_public_access_block", "aws_s3_bucket_server_side_encryption_configuration",
-        "aws_s3_bucket_lifecycle_configuration", "aws_ecr_repository", "aws_iam_role", "aws_iam_role_policy",
+        "aws_s3_bucket",
+        "aws_s3_bucket_public_access_block",
+        "aws_s3_bucket_server_side_encryption_configuration",
+        "aws_s3_bucket_lifecycle_configuration",
+        "aws_ecr_repository",
+        "aws_iam_role",
+        "aws_iam_role_policy",
         "aws_iam_policy",
     ):
         assert kind in resources, kind
@@ -101,11 +129,19 @@ def iam_calls(entry: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
     service, operation, method = entry["service"], entry["operation"], entry["method"]
     query = parse_qs(entry.get("query", ""), keep_blank_values=True)
     if service == "braket":
-        arn = unquote(entry["path"].split("/", 2)[2].removesuffix("/cancel")) if entry["path"].count("/") >= 2 else ""
+        arn = (
+            unquote(entry["path"].split("/", 2)[2].removesuffix("/cancel"))
+            if entry["path"].count("/") >= 2
+            else ""
+        )
         base = f"arn:aws:braket:{REGION}:{ACCOUNT}"
-        resource = arn if arn.startswith("arn:") else {
-            "CreateJob": f"{base}:job/*", "CreateQuantumTask": f"{base}:quantum-task/*"
-        }.get(operation, "*")
+        resource = (
+            arn
+            if arn.startswith("arn:")
+            else {"CreateJob": f"{base}:job/*", "CreateQuantumTask": f"{base}:quantum-task/*"}.get(
+                operation, "*"
+            )
+        )
         calls = [(f"braket:{operation}", resource, {})]
         if operation == "CreateJob":
             calls.append(("iam:PassRole", ROLE, {"iam:PassedToService": "braket.amazonaws.com"}))
@@ -116,9 +152,16 @@ def iam_calls(entry: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
             prefix = query.get("prefix", [""])[0]
             if method == "POST" and "delete" in query:
                 return [("s3:DeleteObject", f"arn:aws:s3:::{bucket}/covalent-braket/x", {})]
-            return [("s3:ListBucket", f"arn:aws:s3:::{bucket}", {"s3:prefix": prefix} if prefix else {})]
-        action = {"GET": "s3:GetObject", "HEAD": "s3:GetObject", "PUT": "s3:PutObject",
-                  "POST": "s3:PutObject", "DELETE": "s3:DeleteObject"}[method]
+            return [
+                ("s3:ListBucket", f"arn:aws:s3:::{bucket}", {"s3:prefix": prefix} if prefix else {})
+            ]
+        action = {
+            "GET": "s3:GetObject",
+            "HEAD": "s3:GetObject",
+            "PUT": "s3:PutObject",
+            "POST": "s3:PutObject",
+            "DELETE": "s3:DeleteObject",
+        }[method]
         return [(action, f"arn:aws:s3:::{bucket}/{key}", {})]
     if service == "sts" and operation == "GetCallerIdentity":
         return []  # needs no permission
@@ -127,7 +170,9 @@ def iam_calls(entry: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
     if service == "ecr":
         return [(f"ecr:{operation}", REPOSITORY_ARN, {})]
     if service == "logs":
-        return [(f"logs:{operation}", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/braket/jobs", {})]
+        return [
+            (f"logs:{operation}", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/braket/jobs", {})
+        ]
     raise AssertionError(f"unmapped call {entry}")
 
 
@@ -152,10 +197,25 @@ def test_every_call_of_a_real_task_is_granted_to_the_principal_that_made_it(aws:
         document = by_principal[entry["accessKeyId"]]
         for action, resource, context in iam_calls(entry):
             needed[entry["accessKeyId"]].add(action)
-            assert is_allowed(document, action, resource, context), (entry["accessKeyId"], action, resource)
-    assert {"braket:CreateJob", "braket:GetJob", "iam:PassRole", "s3:PutObject", "s3:GetObject",
-            "s3:DeleteObject"} <= needed["testing"]
-    assert {"braket:CreateQuantumTask", "braket:GetQuantumTask", "s3:GetObject", "s3:PutObject"} <= needed["emulator"]
+            assert is_allowed(document, action, resource, context), (
+                entry["accessKeyId"],
+                action,
+                resource,
+            )
+    assert {
+        "braket:CreateJob",
+        "braket:GetJob",
+        "iam:PassRole",
+        "s3:PutObject",
+        "s3:GetObject",
+        "s3:DeleteObject",
+    } <= needed["testing"]
+    assert {
+        "braket:CreateQuantumTask",
+        "braket:GetQuantumTask",
+        "s3:GetObject",
+        "s3:PutObject",
+    } <= needed["emulator"]
     print({principal: sorted(actions) for principal, actions in needed.items()})
 
 

@@ -43,9 +43,18 @@ BAD_INPUTS: list[tuple[str, dict[str, Any]]] = [
     ("s3_bucket_name", {"s3_bucket_name": "192.168.1.1"}),
     ("s3_bucket_name", {"s3_bucket_name": "no-such-bucket-here"}),
     ("ecr_image_uri", {"ecr_image_uri": "python:3.11"}),
-    ("ecr_image_uri", {"ecr_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/covalent-braket"}),
-    ("ecr_image_uri", {"ecr_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/missing-repo:latest"}),
-    ("ecr_image_uri", {"ecr_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/covalent-braket:v0"}),
+    (
+        "ecr_image_uri",
+        {"ecr_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/covalent-braket"},
+    ),
+    (
+        "ecr_image_uri",
+        {"ecr_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/missing-repo:latest"},
+    ),
+    (
+        "ecr_image_uri",
+        {"ecr_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/covalent-braket:v0"},
+    ),
     ("braket_job_execution_role_name", {"braket_job_execution_role_name": "arn:aws:iam::1:role/x"}),
     ("braket_job_execution_role_name", {"braket_job_execution_role_name": "bad role name"}),
     ("braket_job_execution_role_name", {"braket_job_execution_role_name": "NoSuchRole"}),
@@ -57,8 +66,12 @@ BAD_INPUTS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(("setting", "changes"), BAD_INPUTS, ids=[f"{s}={c[s]!r}" for s, c in BAD_INPUTS])
-def test_bad_input_is_named_and_creates_nothing(aws: Any, setting: str, changes: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("setting", "changes"), BAD_INPUTS, ids=[f"{s}={c[s]!r}" for s, c in BAD_INPUTS]
+)
+def test_bad_input_is_named_and_creates_nothing(
+    aws: Any, setting: str, changes: dict[str, Any]
+) -> None:
     aws.control.add_devices(
         [{"arn": OFFLINE_QPU, "name": "Offline-1", "qubitCount": 2, "status": "OFFLINE"}]
     )
@@ -101,7 +114,9 @@ def test_a_job_process_killed_mid_run_fails_the_task_with_the_reason(aws: Any) -
 
 
 @pytest.mark.parametrize("damage", ["delete", "corrupt", "forge"])
-def test_a_missing_corrupt_or_foreign_result_fails_with_the_job_and_key(aws: Any, damage: str) -> None:
+def test_a_missing_corrupt_or_foreign_result_fails_with_the_job_and_key(
+    aws: Any, damage: str
+) -> None:
     aws.control.faults(latency_seconds=0.3, services=["braket"])  # the job finishes between polls
     executor = hosted(braket_job_execution_role_name=ROLE, poll_freq=1.0)
 
@@ -117,8 +132,15 @@ def test_a_missing_corrupt_or_foreign_result_fails_with_the_job_and_key(aws: Any
                 else:
                     import cloudpickle
 
-                    forged = {"format": 1, "ok": True, "result": "forged", "job_name": "someone-else",
-                              "task_uri": "s3://elsewhere/x", "stdout": "", "stderr": ""}
+                    forged = {
+                        "format": 1,
+                        "ok": True,
+                        "result": "forged",
+                        "job_name": "someone-else",
+                        "task_uri": "s3://elsewhere/x",
+                        "stdout": "",
+                        "stderr": "",
+                    }
                     aws.s3.put_object(Bucket=BUCKET, Key=found[0], Body=cloudpickle.dumps(forged))
                 return
             time.sleep(0.02)
@@ -131,7 +153,11 @@ def test_a_missing_corrupt_or_foreign_result_fails_with_the_job_and_key(aws: Any
     message = str(info.value)
     assert executor._handle in message
     assert f"s3://{BUCKET}/covalent-braket/" in message and "result.pkl" in message
-    expected = {"delete": "could not be read", "corrupt": "corrupt result", "forge": "not by Braket job"}[damage]
+    expected = {
+        "delete": "could not be read",
+        "corrupt": "corrupt result",
+        "forge": "not by Braket job",
+    }[damage]
     assert expected in message
 
 
@@ -174,7 +200,9 @@ def test_a_task_rerun_after_a_failed_attempt_gets_a_new_job(aws: Any) -> None:
 
     with pytest.raises(TaskRuntimeError):
         asyncio.run(hosted(braket_job_execution_role_name=ROLE).run(flaky, [], {}, metadata))
-    value = asyncio.run(hosted(braket_job_execution_role_name=ROLE).run(lambda: "second", [], {}, metadata))
+    value = asyncio.run(
+        hosted(braket_job_execution_role_name=ROLE).run(lambda: "second", [], {}, metadata)
+    )
     assert value == "second"
     jobs = aws.braket.search_jobs(filters=[])["jobs"]
     assert sorted(job["status"] for job in jobs) == ["COMPLETED", "FAILED"]
@@ -204,7 +232,9 @@ def test_default_encryption_is_sse_s3_and_cleanup_false_keeps_artifacts(aws: Any
         assert aws.s3.head_object(Bucket=BUCKET, Key=key)["ServerSideEncryption"] == "AES256"
 
 
-def test_no_credential_reaches_hyperparameters_tags_pickles_or_logs(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_credential_reaches_hyperparameters_tags_pickles_or_logs(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secret = "SECRETMARKER" + "x" * 28
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
     monkeypatch.setenv("AWS_SESSION_TOKEN", "TOKENMARKER")
@@ -225,7 +255,9 @@ def test_no_credential_reaches_hyperparameters_tags_pickles_or_logs(aws: Any, mo
     for key in keys(aws):
         exposed += aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode("latin-1")
     for stream in aws.logs.describe_log_streams(logGroupName="/aws/braket/jobs")["logStreams"]:
-        events = aws.logs.get_log_events(logGroupName="/aws/braket/jobs", logStreamName=stream["logStreamName"])
+        events = aws.logs.get_log_events(
+            logGroupName="/aws/braket/jobs", logStreamName=stream["logStreamName"]
+        )
         exposed += "".join(e["message"] for e in events["events"])
     assert secret not in exposed and "TOKENMARKER" not in exposed
     assert os.environ["AWS_SECRET_ACCESS_KEY"] == secret  # and nothing was rewritten
@@ -246,5 +278,8 @@ def test_lost_create_job_response_still_makes_exactly_one_job(aws: Any) -> None:
     executor = hosted(braket_job_execution_role_name=ROLE)
     assert run(executor, lambda: "once") == "once"
     creates = aws.control.journal(operation="CreateJob")
-    assert [(entry["status"], entry.get("fault")) for entry in creates] == [(500, "lost"), (201, None)]
+    assert [(entry["status"], entry.get("fault")) for entry in creates] == [
+        (500, "lost"),
+        (201, None),
+    ]
     assert len(aws.braket.search_jobs(filters=[])["jobs"]) == 1

@@ -18,8 +18,9 @@ import runpy
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlparse
 
 
@@ -53,9 +54,13 @@ def _unpack(local: Path, code_dir: Path) -> Path:
     compression = (os.environ.get("AMZN_BRAKET_SCRIPT_COMPRESSION_TYPE") or "").strip().lower()
     if compression in ("gzip", "zip"):
         try:
-            shutil.unpack_archive(str(local), str(extracted), format="gztar" if compression == "gzip" else "zip")
+            shutil.unpack_archive(
+                str(local), str(extracted), format="gztar" if compression == "gzip" else "zip"
+            )
         except Exception as exc:
-            _fail(f"Got an exception while trying to unpack archive: {local.name} of type: {compression}.\nException: {exc}")
+            _fail(
+                f"Got an exception while trying to unpack archive: {local.name} of type: {compression}.\nException: {exc}"
+            )
     else:
         shutil.copy(local, extracted)
     return extracted
@@ -63,7 +68,9 @@ def _unpack(local: Path, code_dir: Path) -> Path:
 
 def _install_requirements(extracted: Path) -> None:
     for requirements in extracted.rglob("requirements.txt"):
-        done = subprocess.run([sys.executable, "-m", "pip", "install", "-r", str(requirements)], cwd=extracted)
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-r", str(requirements)], cwd=extracted
+        )
         if done.returncode != 0:
             _fail(f"Unable to install requirements from {requirements.name}")
 

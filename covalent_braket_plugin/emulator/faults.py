@@ -51,7 +51,9 @@ class FaultInjector:
             current = asdict(self.settings)
             unknown = set(changes) - set(current)
             if unknown:
-                raise ValueError(f"unknown fault settings: {sorted(unknown)}; known: {sorted(current)}")
+                raise ValueError(
+                    f"unknown fault settings: {sorted(unknown)}; known: {sorted(current)}"
+                )
             current.update(changes)
             for name in ("throttle_rate", "error_rate", "lost_response_rate"):
                 rate = float(current[name])
@@ -94,7 +96,10 @@ class FaultInjector:
                     choice = "throttle"
                 elif draw < settings.throttle_rate + settings.error_rate:
                     choice = "error"
-                elif draw < settings.throttle_rate + settings.error_rate + settings.lost_response_rate:
+                elif (
+                    draw
+                    < settings.throttle_rate + settings.error_rate + settings.lost_response_rate
+                ):
                     choice = "lost"
             if choice:
                 self.injected[choice] += 1
@@ -103,10 +108,14 @@ class FaultInjector:
         return choice
 
 
-def error_reply(service: str, json_protocol: bool, throttle: bool, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+def error_reply(
+    service: str, json_protocol: bool, throttle: bool, message: str
+) -> tuple[int, list[tuple[str, str]], bytes]:
     """An error response in the called service's own protocol."""
     if service == "braket":
-        code, status = ("ThrottlingException", 429) if throttle else ("InternalServiceException", 500)
+        code, status = (
+            ("ThrottlingException", 429) if throttle else ("InternalServiceException", 500)
+        )
         body = json.dumps({"__type": code, "message": message}).encode()
         return status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", code)], body
     if service == "s3":

@@ -45,7 +45,9 @@ def _conditions_hold(conditions: dict[str, Any], context: dict[str, str]) -> boo
     return True
 
 
-def _statement_matches(statement: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> bool:
+def _statement_matches(
+    statement: dict[str, Any], action: str, resource: str, context: dict[str, str]
+) -> bool:
     if "Action" in statement:
         if not any(_like(p, action, case=False) for p in _as_list(statement["Action"])):
             return False
@@ -60,11 +62,18 @@ def _statement_matches(statement: dict[str, Any], action: str, resource: str, co
     return _conditions_hold(statement.get("Condition") or {}, context)
 
 
-def is_allowed(policy: dict[str, Any], action: str, resource: str, context: dict[str, str] | None = None) -> bool:
+def is_allowed(
+    policy: dict[str, Any], action: str, resource: str, context: dict[str, str] | None = None
+) -> bool:
     """Whether ``policy`` allows ``action`` on ``resource`` (explicit deny wins)."""
     context = context or {}
     statements = _as_list(policy.get("Statement"))
-    if any(s.get("Effect") == "Deny" and _statement_matches(s, action, resource, context) for s in statements):
+    if any(
+        s.get("Effect") == "Deny" and _statement_matches(s, action, resource, context)
+        for s in statements
+    ):
         return False
-    return any(s.get("Effect") == "Allow" and _statement_matches(s, action, resource, context) for s in statements)
-
+    return any(
+        s.get("Effect") == "Allow" and _statement_matches(s, action, resource, context)
+        for s in statements
+    )

@@ -8,8 +8,8 @@ State is kept per account and region, created lazily, behind one lock. Jobs are 
 from __future__ import annotations
 
 import base64
-import functools
 import copy
+import functools
 import re
 import threading
 import uuid
@@ -109,7 +109,11 @@ class Job:
         return int((end - self.started_at).total_seconds() * 1000)
 
     def describe(self, queue_info: bool = False) -> dict[str, Any]:
-        body = {key: copy.deepcopy(value) for key, value in self.request.items() if key not in ("clientToken", "tags")}
+        body = {
+            key: copy.deepcopy(value)
+            for key, value in self.request.items()
+            if key not in ("clientToken", "tags")
+        }
         body.update(
             {
                 "jobArn": self.arn,
@@ -263,7 +267,10 @@ def validate_create_job(body: dict[str, Any]) -> None:
         entry = _require(body, "algorithmSpecification", "scriptModeConfig", "entryPoint")
         if not isinstance(entry, str) or len(entry) > 256:
             raise ValidationException("scriptModeConfig.entryPoint must be 1-256 characters")
-        _s3_uri("scriptModeConfig.s3Uri", _require(body, "algorithmSpecification", "scriptModeConfig", "s3Uri"))
+        _s3_uri(
+            "scriptModeConfig.s3Uri",
+            _require(body, "algorithmSpecification", "scriptModeConfig", "s3Uri"),
+        )
         compression = script.get("compressionType", "NONE")
         if compression not in ("NONE", "GZIP"):
             raise ValidationException(f"compressionType must be NONE or GZIP, got {compression!r}")
@@ -291,7 +298,9 @@ def validate_create_job(body: dict[str, Any]) -> None:
         _s3_uri("checkpointConfig.s3Uri", _require(body, "checkpointConfig", "s3Uri"))
     stopping = body.get("stoppingCondition") or {}
     if "maxRuntimeInSeconds" in stopping:
-        _int_in("stoppingCondition.maxRuntimeInSeconds", stopping["maxRuntimeInSeconds"], 1, MAX_RUNTIME)
+        _int_in(
+            "stoppingCondition.maxRuntimeInSeconds", stopping["maxRuntimeInSeconds"], 1, MAX_RUNTIME
+        )
 
     hyper = body.get("hyperParameters") or {}
     if not isinstance(hyper, dict):
@@ -319,8 +328,10 @@ def validate_create_job(body: dict[str, Any]) -> None:
         if cname in seen:
             raise ValidationException(f"inputDataConfig channelName {cname!r} is repeated")
         seen.add(cname)
-        _s3_uri(f"inputDataConfig[{cname}].dataSource.s3DataSource.s3Uri",
-                (((channel.get("dataSource") or {}).get("s3DataSource") or {}).get("s3Uri")))
+        _s3_uri(
+            f"inputDataConfig[{cname}].dataSource.s3DataSource.s3Uri",
+            (((channel.get("dataSource") or {}).get("s3DataSource") or {}).get("s3Uri")),
+        )
 
     tags = body.get("tags") or {}
     if not isinstance(tags, dict) or len(tags) > 50:
@@ -330,7 +341,9 @@ def validate_create_job(body: dict[str, Any]) -> None:
 class BraketBackend:
     """Every account's and region's Braket jobs, and the rules that govern them."""
 
-    def __init__(self, runtime: Runtime | None = None, devices: Any = None, tasks: TaskRunner | None = None) -> None:
+    def __init__(
+        self, runtime: Runtime | None = None, devices: Any = None, tasks: TaskRunner | None = None
+    ) -> None:
         from .quantum import DeviceCatalogue
 
         self.runtime = runtime
@@ -362,7 +375,13 @@ class BraketBackend:
             request = copy.deepcopy(body)
             request.setdefault("stoppingCondition", {}).setdefault("maxRuntimeInSeconds", 432_000)
             request["instanceConfig"].setdefault("instanceCount", 1)
-            job = Job(arn=arn, account=account, region=region, request=request, tags=dict(body.get("tags") or {}))
+            job = Job(
+                arn=arn,
+                account=account,
+                region=region,
+                request=request,
+                tags=dict(body.get("tags") or {}),
+            )
             job.add_event("QUEUED_FOR_EXECUTION")
             self._jobs[arn] = job
             self._job_tokens[job.token] = arn
@@ -391,7 +410,9 @@ class BraketBackend:
         with self._lock:
             job = self.get_job(account, arn)
             if job.status in TERMINAL:
-                raise ConflictException(f"Job {arn} is already {job.status} and cannot be cancelled")
+                raise ConflictException(
+                    f"Job {arn} is already {job.status} and cannot be cancelled"
+                )
             if job.status == "CANCELLING":
                 return {"jobArn": arn, "cancellationStatus": "CANCELLING"}
             job.status = "CANCELLING"
@@ -406,7 +427,9 @@ class BraketBackend:
             jobs = [j for j in self._jobs.values() if j.account == account and j.region == region]
             return _search(jobs, body, _JOB_FILTERS, "jobs", Job.summary)
 
-    def transition(self, job: Job, status: str, event: str | None = None, reason: str | None = None) -> bool:
+    def transition(
+        self, job: Job, status: str, event: str | None = None, reason: str | None = None
+    ) -> bool:
         """Move a job to ``status``; False (and no change) when it is already terminal."""
         with self._lock:
             if job.status in TERMINAL:
@@ -471,7 +494,9 @@ class BraketBackend:
             header = action["braketSchemaHeader"]["name"]
             source = action["source"]
         except (ValueError, TypeError, KeyError):
-            raise ValidationException("action must be a JSON Braket program with braketSchemaHeader and source") from None
+            raise ValidationException(
+                "action must be a JSON Braket program with braketSchemaHeader and source"
+            ) from None
         if header != "braket.ir.openqasm.program":
             raise ValidationException(
                 f"Device {device_arn} does not support the action {header!r}; it runs braket.ir.openqasm.program"
@@ -483,7 +508,14 @@ class BraketBackend:
                 return self._tasks[self._task_tokens[(account, token)]]
             job_arn = self._job_tokens.get(body.get("jobToken") or "")
             arn = f"arn:aws:braket:{region}:{account}:quantum-task/{uuid.uuid4()}"
-            task = QuantumTask(arn, account, region, copy.deepcopy(body), job_arn=job_arn, tags=dict(body.get("tags") or {}))
+            task = QuantumTask(
+                arn,
+                account,
+                region,
+                copy.deepcopy(body),
+                job_arn=job_arn,
+                tags=dict(body.get("tags") or {}),
+            )
             self._tasks[arn] = task
             if token:
                 self._task_tokens[(account, token)] = arn
@@ -498,7 +530,9 @@ class BraketBackend:
                 raise ResourceNotFoundException(f"Quantum task {arn} not found")
             return task
 
-    def describe_quantum_task(self, account: str, arn: str, queue_info: bool = False) -> dict[str, Any]:
+    def describe_quantum_task(
+        self, account: str, arn: str, queue_info: bool = False
+    ) -> dict[str, Any]:
         with self._lock:
             return self.get_quantum_task(account, arn).describe(queue_info)
 
@@ -506,14 +540,18 @@ class BraketBackend:
         with self._lock:
             task = self.get_quantum_task(account, arn)
             if task.status in TERMINAL:
-                raise ConflictException(f"Quantum task {arn} is already {task.status} and cannot be cancelled")
+                raise ConflictException(
+                    f"Quantum task {arn} is already {task.status} and cannot be cancelled"
+                )
             if task.status == "QUEUED":
                 self.finish_task(task, "CANCELLED")
                 return {"quantumTaskArn": arn, "cancellationStatus": "CANCELLED"}
             task.status = "CANCELLING"
         return {"quantumTaskArn": arn, "cancellationStatus": "CANCELLING"}
 
-    def search_quantum_tasks(self, account: str, region: str, body: dict[str, Any]) -> dict[str, Any]:
+    def search_quantum_tasks(
+        self, account: str, region: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         with self._lock:
             tasks = [t for t in self._tasks.values() if t.account == account and t.region == region]
             return _search(tasks, body, _TASK_FILTERS, "quantumTasks", QuantumTask.summary)
@@ -641,7 +679,9 @@ def _page(items: list[Any], body: dict[str, Any], key: str, render: Any) -> dict
     return result
 
 
-def _search(records: list[Any], body: dict[str, Any], fields: dict[str, Any], key: str, render: Any) -> dict[str, Any]:
+def _search(
+    records: list[Any], body: dict[str, Any], fields: dict[str, Any], key: str, render: Any
+) -> dict[str, Any]:
     filters = body.get("filters") or []
     if not isinstance(filters, list):
         raise ValidationException("filters must be a list")
@@ -663,7 +703,9 @@ def _matches(record: Any, spec: dict[str, Any], fields: dict[str, Any]) -> bool:
     elif name in fields:
         actual = fields[name](record)
     else:
-        raise ValidationException(f"filter name {name!r} is not supported; use one of " + ", ".join(fields))
+        raise ValidationException(
+            f"filter name {name!r} is not supported; use one of " + ", ".join(fields)
+        )
     if not values or len(values) > 10:
         raise ValidationException(f"filter {name!r} takes 1 to 10 values")
     if operator == "EQUAL":

@@ -31,7 +31,9 @@ CATALOGUE_ENV = "BRAKET_EMULATOR_DEVICES"
 _NOISE_RE = re.compile(r"#pragma\s+braket\s+noise", re.IGNORECASE)
 _NOT_GATES = frozenset({"measure", "reset", "barrier", "qubit", "bit", "let", "box"})
 #: A gate applied to qubits: ``h q[0];``, ``rx(0.1) $3;``, ``cnot __qubits__[0], ...``.
-_GATE_LINE_RE = re.compile(r"^\s*([a-z_]\w*)\s*(?:\([^)]*\))?\s+(?:q\b|q\[|\$\d|__qubits__)", re.MULTILINE | re.IGNORECASE)
+_GATE_LINE_RE = re.compile(
+    r"^\s*([a-z_]\w*)\s*(?:\([^)]*\))?\s+(?:q\b|q\[|\$\d|__qubits__)", re.MULTILINE | re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,9 @@ class Device:
         action = base["action"][OPENQASM]
         base["action"] = {OPENQASM: action}  # OpenQASM 3 is what the SDK and PennyLane send
         if not self.noise:
-            action["supportedPragmas"] = [p for p in action.get("supportedPragmas", []) if "noise" not in p]
+            action["supportedPragmas"] = [
+                p for p in action.get("supportedPragmas", []) if "noise" not in p
+            ]
             action["supportedOperations"] = [
                 op for op in action["supportedOperations"] if op not in _noise_operations()
             ]
@@ -110,9 +114,15 @@ class Device:
         if self.emulated_qpu:
             # A gate-model QPU document (the SDK's generic QPU schema, IQM's header), so that
             # clients see the native gate set and connectivity as they would on hardware.
-            base["braketSchemaHeader"] = {"name": "braket.device_schema.iqm.iqm_device_capabilities", "version": "1"}
+            base["braketSchemaHeader"] = {
+                "name": "braket.device_schema.iqm.iqm_device_capabilities",
+                "version": "1",
+            }
             base["paradigm"] = {
-                "braketSchemaHeader": {"name": "braket.device_schema.gate_model_qpu_paradigm_properties", "version": "1"},
+                "braketSchemaHeader": {
+                    "name": "braket.device_schema.gate_model_qpu_paradigm_properties",
+                    "version": "1",
+                },
                 "qubitCount": base["paradigm"]["qubitCount"],
                 "nativeGateSet": list(self.native_gates),
                 "connectivity": {
@@ -141,7 +151,9 @@ class Device:
         if self.native_gates:
             used = set(_GATE_LINE_RE.findall(source))
             unknown = sorted(
-                gate for gate in used if gate.lower() not in self.native_gates and gate.lower() not in _NOT_GATES
+                gate
+                for gate in used
+                if gate.lower() not in self.native_gates and gate.lower() not in _NOT_GATES
             )
             if unknown:
                 raise ValidationException(
@@ -159,9 +171,16 @@ def _local_properties(simulator: str) -> dict[str, Any]:
 def _noise_operations() -> frozenset[str]:
     return frozenset(
         {
-            "amplitude_damping", "bit_flip", "depolarizing", "generalized_amplitude_damping",
-            "pauli_channel", "phase_damping", "phase_flip", "two_qubit_dephasing",
-            "two_qubit_depolarizing", "kraus",
+            "amplitude_damping",
+            "bit_flip",
+            "depolarizing",
+            "generalized_amplitude_damping",
+            "pauli_channel",
+            "phase_damping",
+            "phase_flip",
+            "two_qubit_dephasing",
+            "two_qubit_depolarizing",
+            "kraus",
         }
     )
 
@@ -223,7 +242,10 @@ class DeviceCatalogue:
 
     def __init__(self, extra: list[Device] | None = None) -> None:
         self._lock = threading.Lock()
-        self._initial = [*builtin_devices(), *(extra if extra is not None else load_catalogue(os.environ.get(CATALOGUE_ENV)))]
+        self._initial = [
+            *builtin_devices(),
+            *(extra if extra is not None else load_catalogue(os.environ.get(CATALOGUE_ENV))),
+        ]
         self._devices = {device.arn: device for device in self._initial}
 
     def reset(self) -> None:
@@ -244,7 +266,9 @@ class DeviceCatalogue:
             return list(self._devices.values())
 
 
-def simulate(device: Device, action: str, shots: int, inputs: dict[str, Any] | None, task_id: str) -> str:
+def simulate(
+    device: Device, action: str, shots: int, inputs: dict[str, Any] | None, task_id: str
+) -> str:
     """Run an OpenQASM program on the device's local simulator; return ``results.json`` text."""
     from braket.ir.openqasm import Program
 

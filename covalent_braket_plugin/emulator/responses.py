@@ -54,7 +54,9 @@ class BraketResponses:
 
     def get_quantum_task(self, req: BraketRequest) -> Reply:
         wanted = req.query.get("additionalAttributeNames", [])
-        return 200, self.backend.describe_quantum_task(req.account, req.params["arn"], "QueueInfo" in wanted)
+        return 200, self.backend.describe_quantum_task(
+            req.account, req.params["arn"], "QueueInfo" in wanted
+        )
 
     def cancel_quantum_task(self, req: BraketRequest) -> Reply:
         return 200, self.backend.cancel_quantum_task(req.account, req.params["arn"])

@@ -68,7 +68,9 @@ class _Run:
 class JobRuntime:
     """Starts, watches and stops job processes; reports state to the backend."""
 
-    def __init__(self, endpoint_url: str, work_dir: Path, settings: RuntimeSettings | None = None) -> None:
+    def __init__(
+        self, endpoint_url: str, work_dir: Path, settings: RuntimeSettings | None = None
+    ) -> None:
         self.endpoint_url = endpoint_url
         self.work_dir = Path(work_dir)
         self.settings = settings or RuntimeSettings()
@@ -85,7 +87,6 @@ class JobRuntime:
         with self._lock:
             if key not in self._clients:
                 import boto3
-
                 from botocore.config import Config
 
                 from .faults import INTERNAL_AGENT
@@ -106,7 +107,9 @@ class JobRuntime:
         run = _Run(job, workdir)
         with self._lock:
             self._runs[job.arn] = run
-        run.thread = threading.Thread(target=self._lifecycle, args=(run,), name=f"job-{job.name}", daemon=True)
+        run.thread = threading.Thread(
+            target=self._lifecycle, args=(run,), name=f"job-{job.name}", daemon=True
+        )
         run.thread.start()
 
     def stop(self, job: Job) -> None:
@@ -253,7 +256,11 @@ class JobRuntime:
         elif code == 0:
             backend.transition(job, "COMPLETED", event="COMPLETED")
         else:
-            failure = paths["failure"].read_text(errors="replace").strip() if paths["failure"].exists() else ""
+            failure = (
+                paths["failure"].read_text(errors="replace").strip()
+                if paths["failure"].exists()
+                else ""
+            )
             if not failure and code < 0:
                 failure = f"the job process was killed by signal {-code}"
             reason = f"AlgorithmError: {failure or 'the job process failed'}, exit code: {code}"
@@ -268,7 +275,9 @@ class JobRuntime:
         algorithm = job.request["algorithmSpecification"]
         if algorithm.get("scriptModeConfig"):
             return [sys.executable, "-u", "-m", "covalent_braket_plugin.emulator.bootstrap"]
-        command = self.settings.image_commands.get(algorithm.get("containerImage", {}).get("uri", ""))
+        command = self.settings.image_commands.get(
+            algorithm.get("containerImage", {}).get("uri", "")
+        )
         if not command:
             return None
         hyperparameters = job.request.get("hyperParameters") or {}
@@ -329,7 +338,9 @@ class JobRuntime:
         try:
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
-                    relative = item["Key"][len(prefix) :].lstrip("/") or os.path.basename(item["Key"])
+                    relative = item["Key"][len(prefix) :].lstrip("/") or os.path.basename(
+                        item["Key"]
+                    )
                     destination = target / relative
                     destination.parent.mkdir(parents=True, exist_ok=True)
                     s3.download_file(bucket, item["Key"], str(destination))
@@ -351,7 +362,9 @@ class JobRuntime:
             for item in paths["checkpoints"].rglob("*"):
                 if item.is_file():
                     relative = item.relative_to(paths["checkpoints"]).as_posix()
-                    s3.upload_file(str(item), cbucket, f"{cprefix.rstrip('/')}/{relative}".lstrip("/"))
+                    s3.upload_file(
+                        str(item), cbucket, f"{cprefix.rstrip('/')}/{relative}".lstrip("/")
+                    )
 
     def _environment(self, job: Job, paths: dict[str, Path]) -> dict[str, str]:
         request = job.request
@@ -475,7 +488,9 @@ class _LogShipper:
         for start in range(0, len(batch), 1000):
             try:
                 self.logs.put_log_events(
-                    logGroupName=LOG_GROUP, logStreamName=self.stream, logEvents=batch[start : start + 1000]
+                    logGroupName=LOG_GROUP,
+                    logStreamName=self.stream,
+                    logEvents=batch[start : start + 1000],
                 )
             except Exception:  # logs are best effort; the job's state is not
                 return

@@ -17,12 +17,17 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from .exceptions import BraketError, InternalServiceException, ResourceNotFoundException, ValidationException
+from .exceptions import (
+    BraketError,
+    InternalServiceException,
+    ResourceNotFoundException,
+    ValidationException,
+)
 from .faults import INTERNAL_AGENT, FaultInjector, error_reply
 from .models import DEFAULT_ACCOUNT, BraketBackend
 from .responses import BraketRequest, BraketResponses
@@ -38,12 +43,18 @@ JOURNAL_SIZE = 10_000
 StartResponse = Callable[..., Any]
 
 
-def _json_response(start_response: StartResponse, status: int, body: Any, headers: list[tuple[str, str]] | None = None) -> Iterable[bytes]:
+def _json_response(
+    start_response: StartResponse,
+    status: int,
+    body: Any,
+    headers: list[tuple[str, str]] | None = None,
+) -> Iterable[bytes]:
     payload = json.dumps(body).encode()
     reason = {200: "OK", 201: "Created"}.get(status, "Error")
     start_response(
         f"{status} {reason}",
-        [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))] + (headers or []),
+        [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+        + (headers or []),
     )
     return [payload]
 
@@ -76,7 +87,9 @@ def _operation(environ: dict[str, Any], service: str) -> str | None:
     if target:
         return target.rsplit(".", 1)[-1]
     action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
-    if not action and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+    if not action and environ.get("CONTENT_TYPE", "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
         # Query-protocol services (STS, IAM) send Action in the body: read it, then put it back.
         import io
 
@@ -119,7 +132,9 @@ class EmulatorApp:
         service = scope.group(3) if scope else "unsigned"
         handler = self._braket if service == "braket" else self._moto
         if INTERNAL_AGENT in environ.get("HTTP_USER_AGENT", ""):
-            return handler(environ, start_response, scope)  # the emulator's own calls: no faults, no journal
+            return handler(
+                environ, start_response, scope
+            )  # the emulator's own calls: no faults, no journal
         operation = _operation(environ, service)
         entry: dict[str, Any] = {
             "time": time.time(),
@@ -132,7 +147,9 @@ class EmulatorApp:
             "operation": operation,
         }
 
-        def recording_start_response(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+        def recording_start_response(
+            status: str, headers: list[tuple[str, str]], *args: Any
+        ) -> Any:
             entry["status"] = int(status.split(" ", 1)[0])
             error = dict((k.lower(), v) for k, v in headers).get("x-amzn-errortype")
             if error:
@@ -154,7 +171,9 @@ class EmulatorApp:
         recording_start_response(f"{status} Fault", [*headers, ("Content-Length", str(len(body)))])
         return [body]
 
-    def _moto(self, environ: dict[str, Any], start_response: StartResponse, scope: Any) -> Iterable[bytes]:
+    def _moto(
+        self, environ: dict[str, Any], start_response: StartResponse, scope: Any
+    ) -> Iterable[bytes]:
         return self.moto(environ, start_response)
 
     def clear_journal(self) -> None:
@@ -162,10 +181,14 @@ class EmulatorApp:
             self.journal.clear()
 
     # ---------------------------------------------------------------- Braket
-    def _braket(self, environ: dict[str, Any], start_response: StartResponse, scope: Any) -> Iterable[bytes]:
+    def _braket(
+        self, environ: dict[str, Any], start_response: StartResponse, scope: Any
+    ) -> Iterable[bytes]:
         region = scope.group(2)
         try:
-            raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
+            raw = (
+                environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
+            )
             raw_path = raw.split("?", 1)[0]
             method = environ.get("REQUEST_METHOD", "GET")
             route = _route(method, raw_path)
@@ -188,7 +211,9 @@ class EmulatorApp:
             return _error_response(start_response, error)
         except Exception as exc:  # never a crash, never an HTML 500
             traceback.print_exc()
-            return _error_response(start_response, InternalServiceException(f"{type(exc).__name__}: {exc}"))
+            return _error_response(
+                start_response, InternalServiceException(f"{type(exc).__name__}: {exc}")
+            )
 
     @staticmethod
     def _authorize(policy: dict[str, Any], handler: str, request: BraketRequest) -> None:
@@ -233,7 +258,9 @@ class EmulatorApp:
         return body
 
     # ---------------------------------------------------------------- control API
-    def _control(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> Iterable[bytes]:
+    def _control(
+        self, environ: dict[str, Any], start_response: StartResponse, path: str
+    ) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         try:
             if path == "/health" and method == "GET":
@@ -267,14 +294,20 @@ class EmulatorApp:
             if path == "/devices" and method == "POST":
                 from .quantum import parse_catalogue
 
-                body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)) or b"[]")
+                body = json.loads(
+                    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)) or b"[]"
+                )
                 added = parse_catalogue(body, source="request")
                 for device in added:
                     self.backend.devices.add(device)
-                return _json_response(start_response, 200, {"added": [device.arn for device in added]})
+                return _json_response(
+                    start_response, 200, {"added": [device.arn for device in added]}
+                )
             if path == "/faults":
                 if method == "POST":
-                    return _json_response(start_response, 200, self.faults.configure(self._body(environ)))
+                    return _json_response(
+                        start_response, 200, self.faults.configure(self._body(environ))
+                    )
                 if method == "DELETE":
                     self.faults.reset()
                 return _json_response(start_response, 200, self.faults.describe())
@@ -371,9 +404,13 @@ class BraketEmulator:
 
         runtime = JobRuntime("", self.work_dir, self._initial_settings)
         self.app = EmulatorApp(runtime, devices_file=self.devices_file)
-        self._server = make_server(self.host, self.port, self.app, threaded=True, request_handler=_quiet_handler())
+        self._server = make_server(
+            self.host, self.port, self.app, threaded=True, request_handler=_quiet_handler()
+        )
         runtime.endpoint_url = self.url
-        self._thread = threading.Thread(target=self._server.serve_forever, name="braket-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="braket-emulator", daemon=True
+        )
         self._thread.start()
         return self.url
 

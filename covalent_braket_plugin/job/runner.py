@@ -133,7 +133,9 @@ def main() -> None:
     s3 = boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 10}))
     kms_key = hyperparameters.get(HP_KMS_KEY_ID)
     encryption = (
-        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else {"ServerSideEncryption": "AES256"}
+        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}
+        if kms_key
+        else {"ServerSideEncryption": "AES256"}
     )
     job_name = os.environ.get("AMZN_BRAKET_JOB_NAME", "")
     with tempfile.TemporaryDirectory(prefix="covalent-braket-") as scratch:

@@ -19,5 +19,3 @@ def server(emulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     instance.start()
     yield instance
     instance.stop()
-
-

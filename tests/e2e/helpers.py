@@ -35,13 +35,17 @@ def diagnose(result: Any) -> str:
     lines = [f"workflow {result.status}: {result.error}"]
     for node_id in range(len(result.lattice.transport_graph._graph.nodes)):
         node = result.get_node_result(node_id)
-        lines.append(f"node {node_id} {node['node_name']} {node['status']}: {node['error']}\n{node['stderr']}")
+        lines.append(
+            f"node {node_id} {node['node_name']} {node['status']}: {node['error']}\n{node['stderr']}"
+        )
     return "\n".join(lines)
 
 
 def jobs_of(aws: Any, dispatch_id: str) -> list[dict[str, Any]]:
     """The dispatch's Braket jobs (SearchJobs filters on ARN and time only: tags are read here)."""
-    jobs = [job for page in aws.braket.get_paginator("search_jobs").paginate(filters=[]) for job in page["jobs"]]
+    jobs = [
+        job
+        for page in aws.braket.get_paginator("search_jobs").paginate(filters=[])
+        for job in page["jobs"]
+    ]
     return [job for job in jobs if job["tags"].get("covalent:dispatch_id") == dispatch_id]
-
-

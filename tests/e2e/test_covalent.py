@@ -20,6 +20,7 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
+
 @ct.electron(executor=executor())
 def add(a: int, b: int) -> int:
     print(f"adding {a} and {b}")
@@ -50,11 +51,15 @@ def test_product_doc_workflow_returns_zero_and_its_tasks_are_linked_to_the_job(
     aws: Any, server: CovalentServer
 ) -> None:
     from covalent_braket_plugin.demo import DOC_SETTINGS, make_workflow
-
     from covalent_braket_plugin.sandbox import provision
 
     settings = {**DOC_SETTINGS, "s3_bucket_name": BUCKET, "poll_freq": POLL}
-    provision(BUCKET, settings["braket_job_execution_role_name"], settings["ecr_image_uri"], client=aws.control.client)
+    provision(
+        BUCKET,
+        settings["braket_job_execution_role_name"],
+        settings["ecr_image_uri"],
+        client=aws.control.client,
+    )
     result = run(server, make_workflow(BraketExecutor(**settings)), 1)
     assert str(result.status) == "COMPLETED", diagnose(result)
     assert result.result == 0.0
@@ -73,7 +78,11 @@ def test_product_doc_workflow_returns_zero_and_its_tasks_are_linked_to_the_job(
 def describe_job(label: str) -> dict:
     import os
 
-    return {"label": label, "job": os.environ["AMZN_BRAKET_JOB_NAME"], "device": os.environ["AMZN_BRAKET_DEVICE_ARN"]}
+    return {
+        "label": label,
+        "job": os.environ["AMZN_BRAKET_JOB_NAME"],
+        "device": os.environ["AMZN_BRAKET_DEVICE_ARN"],
+    }
 
 
 @ct.lattice
@@ -105,7 +114,9 @@ def failing_workflow(value: int) -> int:
     return explode(value)
 
 
-def test_raising_electron_fails_the_node_with_its_traceback(aws: Any, server: CovalentServer) -> None:
+def test_raising_electron_fails_the_node_with_its_traceback(
+    aws: Any, server: CovalentServer
+) -> None:
     result = run(server, failing_workflow, 7)
     assert str(result.status) == "FAILED"
     node = result.get_node_result(0)
@@ -154,7 +165,9 @@ def fan_out(count: int, seconds: float) -> list:
     return [slow(seconds + i / 1000) for i in range(count)]
 
 
-def test_twenty_concurrent_electrons_take_about_as_long_as_one(aws: Any, server: CovalentServer) -> None:
+def test_twenty_concurrent_electrons_take_about_as_long_as_one(
+    aws: Any, server: CovalentServer
+) -> None:
     seconds = 15.0
     started = time.monotonic()
     single = run(server, fan_out, 1, seconds)

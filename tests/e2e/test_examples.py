@@ -26,7 +26,9 @@ def load(name: str) -> Any:
     return module
 
 
-def test_variational_example_improves_on_every_start_and_keeps_the_best(aws: Any, server: Any) -> None:
+def test_variational_example_improves_on_every_start_and_keeps_the_best(
+    aws: Any, server: Any
+) -> None:
     example = load("variational")
     starts = [0.3, 1.0, 2.0]
     result = run(server, example.make_workflow(executor(poll_freq=POLL)), starts)
@@ -37,4 +39,6 @@ def test_variational_example_improves_on_every_start_and_keeps_the_best(aws: Any
     assert len(best["history"]) == 4
     assert len(jobs_of(aws, result.dispatch_id)) == 3
     tasks = aws.braket.search_quantum_tasks(filters=[])["quantumTasks"]
-    assert len(tasks) == 3 * (1 + 3 * 3)  # per job: the start, then three steps of three evaluations
+    assert len(tasks) == 3 * (
+        1 + 3 * 3
+    )  # per job: the start, then three steps of three evaluations

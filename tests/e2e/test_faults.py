@@ -43,7 +43,9 @@ def test_fifty_electrons_under_throttling_and_lost_responses(aws: Any, server: A
     assert len(jobs) == 50
     assert {job["status"] for job in jobs} == {"COMPLETED"}
     journal = aws.control.journal()
-    lost_creates = [e for e in journal if e["operation"] == "CreateJob" and e.get("fault") == "lost"]
+    lost_creates = [
+        e for e in journal if e["operation"] == "CreateJob" and e.get("fault") == "lost"
+    ]
     print(
         f"50 electrons in {elapsed:.1f} s; {len(journal)} requests, faults injected {faults['injected']}, "
         f"CreateJob responses lost: {len(lost_creates)}"

@@ -22,7 +22,10 @@ pytestmark = pytest.mark.timeout(120)
 )
 def test_emulator_command_serves_on_loopback_until_signalled(command: list[str], stop: int) -> None:
     process = subprocess.Popen(
-        [sys.executable, *command, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, *command, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         first = process.stdout.readline().strip()

@@ -54,7 +54,12 @@ def test_braket_sdk_job_helpers_work_inside_an_emulated_job(aws: Any) -> None:
     stream = aws.logs.describe_log_streams(
         logGroupName="/aws/braket/jobs", logStreamNamePrefix=f"{request['jobName']}/"
     )["logStreams"][0]["logStreamName"]
-    messages = [e["message"] for e in aws.logs.get_log_events(logGroupName="/aws/braket/jobs", logStreamName=stream)["events"]]
+    messages = [
+        e["message"]
+        for e in aws.logs.get_log_events(logGroupName="/aws/braket/jobs", logStreamName=stream)[
+            "events"
+        ]
+    ]
     assert sum("Metrics - " in line and "loss=" in line for line in messages) == 3
 
     tasks = aws.braket.search_quantum_tasks(
@@ -92,27 +97,37 @@ def test_unmapped_image_fails_the_job_with_a_clear_reason(aws: Any) -> None:
 
 
 def test_catalogue_adds_an_emulated_qpu_with_its_gates_and_connectivity(aws: Any) -> None:
+    from botocore.exceptions import ClientError
     from braket.aws import AwsDevice
     from braket.circuits import Circuit
-    from botocore.exceptions import ClientError
 
     arn = "arn:aws:braket:us-east-1::device/qpu/example/Lab-3"
     added = aws.control.add_devices(
-        [{
-            "arn": arn,
-            "name": "Lab-3",
-            "provider": "Example",
-            "qubitCount": 3,
-            "nativeGates": ["h", "cnot", "rz", "x"],
-            "connectivity": {"0": ["1"], "1": ["0", "2"], "2": ["1"]},
-        }]
+        [
+            {
+                "arn": arn,
+                "name": "Lab-3",
+                "provider": "Example",
+                "qubitCount": 3,
+                "nativeGates": ["h", "cnot", "rz", "x"],
+                "connectivity": {"0": ["1"], "1": ["0", "2"], "2": ["1"]},
+            }
+        ]
     )
     assert added == [arn]
     device = AwsDevice(arn)
     assert device.type.value == "QPU" and "emulated" in device.name
     assert device.properties.paradigm.qubitCount == 3
-    assert device.properties.paradigm.connectivity.connectivityGraph == {"0": ["1"], "1": ["0", "2"], "2": ["1"]}
-    counts = device.run(Circuit().x(0), s3_destination_folder=(BUCKET, "qpu"), shots=20).result().measurement_counts
+    assert device.properties.paradigm.connectivity.connectivityGraph == {
+        "0": ["1"],
+        "1": ["0", "2"],
+        "2": ["1"],
+    }
+    counts = (
+        device.run(Circuit().x(0), s3_destination_folder=(BUCKET, "qpu"), shots=20)
+        .result()
+        .measurement_counts
+    )
     assert counts == {"1": 20}
     with pytest.raises(ClientError) as info:
         device.run(Circuit().ry(0, 0.5), s3_destination_folder=(BUCKET, "qpu"), shots=20)

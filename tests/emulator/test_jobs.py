@@ -35,7 +35,11 @@ def job_request(script_uri: str = f"s3://{BUCKET}/none.tar.gz", **changes: Any) 
         "jobName": f"job-{uuid.uuid4().hex[:12]}",
         "roleArn": ROLE,
         "algorithmSpecification": {
-            "scriptModeConfig": {"entryPoint": "job:main", "s3Uri": script_uri, "compressionType": "GZIP"},
+            "scriptModeConfig": {
+                "entryPoint": "job:main",
+                "s3Uri": script_uri,
+                "compressionType": "GZIP",
+            },
             "containerImage": {"uri": IMAGE},
         },
         "deviceConfig": {"device": SV1},
@@ -61,7 +65,11 @@ def error_of(call: Any) -> tuple[str, int, str]:
     with pytest.raises(ClientError) as info:
         call()
     error = info.value.response
-    return error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Message"]
+    return (
+        error["Error"]["Code"],
+        error["ResponseMetadata"]["HTTPStatusCode"],
+        error["Error"]["Message"],
+    )
 
 
 # ---------------------------------------------------------------------------- validation
@@ -69,25 +77,86 @@ _BAD = [
     ("name with underscore", {"jobName": "bad_name"}, "jobName"),
     ("name too long", {"jobName": "a" * 51}, "jobName"),
     ("name starting with dash", {"jobName": "-abc"}, "jobName"),
-    ("instance type", {"instanceConfig": {"instanceType": "ml.m5.huge", "volumeSizeInGb": 30}}, "instanceType"),
-    ("volume size", {"instanceConfig": {"instanceType": "ml.m5.large", "volumeSizeInGb": 0}}, "volumeSizeInGb"),
-    ("instance count", {"instanceConfig": {"instanceType": "ml.m5.large", "volumeSizeInGb": 1, "instanceCount": 0}}, "instanceCount"),
+    (
+        "instance type",
+        {"instanceConfig": {"instanceType": "ml.m5.huge", "volumeSizeInGb": 30}},
+        "instanceType",
+    ),
+    (
+        "volume size",
+        {"instanceConfig": {"instanceType": "ml.m5.large", "volumeSizeInGb": 0}},
+        "volumeSizeInGb",
+    ),
+    (
+        "instance count",
+        {
+            "instanceConfig": {
+                "instanceType": "ml.m5.large",
+                "volumeSizeInGb": 1,
+                "instanceCount": 0,
+            }
+        },
+        "instanceCount",
+    ),
     ("runtime zero", {"stoppingCondition": {"maxRuntimeInSeconds": 0}}, "maxRuntimeInSeconds"),
-    ("runtime too long", {"stoppingCondition": {"maxRuntimeInSeconds": 432_001}}, "maxRuntimeInSeconds"),
+    (
+        "runtime too long",
+        {"stoppingCondition": {"maxRuntimeInSeconds": 432_001}},
+        "maxRuntimeInSeconds",
+    ),
     ("role ARN", {"roleArn": "arn:aws:iam::12345:role/x"}, "roleArn"),
-    ("image URI", {"algorithmSpecification": {"containerImage": {"uri": "docker.io/library/python:3.11"}}}, "containerImage.uri"),
+    (
+        "image URI",
+        {"algorithmSpecification": {"containerImage": {"uri": "docker.io/library/python:3.11"}}},
+        "containerImage.uri",
+    ),
     ("no algorithm", {"algorithmSpecification": {}}, "algorithmSpecification"),
-    ("compression", {"algorithmSpecification": {"scriptModeConfig": {"entryPoint": "a:b", "s3Uri": "s3://b/k", "compressionType": "BZIP2"}}}, "compressionType"),
-    ("script URI", {"algorithmSpecification": {"scriptModeConfig": {"entryPoint": "a:b", "s3Uri": "/local/path"}}}, "s3Uri"),
-    ("too many hyperparameters", {"hyperParameters": {f"k{i}": "v" for i in range(101)}}, "hyperParameters"),
+    (
+        "compression",
+        {
+            "algorithmSpecification": {
+                "scriptModeConfig": {
+                    "entryPoint": "a:b",
+                    "s3Uri": "s3://b/k",
+                    "compressionType": "BZIP2",
+                }
+            }
+        },
+        "compressionType",
+    ),
+    (
+        "script URI",
+        {
+            "algorithmSpecification": {
+                "scriptModeConfig": {"entryPoint": "a:b", "s3Uri": "/local/path"}
+            }
+        },
+        "s3Uri",
+    ),
+    (
+        "too many hyperparameters",
+        {"hyperParameters": {f"k{i}": "v" for i in range(101)}},
+        "hyperParameters",
+    ),
     ("hyperparameter too long", {"hyperParameters": {"k": "v" * 2501}}, "hyperParameters"),
-    ("too many channels", {"inputDataConfig": [{"channelName": f"c{i}", "dataSource": {"s3DataSource": {"s3Uri": "s3://b/k"}}} for i in range(21)]}, "inputDataConfig"),
+    (
+        "too many channels",
+        {
+            "inputDataConfig": [
+                {"channelName": f"c{i}", "dataSource": {"s3DataSource": {"s3Uri": "s3://b/k"}}}
+                for i in range(21)
+            ]
+        },
+        "inputDataConfig",
+    ),
     ("output path", {"outputDataConfig": {"s3Path": "not-s3"}}, "outputDataConfig.s3Path"),
 ]
 
 
 @pytest.mark.parametrize(("case", "changes", "field"), _BAD, ids=[case[0] for case in _BAD])
-def test_create_job_rejects_what_braket_rejects(aws: Any, case: str, changes: dict, field: str) -> None:
+def test_create_job_rejects_what_braket_rejects(
+    aws: Any, case: str, changes: dict, field: str
+) -> None:
     code, status, message = error_of(lambda: aws.braket.create_job(**job_request(**changes)))
     assert (code, status) == ("ValidationException", 400)
     assert field in message
@@ -115,9 +184,14 @@ def test_malformed_request_is_a_validation_error_not_a_crash(aws: Any, body: byt
     import urllib.error
     import urllib.request
 
-    scope = "Credential=testing/20260101/us-east-1/braket/aws4_request, SignedHeaders=host, Signature=0"
+    scope = (
+        "Credential=testing/20260101/us-east-1/braket/aws4_request, SignedHeaders=host, Signature=0"
+    )
     request = urllib.request.Request(
-        f"{aws.url}/job", data=body, method="POST", headers={"Authorization": f"AWS4-HMAC-SHA256 {scope}"}
+        f"{aws.url}/job",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"AWS4-HMAC-SHA256 {scope}"},
     )
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=10)
@@ -182,9 +256,17 @@ def test_job_sees_the_container_contract(aws: Any) -> None:
     assert seen["endpoint"] == aws.url
     assert seen["AMZN_BRAKET_DEVICE_ARN"] == SV1
     assert seen["AMZN_BRAKET_JOB_NAME"] == request["jobName"]
-    assert seen["AMZN_BRAKET_TASK_RESULTS_S3_URI"] == f"s3://{BUCKET}/jobs/{request['jobName']}/tasks"
-    for name in ("AMZN_BRAKET_JOB_RESULTS_DIR", "AMZN_BRAKET_CHECKPOINT_DIR", "AMZN_BRAKET_INPUT_DIR",
-                 "AMZN_BRAKET_SCRIPT_S3_URI", "AMZN_BRAKET_SCRIPT_ENTRY_POINT", "AMZN_BRAKET_JOB_TOKEN"):
+    assert (
+        seen["AMZN_BRAKET_TASK_RESULTS_S3_URI"] == f"s3://{BUCKET}/jobs/{request['jobName']}/tasks"
+    )
+    for name in (
+        "AMZN_BRAKET_JOB_RESULTS_DIR",
+        "AMZN_BRAKET_CHECKPOINT_DIR",
+        "AMZN_BRAKET_INPUT_DIR",
+        "AMZN_BRAKET_SCRIPT_S3_URI",
+        "AMZN_BRAKET_SCRIPT_ENTRY_POINT",
+        "AMZN_BRAKET_JOB_TOKEN",
+    ):
         assert seen[name]
 
 
@@ -217,7 +299,9 @@ def test_queued_then_running_then_cancelled_with_the_process_stopped(aws: Any) -
         "    time.sleep(120)\n",
     )
     arn = aws.braket.create_job(**job_request(script))["jobArn"]
-    assert aws.braket.get_job(jobArn=arn, additionalAttributeNames=["QueueInfo"])["status"] == "QUEUED"
+    assert (
+        aws.braket.get_job(jobArn=arn, additionalAttributeNames=["QueueInfo"])["status"] == "QUEUED"
+    )
     wait_for(aws, arn, {"RUNNING"})
     job_root = aws.emulator.work_dir / arn.rsplit("/", 1)[1]
     pid_file = job_root / "opt" / "jobs" / "checkpoints" / "pid"
@@ -277,14 +361,22 @@ def test_search_jobs_filters_and_pages(aws: Any) -> None:
     pages = list(paginator.paginate(filters=[], PaginationConfig={"PageSize": 2}))
     assert [len(page["jobs"]) for page in pages] == [2, 2, 1]
     assert {job["jobArn"] for page in pages for job in page["jobs"]} == set(arns)
-    one = aws.braket.search_jobs(filters=[{"name": "jobArn", "operator": "EQUAL", "values": [arns[3]]}])
+    one = aws.braket.search_jobs(
+        filters=[{"name": "jobArn", "operator": "EQUAL", "values": [arns[3]]}]
+    )
     assert [job["jobArn"] for job in one["jobs"]] == [arns[3]]
-    created = aws.braket.get_job(jobArn=arns[2])["createdAt"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    later = aws.braket.search_jobs(filters=[{"name": "createdAt", "operator": "GTE", "values": [created]}])
+    created = (
+        aws.braket.get_job(jobArn=arns[2])["createdAt"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    )
+    later = aws.braket.search_jobs(
+        filters=[{"name": "createdAt", "operator": "GTE", "values": [created]}]
+    )
     assert {job["jobArn"] for job in later["jobs"]} >= set(arns[2:])
     # The service filters on jobArn and createdAt only, with 1 to 10 values.
-    for bad in ({"name": "status", "operator": "EQUAL", "values": ["QUEUED"]},
-                {"name": "jobArn", "operator": "EQUAL", "values": arns * 3}):
+    for bad in (
+        {"name": "status", "operator": "EQUAL", "values": ["QUEUED"]},
+        {"name": "jobArn", "operator": "EQUAL", "values": arns * 3},
+    ):
         code, _, message = error_of(lambda bad=bad: aws.braket.search_jobs(filters=[bad]))
         assert code == "ValidationException" and bad["name"] in message
 

@@ -28,8 +28,14 @@ def test_managed_simulators_are_online_with_capabilities_the_sdk_parses(aws: Any
         assert (device.name, device.status, device.type.value) == (name, "ONLINE", "SIMULATOR")
         assert "braket.ir.openqasm.program" in device.properties.action
         assert device.properties.paradigm.qubitCount > 0
-    assert {d["deviceArn"] for d in aws.braket.search_devices(filters=[])["devices"]} >= {SV1, DM1, TN1}
-    only_dm1 = aws.braket.search_devices(filters=[{"name": "deviceName", "values": ["dm1"]}])["devices"]
+    assert {d["deviceArn"] for d in aws.braket.search_devices(filters=[])["devices"]} >= {
+        SV1,
+        DM1,
+        TN1,
+    }
+    only_dm1 = aws.braket.search_devices(filters=[{"name": "deviceName", "values": ["dm1"]}])[
+        "devices"
+    ]
     assert [d["deviceArn"] for d in only_dm1] == [DM1]
 
 
@@ -51,7 +57,10 @@ def test_bell_circuit_with_shots_on_sv1_gives_the_expected_distribution(aws: Any
     # Binomial(2000, 0.5): five standard deviations is about 112.
     assert abs(counts["00"] - shots / 2) < 5 * math.sqrt(shots) / 2
     key = f"tasks/{task.id.rsplit('/', 1)[1]}/results.json"
-    assert json.loads(aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())["taskMetadata"]["id"] == task.id
+    assert (
+        json.loads(aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())["taskMetadata"]["id"]
+        == task.id
+    )
 
 
 def test_exact_expectation_on_sv1_and_noisy_dm1_match_the_local_simulators(aws: Any) -> None:
@@ -60,7 +69,9 @@ def test_exact_expectation_on_sv1_and_noisy_dm1_match_the_local_simulators(aws: 
     from braket.devices import LocalSimulator
 
     exact = Circuit().h(0).expectation(observable=observables.Z(), target=0)
-    assert AwsDevice(SV1).run(exact, s3_destination_folder=FOLDER, shots=0).result().values[0] == pytest.approx(0.0)
+    assert AwsDevice(SV1).run(exact, s3_destination_folder=FOLDER, shots=0).result().values[
+        0
+    ] == pytest.approx(0.0)
 
     noisy = Circuit().x(0).depolarizing(0, 0.1).expectation(observable=observables.Z(), target=0)
     remote = AwsDevice(DM1).run(noisy, s3_destination_folder=FOLDER, shots=0).result().values[0]
@@ -93,8 +104,11 @@ def test_programs_a_device_cannot_run_are_rejected_with_the_reason(aws: Any) -> 
     assert info.value.response["Error"]["Code"] == "ValidationException"
     assert "noise" in info.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as info:
-        AwsDevice(TN1).run(Circuit().h(0).expectation(observable=observables.Z(), target=0),
-                           s3_destination_folder=FOLDER, shots=0)
+        AwsDevice(TN1).run(
+            Circuit().h(0).expectation(observable=observables.Z(), target=0),
+            s3_destination_folder=FOLDER,
+            shots=0,
+        )
     assert "shots between 1 and 1000" in info.value.response["Error"]["Message"]
 
 
@@ -122,7 +136,9 @@ def test_search_quantum_tasks_filters_by_device_and_status(aws: Any) -> None:
     AwsDevice(SV1).run(Circuit().h(0), s3_destination_folder=FOLDER, shots=10).result()
     AwsDevice(DM1).run(Circuit().h(0), s3_destination_folder=FOLDER, shots=10).result()
     on_dm1 = aws.braket.search_quantum_tasks(
-        filters=[{"name": "deviceArn", "operator": "EQUAL", "values": [DM1]},
-                 {"name": "status", "operator": "EQUAL", "values": ["COMPLETED"]}]
+        filters=[
+            {"name": "deviceArn", "operator": "EQUAL", "values": [DM1]},
+            {"name": "status", "operator": "EQUAL", "values": ["COMPLETED"]},
+        ]
     )["quantumTasks"]
     assert [task["deviceArn"] for task in on_dm1] == [DM1]
