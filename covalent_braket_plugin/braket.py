@@ -280,6 +280,8 @@ class BraketExecutor(RemoteExecutor):
                     raise entry.error
                 status = entry.status
                 if status in TERMINAL_STATES:
+                    if entry.job is not None and entry.job["status"] == status:
+                        return entry.job
                     return await self.get_status(settings, job_arn)
                 now = time.monotonic()
                 if status == "QUEUED":

@@ -33,6 +33,8 @@ class _Watched:
     created_at: datetime
     poll_freq: float
     status: str = "QUEUED"
+    #: The full GetJob answer, when the last look-up was a GetJob (saves reading it again).
+    job: dict[str, Any] | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     error: BaseException | None = None
 
@@ -98,24 +100,30 @@ class JobWatcher:
                     return
                 self._next_due = time.monotonic() + min(interval * 2**errors, 300.0)
                 continue
-            for arn, status in statuses.items():
+            for arn, (status, job) in statuses.items():
                 entry = self._jobs.get(arn)
-                if entry is not None and status != entry.status:
-                    entry.status = status
-                    entry.changed.set()
+                if entry is not None:
+                    entry.job = job
+                    if status != entry.status:
+                        entry.status = status
+                        entry.changed.set()
 
-    def _look_up_sync(self, jobs: dict[str, _Watched]) -> dict[str, str]:
+    def _look_up_sync(self, jobs: dict[str, _Watched]) -> dict[str, tuple[str, dict[str, Any] | None]]:
+        """``{arn: (status, full job or None)}`` for the watched jobs."""
         braket = self._get_clients().braket
-        if len(jobs) == 1:
-            (arn,) = jobs
-            self.calls += 1
-            return {arn: aws.call(braket, "get_job", jobArn=arn)["status"]}
+        if len(jobs) <= 1:
+            answers = {}
+            for arn in jobs:
+                self.calls += 1
+                job = aws.call(braket, "get_job", jobArn=arn)
+                answers[arn] = (job["status"], job)
+            return answers
         oldest = min(entry.created_at for entry in jobs.values()) - timedelta(seconds=1)
         since = (
             oldest.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
             + f"{oldest.microsecond // 1000:03d}Z"
         )
-        found: dict[str, str] = {}
+        found: dict[str, tuple[str, dict[str, Any] | None]] = {}
         token: str | None = None
         while True:
             request: dict[str, Any] = {
@@ -128,13 +136,14 @@ class JobWatcher:
             page = aws.call(braket, "search_jobs", **request)
             for summary in page.get("jobs", []):
                 if summary["jobArn"] in jobs:
-                    found[summary["jobArn"]] = summary["status"]
+                    found[summary["jobArn"]] = (summary["status"], None)
             token = page.get("nextToken")
             if not token or len(found) == len(jobs):
                 break
         for arn in jobs.keys() - found.keys():  # not in the search (yet): ask directly
             self.calls += 1
-            found[arn] = aws.call(braket, "get_job", jobArn=arn)["status"]
+            job = aws.call(braket, "get_job", jobArn=arn)
+            found[arn] = (job["status"], job)
         return found
 
 
