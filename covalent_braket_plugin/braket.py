@@ -822,10 +822,11 @@ def _transfer_config(concurrency: int = 10) -> Any:
 SMALL_OBJECT_BYTES = 8 * 1024 * 1024
 #: Inputs up to this size travel inside the runner archive (one PUT per task).
 BUNDLE_BYTES = 1024 * 1024
-#: The threads every blocking AWS call of every executor in the process runs on. Few on
-#: purpose: botocore holds the GIL while it signs and parses, and more runnable threads would
-#: starve the Covalent server's event loop; calls beyond these wait their turn off the loop.
-_io_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="covalent-braket-io")
+#: The threads every blocking AWS call of every executor in the process runs on, bounded:
+#: botocore holds the GIL while it signs and parses, so a crowd of threads would starve the
+#: Covalent server's event loop; but a call may sleep in botocore's retry backoff, so there
+#: are enough that throttling does not stall every other task. Calls beyond wait off the loop.
+_io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="covalent-braket-io")
 
 
 _cleanups: set[Any] = set()
