@@ -19,6 +19,7 @@ import cloudpickle
 import pytest
 
 from covalent_braket_plugin.aws import AwsError
+from covalent_braket_plugin.braket import wait_for_cleanups
 from covalent_braket_plugin.emulator.iam import is_allowed
 from tests.conftest import BUCKET, IMAGE, ROLE
 from tests.test_braket import hosted, keys, run
@@ -100,11 +101,13 @@ def test_terraform_parses_and_wires_the_policies() -> None:
     for path in sorted((INFRA / "terraform").glob("*.tf")):
         with path.open() as handle:
             parsed[path.name] = hcl2.load(handle)
+    def bare(text: str) -> str:  # python-hcl2 8 keeps the quotes of block labels
+        return text.strip('"')
+
     resources = {
-        kind: name
+        bare(kind): [bare(name) for name in body]
         for block in parsed["main.tf"]["resource"]
         for kind, body in block.items()
-        for name in body
     }
     for kind in (
         "aws_s3_bucket",
@@ -190,6 +193,7 @@ def quantum_electron() -> float:
 def test_every_call_of_a_real_task_is_granted_to_the_principal_that_made_it(aws: Any) -> None:
     aws.control.clear_journal()
     assert run(hosted(braket_job_execution_role_name=ROLE), quantum_electron) == 1.0
+    wait_for_cleanups()  # the clean-up runs after the result is returned
     journal = aws.control.journal()
     by_principal = {"testing": policy("submitter-policy"), "emulator": policy("job-role-policy")}
     needed: dict[str, set[str]] = {"testing": set(), "emulator": set()}
