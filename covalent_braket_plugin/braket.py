@@ -402,37 +402,29 @@ class BraketExecutor(RemoteExecutor):
             if time.monotonic() - _preflight_ok.get(key, -1e9) < PREFLIGHT_TTL_SECONDS:
                 return
         clients = aws.clients_for(settings)
-        denied = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"}
+        _look_up(
+            settings,
+            "s3_bucket_name",
+            None,
+            "an existing bucket you can write to ({code})",
+            clients.s3,
+            "head_bucket",
+            Bucket=settings.s3_bucket_name,
+        )
 
-        try:
-            aws.call(clients.s3, "head_bucket", Bucket=settings.s3_bucket_name)
-        except aws.AwsError as exc:
-            if exc.code not in denied:
-                raise InvalidSettingError(
-                    "s3_bucket_name",
-                    settings.s3_bucket_name,
-                    f"an existing bucket you can write to ({exc.code})",
-                ) from exc
+        role = settings.braket_job_execution_role_name
+        if not settings.role_is_arn or role.split(":")[4] == aws.caller_account(settings)[0]:
+            _look_up(
+                settings,
+                "braket_job_execution_role_name",
+                {"NoSuchEntity"},
+                "an existing IAM role that Braket can assume",
+                clients.iam,
+                "get_role",
+                RoleName=role.rsplit("/", 1)[-1],
+            )
 
-        if (
-            not settings.role_is_arn
-            or settings.braket_job_execution_role_name.split(":")[4]
-            == aws.caller_account(settings)[0]
-        ):
-            role = settings.braket_job_execution_role_name.rsplit("/", 1)[-1]
-            try:
-                aws.call(clients.iam, "get_role", RoleName=role)
-            except aws.AwsError as exc:
-                if exc.code == "NoSuchEntity":
-                    raise InvalidSettingError(
-                        "braket_job_execution_role_name",
-                        settings.braket_job_execution_role_name,
-                        "an existing IAM role that Braket can assume",
-                    ) from exc
-                if exc.code not in denied:
-                    raise
-
-        registry, _, rest = settings.ecr_image_uri.partition(".dkr.ecr.")
+        registry = settings.ecr_image_uri.partition(".dkr.ecr.")[0]
         repository_and_ref = settings.ecr_image_uri.split("/", 1)[1]
         if "@" in repository_and_ref:
             repository, digest = repository_and_ref.split("@", 1)
@@ -440,42 +432,33 @@ class BraketExecutor(RemoteExecutor):
         else:
             repository, tag = repository_and_ref.rsplit(":", 1)
             image_id = {"imageTag": tag}
-        try:
-            aws.call(
-                clients.ecr,
-                "describe_images",
-                registryId=registry,
-                repositoryName=repository,
-                imageIds=[image_id],
-            )
-        except aws.AwsError as exc:
-            if exc.code in ("RepositoryNotFoundException", "ImageNotFoundException"):
-                raise InvalidSettingError(
-                    "ecr_image_uri",
-                    settings.ecr_image_uri,
-                    f"an image that exists in ECR ({exc.code})",
-                ) from exc
-            if exc.code not in denied:
-                raise
+        _look_up(
+            settings,
+            "ecr_image_uri",
+            {"RepositoryNotFoundException", "ImageNotFoundException"},
+            "an image that exists in ECR ({code})",
+            clients.ecr,
+            "describe_images",
+            registryId=registry,
+            repositoryName=repository,
+            imageIds=[image_id],
+        )
 
-        try:
-            device = aws.call(clients.braket, "get_device", deviceArn=settings.quantum_device)
-        except aws.AwsError as exc:
-            if exc.code in ("ResourceNotFoundException", "ValidationException"):
-                raise InvalidSettingError(
-                    "quantum_device",
-                    settings.quantum_device,
-                    f"a Braket device that exists in {clients.region}",
-                ) from exc
-            if exc.code not in denied:
-                raise
-        else:
-            if device.get("deviceStatus") != "ONLINE":
-                raise InvalidSettingError(
-                    "quantum_device",
-                    settings.quantum_device,
-                    f"an ONLINE device (it is {device.get('deviceStatus')})",
-                )
+        device = _look_up(
+            settings,
+            "quantum_device",
+            {"ResourceNotFoundException", "ValidationException"},
+            f"a Braket device that exists in {clients.region}",
+            clients.braket,
+            "get_device",
+            deviceArn=settings.quantum_device,
+        )
+        if device is not None and device.get("deviceStatus") != "ONLINE":
+            raise InvalidSettingError(
+                "quantum_device",
+                settings.quantum_device,
+                f"an ONLINE device (it is {device.get('deviceStatus')})",
+            )
         with _preflight_lock:
             _preflight_ok[key] = time.monotonic()
 
@@ -792,6 +775,36 @@ class BraketExecutor(RemoteExecutor):
             + "\n".join(lines[-limit:])
             + "\n"
         )
+
+
+_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"})
+
+
+def _look_up(
+    settings: BraketSettings,
+    setting: str,
+    missing: set[str] | None,
+    allowed: str,
+    client: Any,
+    operation: str,
+    **kwargs: Any,
+) -> dict[str, Any] | None:
+    """A read-only pre-flight look-up of the resource ``setting`` names.
+
+    An error code in ``missing`` (any code, if None) means the setting names nothing usable:
+    :class:`InvalidSettingError`. A denial means the caller may not look: None, no verdict.
+    Anything else propagates.
+    """
+    try:
+        return aws.call(client, operation, **kwargs)
+    except aws.AwsError as exc:
+        if exc.code in _DENIED:
+            return None
+        if missing is None or exc.code in missing:
+            raise InvalidSettingError(
+                setting, getattr(settings, setting), allowed.format(code=exc.code)
+            ) from exc
+        raise
 
 
 class _HashingWriter:
