@@ -533,12 +533,12 @@ class BraketExecutor(RemoteExecutor):
                 return False
             raise
 
-    def _recorded_digest_sync(
+    def _head_sync(
         self, settings: BraketSettings, location: TaskLocation, name: str
-    ) -> str | None:
-        """The input SHA-256 recorded on this attempt's existing object, or None if there is none."""
+    ) -> dict[str, Any] | None:
+        """HeadObject on one of this attempt's objects; None if it is not there."""
         try:
-            head = aws.call(
+            return aws.call(
                 aws.clients_for(settings).s3,
                 "head_object",
                 Bucket=location.bucket,
@@ -548,10 +548,16 @@ class BraketExecutor(RemoteExecutor):
             if exc.code in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
-        return head.get("Metadata", {}).get("sha256")
 
-    def _upload_runner_sync(self, settings: BraketSettings, location: TaskLocation) -> str:
-        """Upload the job runner next to the task's input; return its S3 URI.
+    def _recorded_digest_sync(
+        self, settings: BraketSettings, location: TaskLocation, name: str
+    ) -> str | None:
+        """The input SHA-256 recorded on this attempt's existing object, or None if there is none."""
+        head = self._head_sync(settings, location, name)
+        return head.get("Metadata", {}).get("sha256") if head is not None else None
+
+    def _upload_runner_sync(self, settings: BraketSettings, location: TaskLocation) -> None:
+        """Upload the job runner next to the task's input.
 
         It lives under the task prefix (not shared between tasks), so a lifecycle rule or a
         clean-up elsewhere in the bucket can never leave a job without its entry point.
@@ -565,7 +571,6 @@ class BraketExecutor(RemoteExecutor):
             Body=data,
             **settings.encryption,
         )
-        return f"{location.uri}/{RUNNER_KEY}"
 
     def _submit_sync(
         self, settings: BraketSettings, location: TaskLocation, python: str, digest: str
@@ -634,23 +639,9 @@ class BraketExecutor(RemoteExecutor):
         status = job["status"]
         if status in ("FAILED", "CANCELLED"):
             return None
-        if status == "COMPLETED" and not self._exists_sync(settings, location, RESULT_KEY):
+        if status == "COMPLETED" and self._head_sync(settings, location, RESULT_KEY) is None:
             return None
         return job
-
-    def _exists_sync(self, settings: BraketSettings, location: TaskLocation, name: str) -> bool:
-        try:
-            aws.call(
-                aws.clients_for(settings).s3,
-                "head_object",
-                Bucket=location.bucket,
-                Key=location.key(name),
-            )
-            return True
-        except aws.AwsError as exc:
-            if exc.code in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
 
     def _get_job_sync(self, settings: BraketSettings, job_arn: str) -> dict[str, Any]:
         return aws.call(aws.clients_for(settings).braket, "get_job", jobArn=job_arn)

@@ -108,7 +108,9 @@ class JobWatcher:
                         entry.status = status
                         entry.changed.set()
 
-    def _look_up_sync(self, jobs: dict[str, _Watched]) -> dict[str, tuple[str, dict[str, Any] | None]]:
+    def _look_up_sync(
+        self, jobs: dict[str, _Watched]
+    ) -> dict[str, tuple[str, dict[str, Any] | None]]:
         """``{arn: (status, full job or None)}`` for the watched jobs."""
         braket = self._get_clients().braket
         if len(jobs) <= 1:

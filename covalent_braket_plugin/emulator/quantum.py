@@ -16,7 +16,7 @@ import json
 import os
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -67,7 +67,6 @@ class Device:
     connectivity: dict[str, list[str]] | None = None
     emulated_qpu: bool = False
     status: str = "ONLINE"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {

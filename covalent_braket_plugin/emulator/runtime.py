@@ -458,7 +458,6 @@ class _LogShipper:
     def __init__(self, runtime: JobRuntime, job: Job) -> None:
         self.logs = runtime.client("logs", job.region)
         self.stream = f"{job.name}/algo-1-{int(time.time())}"
-        self.lines: list[str] = []
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
@@ -475,7 +474,6 @@ class _LogShipper:
         for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
             with self._lock:
-                self.lines.append(line)
                 self._pending.append({"timestamp": int(time.time() * 1000), "message": line or " "})
             if time.monotonic() - self._last_flush > _LOG_FLUSH_SECONDS:
                 self.flush()

@@ -239,7 +239,8 @@ class EmulatorApp:
                 )
 
     @staticmethod
-    def _body(environ: dict[str, Any]) -> dict[str, Any]:
+    def _json(environ: dict[str, Any], empty: Any) -> Any:
+        """The request body as JSON (``empty`` when there is none), size-checked."""
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -248,11 +249,15 @@ class EmulatorApp:
             raise ValidationException("request body is too large")
         raw = environ["wsgi.input"].read(length) if length else b""
         if not raw.strip():
-            return {}
+            return empty
         try:
-            body = json.loads(raw)
+            return json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise ValidationException("request body is not valid JSON") from None
+
+    @classmethod
+    def _body(cls, environ: dict[str, Any]) -> dict[str, Any]:
+        body = cls._json(environ, {})
         if not isinstance(body, dict):
             raise ValidationException("request body must be a JSON object")
         return body
@@ -294,10 +299,7 @@ class EmulatorApp:
             if path == "/devices" and method == "POST":
                 from .quantum import parse_catalogue
 
-                body = json.loads(
-                    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)) or b"[]"
-                )
-                added = parse_catalogue(body, source="request")
+                added = parse_catalogue(self._json(environ, []), source="request")
                 for device in added:
                     self.backend.devices.add(device)
                 return _json_response(
