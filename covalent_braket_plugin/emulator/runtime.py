@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from .quantum import Device
 
 LOG_GROUP = "/aws/braket/jobs"
+_OWN_PROCESS_GROUP: dict[str, Any] = (
+    {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
+)
 _KILL_GRACE_SECONDS = 3.0
 _LOG_FLUSH_SECONDS = 0.5
 
@@ -62,7 +65,18 @@ class _Run:
         self.workdir = workdir
         self.process: subprocess.Popen[bytes] | None = None
         self.stop_requested = threading.Event()
+        #: Set when the process exits or a stop is requested: the job's thread waits on it.
+        self.wake = threading.Event()
         self.thread: threading.Thread | None = None
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+        self.wake.set()
+
+    def _wait_for_exit(self) -> None:
+        assert self.process is not None
+        self.process.wait()
+        self.wake.set()
 
 
 class JobRuntime:
@@ -116,7 +130,7 @@ class JobRuntime:
         with self._lock:
             run = self._runs.get(job.arn)
             if run is not None:
-                run.stop_requested.set()
+                run.request_stop()
                 self._slots.notify_all()
         if run is None:
             self._finish_cancel(job)
@@ -137,7 +151,7 @@ class JobRuntime:
         with self._lock:
             runs = list(self._runs.values())
             for run in runs:
-                run.stop_requested.set()
+                run.request_stop()
             self._slots.notify_all()
         for run in runs:
             self._kill(run)
@@ -222,19 +236,24 @@ class JobRuntime:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            # A process group of its own (to stop the job's whole tree), in the emulator's
+            # session: the job shares the emulator's scheduling group and priority, so
+            # ``nice covalent-braket emulator`` lowers the jobs too.
+            **_OWN_PROCESS_GROUP,
         )
         reader = threading.Thread(target=logger.pump, args=(run.process.stdout,), daemon=True)
         reader.start()
         limit = request["stoppingCondition"]["maxRuntimeInSeconds"]
         deadline = time.monotonic() + limit
         timed_out = False
-        while run.process.poll() is None:
-            if run.stop_requested.wait(timeout=0.1):
-                break
-            if time.monotonic() > deadline:
+        # The job ends the moment its process exits (no polling), is stopped, or times out.
+        threading.Thread(target=run._wait_for_exit, daemon=True).start()
+        while run.process.poll() is None and not run.stop_requested.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 timed_out = True
                 break
+            run.wake.wait(timeout=remaining)
         if run.process.poll() is None:
             self._kill(run)
         reader.join(timeout=10)
