@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import io
 import logging
 import os
 import sys
@@ -295,9 +296,11 @@ class BraketExecutor(RemoteExecutor):
                         f"Braket job {job_arn} still {status} after {limit} s "
                         f"(time_limit={settings.time_limit}); cancellation was requested"
                     )
+                # Sleep until the watcher reports a change or the deadline passes: no wake-ups
+                # (and no garbage) per interval for each of hundreds of waiting tasks.
                 try:
                     await asyncio.wait_for(
-                        entry.changed.wait(), timeout=max(settings.poll_freq, 0.05)
+                        entry.changed.wait(), timeout=max(limit - (now - since), 0.05)
                     )
                 except asyncio.TimeoutError:
                     pass
@@ -467,33 +470,30 @@ class BraketExecutor(RemoteExecutor):
     ) -> str:
         """Upload the runner and ``(function, args, kwargs)``; return the input's SHA-256.
 
-        The pickle is streamed to a spool file in ``cache_dir`` (hashed on the way, no copy in
-        memory), then sent: up to 1 MiB inside the runner archive (one conditional
-        ``PutObject``); up to 8 MiB with a conditional ``PutObject`` beside the runner's; larger
-        with a multipart transfer. If this attempt's input is
+        The pickle is hashed as it is written: up to 1 MiB it stays in memory and travels inside
+        the runner archive (one conditional ``PutObject``); beyond, it spills to a file in
+        ``cache_dir`` (no copy in memory) and is sent with a conditional ``PutObject`` beside
+        the runner's up to 8 MiB, larger with a multipart transfer. If this attempt's input is
         already there (an executor rebuilt for the same task), it is kept and its recorded
         digest returned, so the resubmitted ``CreateJob`` is identical.
         """
         import cloudpickle
 
         clients = aws.clients_for(settings)
-        os.makedirs(settings.cache_dir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=settings.cache_dir, suffix=".pkl") as spool:
-            digest = hashlib.sha256()
-            cloudpickle.dump(payload, _HashingWriter(spool, digest))
-            spool.flush()
-            sha = digest.hexdigest()
+        with _Spool(settings.cache_dir, BUNDLE_BYTES) as spool:
+            cloudpickle.dump(payload, spool)
+            sha = spool.sha256()
             extra = {**settings.encryption, "Metadata": {"sha256": sha}}
-            size = spool.tell()
-            if size <= BUNDLE_BYTES:  # one object: the runner with the input beside it
-                bundle = runner_archive_with(spool.name, INPUT_KEY)
+            if spool.name is None:  # small, still in memory: the runner with the input beside it
+                bundle = runner_archive_with(spool.getvalue(), INPUT_KEY)
                 if self._put_new_sync(settings, location, RUNNER_KEY, bundle, extra):
                     return sha
                 return self._recorded_digest_sync(settings, location, RUNNER_KEY) or sha
-            if size <= SMALL_OBJECT_BYTES:
+            spool.flush()
+            if spool.size <= SMALL_OBJECT_BYTES:
                 self._upload_runner_sync(settings, location)
-                spool.seek(0)
-                written = self._put_new_sync(settings, location, INPUT_KEY, spool, extra)
+                with open(spool.name, "rb") as body:
+                    written = self._put_new_sync(settings, location, INPUT_KEY, body, extra)
                 if written:
                     return sha
                 return self._recorded_digest_sync(settings, location, INPUT_KEY) or sha
@@ -665,23 +665,24 @@ class BraketExecutor(RemoteExecutor):
         clients = aws.clients_for(settings)
         key = location.key(RESULT_KEY)
         where = f"s3://{location.bucket}/{key}"
-        os.makedirs(settings.cache_dir, exist_ok=True)
-        with tempfile.TemporaryFile(dir=settings.cache_dir) as spool:
-            try:
-                self._fetch_sync(clients, location.bucket, key, spool)
-            except aws.AwsError as exc:
-                if job["status"] == "FAILED":
-                    return None
-                raise BraketJobError(
-                    f"Braket job {job['jobArn']} completed but its result {where} could not be read: {exc}"
-                ) from exc
-            spool.seek(0)
-            try:
-                outcome = cloudpickle.load(spool)
-            except Exception as exc:
-                raise BraketJobError(
-                    f"Braket job {job['jobArn']} left a corrupt result at {where}: {type(exc).__name__}: {exc}"
-                ) from exc
+        try:
+            data, spool = self._fetch_sync(clients, location.bucket, key, settings.cache_dir)
+        except aws.AwsError as exc:
+            if job["status"] == "FAILED":
+                return None
+            raise BraketJobError(
+                f"Braket job {job['jobArn']} completed but its result {where} could not be read: {exc}"
+            ) from exc
+        try:
+            outcome = cloudpickle.loads(data) if spool is None else cloudpickle.load(spool)
+        except Exception as exc:
+            raise BraketJobError(
+                f"Braket job {job['jobArn']} left a corrupt result at {where}: {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            del data
+            if spool is not None:
+                spool.close()
         if not isinstance(outcome, dict) or outcome.get("format") != RESULT_FORMAT:
             raise BraketJobError(
                 f"Braket job {job['jobArn']} left an unrecognised result at {where}"
@@ -694,32 +695,44 @@ class BraketExecutor(RemoteExecutor):
         return outcome
 
     @staticmethod
-    def _fetch_sync(clients: aws.AwsClients, bucket: str, key: str, spool: Any) -> None:
-        """Stream an object into ``spool``: one GET for a small object, a parallel ranged
-        transfer for a large one; never the whole object in memory."""
+    def _fetch_sync(
+        clients: aws.AwsClients, bucket: str, key: str, cache_dir: str
+    ) -> tuple[bytes, Any]:
+        """Read an object: up to 1 MiB into memory, ``(data, None)``; larger streamed into a
+        spool file in ``cache_dir`` (ranged GETs in parallel beyond 8 MiB), ``(b"", file)``
+        with the file at its start. Never a second copy of a large object in memory."""
+        from botocore.exceptions import BotoCoreError
+
         response = aws.call(clients.s3, "get_object", Bucket=bucket, Key=key)
         body = response["Body"]
-        if response.get("ContentLength", 0) > SMALL_OBJECT_BYTES:
-            body.close()
-            # Four ranged GETs at a time: downloads fill a file, so fewer buffers cost no speed.
-            aws.call(
-                clients.s3,
-                "download_fileobj",
-                Bucket=bucket,
-                Key=key,
-                Fileobj=spool,
-                Config=_transfer_config(concurrency=4),
-            )
-            return
+        size = response.get("ContentLength", 0)
         try:
-            for chunk in body.iter_chunks(1 << 20):
-                spool.write(chunk)
-        except Exception as exc:  # a connection dropped mid-body: let the caller report it
-            from botocore.exceptions import BotoCoreError
-
-            if isinstance(exc, BotoCoreError):
-                raise aws.AwsError("get_object", type(exc).__name__, str(exc)) from exc
-            raise
+            if size <= BUNDLE_BYTES:
+                return body.read(), None
+            os.makedirs(cache_dir, exist_ok=True)
+            spool = tempfile.TemporaryFile(dir=cache_dir)  # noqa: SIM115 (returned open)
+            try:
+                if size > SMALL_OBJECT_BYTES:
+                    body.close()
+                    # Four ranged GETs at a time: downloads fill a file; more buffers, no speed.
+                    aws.call(
+                        clients.s3,
+                        "download_fileobj",
+                        Bucket=bucket,
+                        Key=key,
+                        Fileobj=spool,
+                        Config=_transfer_config(concurrency=4),
+                    )
+                else:
+                    for chunk in body.iter_chunks(1 << 20):
+                        spool.write(chunk)
+                spool.seek(0)
+            except BaseException:
+                spool.close()
+                raise
+            return b"", spool
+        except BotoCoreError as exc:  # a connection dropped mid-body: let the caller report it
+            raise aws.AwsError("get_object", type(exc).__name__, str(exc)) from exc
 
     def _delete_objects_sync(self, settings: BraketSettings, location: TaskLocation) -> None:
         """Delete the runner and pickles this task wrote (the job's own outputs are kept)."""
@@ -798,16 +811,53 @@ def _look_up(
         raise
 
 
-class _HashingWriter:
-    """A binary file wrapper that hashes what is written through it (one pass, no copy)."""
+class _Spool:
+    """A write-only pickle sink that hashes what passes through it (SHA-256, one pass) and
+    keeps it in memory up to ``limit`` bytes, then spills everything to a named file in
+    ``directory`` (deleted on exit): small payloads never touch the disk, large ones are
+    never held in memory."""
 
-    def __init__(self, target: Any, digest: Any) -> None:
-        self._target = target
-        self._digest = digest
+    def __init__(self, directory: str, limit: int) -> None:
+        self._directory = directory
+        self._limit = limit
+        self._digest = hashlib.sha256()
+        self._memory: io.BytesIO | None = io.BytesIO()
+        self._file: Any = None
+        self.size = 0
+
+    @property
+    def name(self) -> str | None:
+        """The spill file's path, or None while the content is in memory."""
+        return self._file.name if self._file is not None else None
 
     def write(self, data: bytes) -> int:
         self._digest.update(data)
-        return self._target.write(data)
+        self.size += len(data)
+        if self._memory is not None and self.size > self._limit:
+            os.makedirs(self._directory, exist_ok=True)
+            self._file = tempfile.NamedTemporaryFile(dir=self._directory, suffix=".pkl")  # noqa: SIM115 (closed in __exit__)
+            self._file.write(self._memory.getbuffer())
+            self._memory = None
+        return (self._memory or self._file).write(data)
+
+    def getvalue(self) -> bytes:
+        assert self._memory is not None
+        return self._memory.getvalue()
+
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def __enter__(self) -> _Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._memory = None
 
 
 def _transfer_config(concurrency: int = 10) -> Any:

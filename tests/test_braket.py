@@ -223,6 +223,39 @@ def test_run_returns_the_result_and_removes_its_pickles(aws: Any) -> None:
     assert any(key.endswith("/output/output/model.tar.gz") for key in left), left
 
 
+@pytest.mark.parametrize(
+    ("size", "input_object"),
+    [
+        (100_000, "runner.tar.gz"),  # small: inside the runner archive, in memory both ways
+        (3 * 1024 * 1024, "input.pkl"),  # one PutObject from a spool file, one GET
+        (9 * 1024 * 1024, "input.pkl"),  # multipart up, ranged GETs down
+    ],
+)
+def test_arguments_and_results_of_every_size_arrive_whole(
+    aws: Any, size: int, input_object: str
+) -> None:
+    import hashlib
+
+    executor = hosted(cleanup=False)
+    argument = os.urandom(size)
+
+    def echo_reversed(data: bytes) -> tuple[str, bytes]:
+        import hashlib
+
+        return hashlib.sha256(data).hexdigest(), data[::-1]
+
+    digest, result = run(executor, echo_reversed, argument)
+    assert digest == hashlib.sha256(argument).hexdigest()
+    assert result == argument[::-1]
+    job = aws.braket.get_job(jobArn=executor._handle)
+    prefix = job["hyperParameters"]["covalent_task_s3_uri"].split(f"{BUCKET}/", 1)[1]
+    stored = {key.rsplit("/", 1)[1]: key for key in keys(aws) if key.startswith(prefix + "/")}
+    head = aws.s3.head_object(Bucket=BUCKET, Key=stored[input_object])
+    assert head["Metadata"]["sha256"] == job["hyperParameters"]["covalent_input_sha256"]
+    assert ("input.pkl" in stored) == (input_object == "input.pkl")
+    assert head["ContentLength"] >= (size if input_object == "input.pkl" else 1)
+
+
 def test_python_mismatch_is_refused_with_a_clear_message(aws: Any) -> None:
     executor = hosted(python="3.99.1")
     with pytest.raises(BraketJobError, match="Python version mismatch.*3.99"):

@@ -15,24 +15,28 @@ RUNNER_MODULE = "covalent_braket_runner"
 ENTRY_POINT = f"{RUNNER_MODULE}:main"
 
 
-def _archive(extra: tuple[str, str] | None, compresslevel: int) -> bytes:
-    """A gzip tarball of the runner module, plus ``extra`` = (path, name in the archive)."""
-    source = (Path(__file__).parent / "runner.py").read_bytes()
+@lru_cache(maxsize=1)
+def _runner_source() -> bytes:
+    return (Path(__file__).parent / "runner.py").read_bytes()
+
+
+def _archive(members: dict[str, bytes], compresslevel: int) -> bytes:
+    """A reproducible gzip tarball of ``members`` (name -> content)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        info = tarfile.TarInfo(f"{RUNNER_MODULE}.py")
-        info.size = len(source)
-        info.mode = 0o644
-        info.mtime = 0
-        archive.addfile(info, io.BytesIO(source))
-        if extra is not None:
-            archive.add(extra[0], arcname=extra[1], recursive=False)
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mode = 0o644
+            info.mtime = 0
+            archive.addfile(info, io.BytesIO(content))
     return gzip.compress(raw.getvalue(), compresslevel=compresslevel, mtime=0)
 
 
-def runner_archive_with(input_path: str, input_name: str) -> bytes:
-    """The runner archive with the task's (small) input beside the runner: one object, one PUT."""
-    return _archive((input_path, input_name), compresslevel=1)
+def runner_archive_with(data: bytes, input_name: str) -> bytes:
+    """The runner archive with the task's (small) input ``data`` beside the runner: one
+    object, one PUT."""
+    return _archive({f"{RUNNER_MODULE}.py": _runner_source(), input_name: data}, compresslevel=1)
 
 
 @lru_cache(maxsize=1)
@@ -42,5 +46,5 @@ def runner_archive() -> tuple[bytes, str]:
     The archive holds a single module, ``covalent_braket_runner.py``, and is byte-for-byte
     the same for the same package version; it is used when the input travels separately.
     """
-    data = _archive(None, compresslevel=9)
+    data = _archive({f"{RUNNER_MODULE}.py": _runner_source()}, compresslevel=9)
     return data, hashlib.sha256(data).hexdigest()
