@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from typing import Any
 
@@ -490,26 +491,33 @@ class BraketExecutor(RemoteExecutor):
                     return sha
                 return self._recorded_digest_sync(settings, location, RUNNER_KEY) or sha
             spool.flush()
-            if spool.size <= SMALL_OBJECT_BYTES:
-                self._upload_runner_sync(settings, location)
-                with open(spool.name, "rb") as body:
-                    written = self._put_new_sync(settings, location, INPUT_KEY, body, extra)
-                if written:
-                    return sha
-                return self._recorded_digest_sync(settings, location, INPUT_KEY) or sha
-            recorded = self._recorded_digest_sync(settings, location, INPUT_KEY)
-            if recorded:
-                return recorded
-            self._upload_runner_sync(settings, location)
-            aws.call(
-                clients.s3,
-                "upload_file",
-                Filename=spool.name,
-                Bucket=location.bucket,
-                Key=location.key(INPUT_KEY),
-                ExtraArgs=extra,
-                Config=_transfer_config(),
-            )
+            # The runner goes up beside the input, at the same time (it is small; the input is
+            # not); every path waits for it, so a job is never created without its entry point.
+            runner = _side_pool.submit(self._upload_runner_sync, settings, location)
+            try:
+                if spool.size <= SMALL_OBJECT_BYTES:
+                    with open(spool.name, "rb") as body:
+                        written = self._put_new_sync(settings, location, INPUT_KEY, body, extra)
+                    if not written:
+                        sha = self._recorded_digest_sync(settings, location, INPUT_KEY) or sha
+                else:
+                    recorded = self._recorded_digest_sync(settings, location, INPUT_KEY)
+                    if recorded:
+                        sha = recorded
+                    else:
+                        aws.call(
+                            clients.s3,
+                            "upload_file",
+                            Filename=spool.name,
+                            Bucket=location.bucket,
+                            Key=location.key(INPUT_KEY),
+                            ExtraArgs=extra,
+                            Config=_transfer_config(),
+                        )
+            except BaseException:
+                wait_for([runner])  # not left running; the first error is the one raised
+                raise
+            runner.result()
         return sha
 
     @staticmethod
@@ -881,6 +889,8 @@ BUNDLE_BYTES = 1024 * 1024
 #: Covalent server's event loop; but a call may sleep in botocore's retry backoff, so there
 #: are enough that throttling does not stall every other task. Calls beyond wait off the loop.
 _io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="covalent-braket-io")
+#: Threads for the small uploads that run beside a large one (the runner beside the input).
+_side_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="covalent-braket-side")
 
 
 _cleanups: set[Any] = set()
@@ -889,9 +899,7 @@ _cleanups: set[Any] = set()
 def wait_for_cleanups(timeout: float = 60.0) -> None:
     """Block until the background clean-ups started so far are done (for tests, benchmarks
     and orderly shutdown)."""
-    from concurrent.futures import wait
-
-    wait(list(_cleanups), timeout=timeout)
+    wait_for(list(_cleanups), timeout=timeout)
 
 
 def offload(function: Any, *args: Any) -> Any:
