@@ -7,13 +7,14 @@ every result is right. The emulator runs in its own process at the lowest CPU pr
 stands in for the service's machines; ``--emulator-priority normal`` to share the cores
 evenly); jobs beyond its concurrency limit wait in QUEUED, as on the real service.
 
-    python benchmarks/concurrency.py [--sizes 10,100,500] [--poll 2]
+    python benchmarks/concurrency.py [--sizes 10,100,500] [--poll 2] [--freeze-heap]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import uuid
 from collections import Counter
 
@@ -63,11 +64,20 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=2.0)
     parser.add_argument("--max-concurrent-jobs", type=int, default=8)
     parser.add_argument("--emulator-priority", choices=("lowest", "normal"), default="lowest")
+    parser.add_argument(
+        "--freeze-heap",
+        action="store_true",
+        help="gc.freeze() after the warm-up, as a server may do once it has started: full "
+        "collections then skip the objects of the loaded libraries",
+    )
     args = parser.parse_args()
     rows = []
     lowest = args.emulator_priority == "lowest"
     with emulator(max_concurrent_jobs=args.max_concurrent_jobs, lowest_priority=lowest) as url:
         asyncio.run(batch(2, args.poll))  # warm-up: clients, pre-flight cache
+        if args.freeze_heap:
+            gc.collect()
+            gc.freeze()
         for size in (int(s) for s in args.sizes.split(",")):
             clear_journal(url)
             polling._watchers.clear()
@@ -99,7 +109,8 @@ def main() -> None:
     print(
         table(
             f"Concurrency ({machine()}, poll {args.poll:g} s, emulator running "
-            f"{args.max_concurrent_jobs} jobs at once at {args.emulator_priority} priority)",
+            f"{args.max_concurrent_jobs} jobs at once at {args.emulator_priority} priority"
+            + (", heap frozen after start-up)" if args.freeze_heap else ")"),
             [
                 "electrons",
                 "wall s",
