@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import uuid
 from collections import Counter
 
@@ -36,13 +35,15 @@ def triple(x: int) -> int:
     return 3 * x
 
 
-async def batch(size: int, poll: float) -> tuple[float, LoopLag, bool, polling.JobWatcher]:
+async def batch(
+    size: int, poll: float, freeze_heap: bool
+) -> tuple[float, LoopLag, bool, polling.JobWatcher]:
     dispatch = uuid.uuid4().hex
     with LoopLag() as lag:
         started = now()
         results = await asyncio.gather(
             *(
-                BenchExecutor(poll_freq=poll).run(
+                BenchExecutor(poll_freq=poll, freeze_heap=freeze_heap).run(
                     triple, [i], {}, {"dispatch_id": dispatch, "node_id": i, "results_dir": "/tmp"}
                 )
                 for i in range(size)
@@ -67,21 +68,19 @@ def main() -> None:
     parser.add_argument(
         "--freeze-heap",
         action="store_true",
-        help="gc.freeze() after the warm-up, as a server may do once it has started: full "
-        "collections then skip the objects of the loaded libraries",
+        help="the executors' freeze_heap setting: the heap is frozen before the first task, "
+        "so full garbage collections skip the objects of the loaded libraries",
     )
     args = parser.parse_args()
     rows = []
     lowest = args.emulator_priority == "lowest"
     with emulator(max_concurrent_jobs=args.max_concurrent_jobs, lowest_priority=lowest) as url:
-        asyncio.run(batch(2, args.poll))  # warm-up: clients, pre-flight cache
-        if args.freeze_heap:
-            gc.collect()
-            gc.freeze()
+        # Warm-up: clients, pre-flight cache (and with --freeze-heap, the freeze).
+        asyncio.run(batch(2, args.poll, args.freeze_heap))
         for size in (int(s) for s in args.sizes.split(",")):
             clear_journal(url)
             polling._watchers.clear()
-            wall, lag, correct, watcher = asyncio.run(batch(size, args.poll))
+            wall, lag, correct, watcher = asyncio.run(batch(size, args.poll, args.freeze_heap))
             calls = Counter(e["operation"] for e in journal(url) if e["service"] == "braket")
             per_job = sum(calls.values()) / size
             watched = watcher.watched / max(watcher.rounds, 1)
@@ -110,7 +109,7 @@ def main() -> None:
         table(
             f"Concurrency ({machine()}, poll {args.poll:g} s, emulator running "
             f"{args.max_concurrent_jobs} jobs at once at {args.emulator_priority} priority"
-            + (", heap frozen after start-up)" if args.freeze_heap else ")"),
+            + (", freeze_heap)" if args.freeze_heap else ")"),
             [
                 "electrons",
                 "wall s",

@@ -166,6 +166,9 @@ class BraketExecutor(RemoteExecutor):
         kms_key_id: KMS key for the task's objects and the job's outputs (SSE-KMS); empty
             means SSE-S3.
         cleanup: Delete the task's runner and pickles once the result is retrieved.
+        freeze_heap: Before the first task of the process, collect garbage once and freeze
+            what is alive (``gc.freeze()``), so that later full garbage collections skip the
+            loaded libraries: far shorter pauses of the server's event loop. Process-wide.
     """
 
     def __init__(
@@ -184,6 +187,7 @@ class BraketExecutor(RemoteExecutor):
         cache_dir: str | None = None,
         kms_key_id: str | None = None,
         cleanup: bool | None = None,
+        freeze_heap: bool | None = None,
         **kwargs: Any,
     ) -> None:
         given = {
@@ -201,6 +205,7 @@ class BraketExecutor(RemoteExecutor):
             "cache_dir": cache_dir,
             "kms_key_id": kms_key_id,
             "cleanup": cleanup,
+            "freeze_heap": freeze_heap,
         }
         values = {}
         for name, value in given.items():
@@ -230,6 +235,7 @@ class BraketExecutor(RemoteExecutor):
         self.storage = values["storage"]
         self.kms_key_id = values["kms_key_id"]
         self.cleanup = values["cleanup"]
+        self.freeze_heap = values["freeze_heap"]
 
     # ------------------------------------------------------------------ settings
     def settings(self) -> BraketSettings:
@@ -324,6 +330,8 @@ class BraketExecutor(RemoteExecutor):
             )
         python = await self._client_python()
         await offload(self._preflight_sync, settings)
+        if settings.freeze_heap and not _heap_frozen.is_set():  # after the clients are built
+            await offload(_freeze_heap_once)
 
         job: dict[str, Any] | None = None
         for attempt in range(MAX_ATTEMPTS):
@@ -894,6 +902,25 @@ _side_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="covalent-brak
 
 
 _cleanups: set[Any] = set()
+_heap_frozen = threading.Event()
+_heap_lock = threading.Lock()
+
+
+def _freeze_heap_once() -> None:
+    """``freeze_heap``: once per process, collect garbage, then move every object alive into
+    the collector's permanent generation. A full collection walks every tracked object while
+    holding the GIL (about 200,000 in a process with covalent and boto3 loaded: 0.1-0.2 s on
+    two cores); frozen, it walks only what was made since. Frozen objects are still freed
+    when their last reference goes; only reference cycles among them are never collected."""
+    import gc
+
+    with _heap_lock:
+        if _heap_frozen.is_set():
+            return
+        gc.collect()
+        gc.freeze()
+        _heap_frozen.set()
+        app_log.debug(f"froze {gc.get_freeze_count()} objects out of full garbage collections")
 
 
 def wait_for_cleanups(timeout: float = 60.0) -> None:

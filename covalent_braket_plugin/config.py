@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     # Beyond the original plugin's settings:
     "kms_key_id": "",
     "cleanup": True,
+    "freeze_heap": False,
 }
 
 MAX_TIME_LIMIT = 432_000  # seconds: Braket's maxRuntimeInSeconds bound (5 days)
@@ -240,6 +241,7 @@ _CHECKS: dict[str, Any] = {
     "cache_dir": lambda v: check_path("cache_dir", v),
     "kms_key_id": check_kms_key,
     "cleanup": lambda v: check_bool("cleanup", v),
+    "freeze_heap": lambda v: check_bool("freeze_heap", v),
 }
 
 
@@ -270,6 +272,7 @@ class BraketSettings:
     cache_dir: str
     kms_key_id: str = ""
     cleanup: bool = True
+    freeze_heap: bool = False
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> BraketSettings:

@@ -256,6 +256,25 @@ def test_arguments_and_results_of_every_size_arrive_whole(
     assert head["ContentLength"] >= (size if input_object == "input.pkl" else 1)
 
 
+def test_freeze_heap_freezes_the_process_heap_once_and_only_when_asked(aws: Any) -> None:
+    import gc
+
+    from covalent_braket_plugin import braket as module
+
+    before = gc.get_freeze_count()
+    try:
+        assert run(hosted(), lambda: 1) == 1
+        assert gc.get_freeze_count() == before and not module._heap_frozen.is_set()
+        assert run(hosted(freeze_heap=True), lambda: 2, node_id=1) == 2
+        frozen = gc.get_freeze_count()
+        assert frozen > before + 50_000  # covalent's and botocore's objects, at least
+        assert run(hosted(freeze_heap=True), lambda: 3, node_id=2) == 3
+        assert gc.get_freeze_count() <= frozen  # once per process (frozen objects still die)
+    finally:
+        gc.unfreeze()
+        module._heap_frozen.clear()
+
+
 def test_python_mismatch_is_refused_with_a_clear_message(aws: Any) -> None:
     executor = hosted(python="3.99.1")
     with pytest.raises(BraketJobError, match="Python version mismatch.*3.99"):

@@ -64,6 +64,7 @@ BAD_INPUTS: list[tuple[str, dict[str, Any]]] = [
     ("profile", {"profile": "no-such-profile"}),
     ("kms_key_id", {"kms_key_id": "not a key"}),
     ("cleanup", {"cleanup": "sometimes"}),
+    ("freeze_heap", {"freeze_heap": "maybe"}),
 ]
 
 
