@@ -96,7 +96,7 @@ def measure(mode: str, size: int, dispatch: str = "") -> dict:
         }
         del payload
         if mode == "download-executor":
-            import cloudpickle  # noqa: F401  (the executor's lazy import, outside the timing)
+            import cloudpickle  # the executor's lazy import, outside the timing
         for client in (s3, clients.s3):  # first GET on each client, outside the timing
             client.put_object(Bucket=BUCKET, Key="ref/warm-up", Body=b"warm-up")
             client.get_object(Bucket=BUCKET, Key="ref/warm-up")["Body"].read()
