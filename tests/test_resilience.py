@@ -192,6 +192,21 @@ def test_an_executor_rebuilt_mid_poll_attaches_to_the_running_job(aws: Any) -> N
     assert len(aws.braket.search_jobs(filters=[])["jobs"]) == 1
 
 
+@pytest.mark.parametrize("size", [100, 3 * 1024 * 1024, 9 * 1024 * 1024])
+def test_a_rebuilt_executor_keeps_the_attempts_upload_and_its_digest(aws: Any, size: int) -> None:
+    from covalent_braket_plugin.braket import TaskLocation
+
+    first = hosted(braket_job_execution_role_name=ROLE)
+    settings = first.settings()
+    location = TaskLocation.new(BUCKET, "5e55-upload", 0)
+    digest = first._upload_task_sync(settings, location, (len, [b"a" * size], {}))
+    stored = {key: aws.s3.head_object(Bucket=BUCKET, Key=key)["ETag"] for key in keys(aws)}
+    rebuilt = hosted(braket_job_execution_role_name=ROLE)  # pickles something else this time
+    assert rebuilt._upload_task_sync(settings, location, (len, [b"b" * size], {})) == digest
+    after = {key: aws.s3.head_object(Bucket=BUCKET, Key=key)["ETag"] for key in keys(aws)}
+    assert after == stored  # nothing overwritten: the job reads what the digest names
+
+
 def test_a_task_rerun_after_a_failed_attempt_gets_a_new_job(aws: Any) -> None:
     metadata = {"dispatch_id": "5e55-retry", "node_id": 1, "results_dir": "/tmp"}
 
