@@ -185,6 +185,10 @@ class JobRuntime:
         finally:
             with self._lock:
                 self._runs.pop(job.arn, None)
+            # A cancel that came between two steps (the job is CANCELLING, so every other
+            # transition was refused) ends here: a job never stays CANCELLING.
+            if job.status == "CANCELLING":
+                self._finish_cancel(job)
 
     def _wait_for_slot(self, run: _Run) -> bool:
         deadline = time.monotonic() + self.settings.queue_seconds
