@@ -164,6 +164,17 @@ def call(client: Any, operation: str, **kwargs: Any) -> Any:
         raise AwsError(operation, type(exc).__name__, str(exc)) from exc
 
 
+def call_unless(codes: frozenset[str], client: Any, operation: str, **kwargs: Any) -> Any:
+    """:func:`call`, but None when the call fails with one of the error ``codes`` (an answer,
+    not a failure: the object is not there, the key was taken)."""
+    try:
+        return call(client, operation, **kwargs)
+    except AwsError as exc:
+        if exc.code in codes:
+            return None
+        raise
+
+
 def reset_cache() -> None:
     """Forget every cached client (for tests that change endpoints or credentials)."""
     with _lock:

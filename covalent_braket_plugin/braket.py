@@ -212,9 +212,8 @@ class BraketExecutor(RemoteExecutor):
             if value is None:
                 values[name] = read_covalent_config(name)
                 continue
-            if (
-                value != ""
-            ):  # "" means unset (covalent.conf's default); run() requires what it needs
+            # "" means unset (covalent.conf's default); run() requires what it needs.
+            if value != "":
                 check_setting(name, value)  # explicit arguments fail fast, in user code
             values[name] = value
         super().__init__(
@@ -533,37 +532,29 @@ class BraketExecutor(RemoteExecutor):
         settings: BraketSettings, location: TaskLocation, name: str, body: Any, extra: dict
     ) -> bool:
         """PutObject only if the key is free (``If-None-Match: *``); False if it was taken."""
-        try:
-            aws.call(
-                aws.clients_for(settings).s3,
-                "put_object",
-                Bucket=location.bucket,
-                Key=location.key(name),
-                Body=body,
-                IfNoneMatch="*",
-                **extra,
-            )
-            return True
-        except aws.AwsError as exc:
-            if exc.code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                return False
-            raise
+        answer = aws.call_unless(
+            _KEY_TAKEN,
+            aws.clients_for(settings).s3,
+            "put_object",
+            Bucket=location.bucket,
+            Key=location.key(name),
+            Body=body,
+            IfNoneMatch="*",
+            **extra,
+        )
+        return answer is not None
 
     def _head_sync(
         self, settings: BraketSettings, location: TaskLocation, name: str
     ) -> dict[str, Any] | None:
         """HeadObject on one of this attempt's objects; None if it is not there."""
-        try:
-            return aws.call(
-                aws.clients_for(settings).s3,
-                "head_object",
-                Bucket=location.bucket,
-                Key=location.key(name),
-            )
-        except aws.AwsError as exc:
-            if exc.code in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
+        return aws.call_unless(
+            _NO_SUCH_KEY,
+            aws.clients_for(settings).s3,
+            "head_object",
+            Bucket=location.bucket,
+            Key=location.key(name),
+        )
 
     def _recorded_digest_sync(
         self, settings: BraketSettings, location: TaskLocation, name: str
@@ -797,6 +788,9 @@ class BraketExecutor(RemoteExecutor):
         )
 
 
+#: S3's answers to a conditional PutObject whose key exists, and to a HeadObject of no object.
+_KEY_TAKEN = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+_NO_SUCH_KEY = frozenset({"404", "NoSuchKey", "NotFound"})
 _DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"})
 
 
