@@ -33,8 +33,12 @@ def main():
 """
 
 
-def test_braket_sdk_job_helpers_work_inside_an_emulated_job(aws: Any) -> None:
+def test_braket_sdk_job_helpers_work_inside_an_emulated_job(
+    aws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from braket.aws import AwsQuantumJob
+
+    monkeypatch.chdir(tmp_path)  # the SDK downloads the job's results into the working directory
 
     request = job_request(
         upload_script(aws, SDK_JOB),
@@ -45,6 +49,7 @@ def test_braket_sdk_job_helpers_work_inside_an_emulated_job(aws: Any) -> None:
     assert job["status"] == "COMPLETED", job.get("failureReason")
 
     result = AwsQuantumJob(arn).result()  # the SDK reads model.tar.gz where Braket puts it
+    assert (tmp_path / "model.tar.gz").exists()
     assert sum(result["counts"].values()) == 100
     assert set(result["counts"]) <= {"00", "11"}
 
