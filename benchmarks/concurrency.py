@@ -7,7 +7,7 @@ every result is right. The emulator runs in its own process at the lowest CPU pr
 stands in for the service's machines; ``--emulator-priority normal`` to share the cores
 evenly); jobs beyond its concurrency limit wait in QUEUED, as on the real service.
 
-    python benchmarks/concurrency.py [--sizes 10,100,500] [--poll 2] [--freeze-heap]
+    python benchmarks/concurrency.py [--sizes 10,100,500] [--poll 2] [--freeze-heap on|off]
 """
 
 from __future__ import annotations
@@ -67,15 +67,17 @@ def main() -> None:
     parser.add_argument("--emulator-priority", choices=("lowest", "normal"), default="lowest")
     parser.add_argument(
         "--freeze-heap",
-        action="store_true",
-        help="the executors' freeze_heap setting: the heap is frozen before the first task, "
-        "so full garbage collections skip the objects of the loaded libraries",
+        choices=("on", "off"),
+        default="on",
+        help="the executors' freeze_heap setting (default on): while tasks run, full garbage "
+        "collections skip the objects alive when the first began",
     )
     args = parser.parse_args()
+    args.freeze_heap = args.freeze_heap == "on"
     rows = []
     lowest = args.emulator_priority == "lowest"
     with emulator(max_concurrent_jobs=args.max_concurrent_jobs, lowest_priority=lowest) as url:
-        # Warm-up: clients, pre-flight cache (and with --freeze-heap, the freeze).
+        # Warm-up: clients, pre-flight cache.
         asyncio.run(batch(2, args.poll, args.freeze_heap))
         for size in (int(s) for s in args.sizes.split(",")):
             clear_journal(url)
@@ -109,7 +111,7 @@ def main() -> None:
         table(
             f"Concurrency ({machine()}, poll {args.poll:g} s, emulator running "
             f"{args.max_concurrent_jobs} jobs at once at {args.emulator_priority} priority"
-            + (", freeze_heap)" if args.freeze_heap else ")"),
+            + f", freeze_heap {'on' if args.freeze_heap else 'off'})",
             [
                 "electrons",
                 "wall s",

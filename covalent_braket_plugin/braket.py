@@ -8,6 +8,7 @@ cheap: boto3 is imported when the first client is built, the Braket SDK never.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import io
@@ -18,6 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
@@ -166,9 +168,9 @@ class BraketExecutor(RemoteExecutor):
         kms_key_id: KMS key for the task's objects and the job's outputs (SSE-KMS); empty
             means SSE-S3.
         cleanup: Delete the task's runner and pickles once the result is retrieved.
-        freeze_heap: Before the first task of the process, collect garbage once and freeze
-            what is alive (``gc.freeze()``), so that later full garbage collections skip the
-            loaded libraries: far shorter pauses of the server's event loop. Process-wide.
+        freeze_heap: While tasks are in flight, keep the objects that were alive when the
+            first began out of full garbage collections (``gc.freeze()``, undone when the last
+            ends): far shorter pauses of the server's event loop. Process-wide.
     """
 
     def __init__(
@@ -321,6 +323,17 @@ class BraketExecutor(RemoteExecutor):
     async def run(self, function: Any, args: list, kwargs: dict, task_metadata: dict) -> Any:
         """Run ``function(*args, **kwargs)`` in a Braket hybrid job and return its result."""
         settings = self.settings()
+        with _heap_frozen_while_running(settings.freeze_heap):
+            return await self._run(settings, function, args, kwargs, task_metadata)
+
+    async def _run(
+        self,
+        settings: BraketSettings,
+        function: Any,
+        args: list,
+        kwargs: dict,
+        task_metadata: dict,
+    ) -> Any:
         dispatch_id = task_metadata["dispatch_id"]
         node_id = task_metadata["node_id"]
         if await self.get_cancel_requested():
@@ -329,8 +342,6 @@ class BraketExecutor(RemoteExecutor):
             )
         python = await self._client_python()
         await offload(self._preflight_sync, settings)
-        if settings.freeze_heap and not _heap_frozen.is_set():  # after the clients are built
-            await offload(_freeze_heap_once)
 
         job: dict[str, Any] | None = None
         for attempt in range(MAX_ATTEMPTS):
@@ -896,25 +907,39 @@ _side_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="covalent-brak
 
 
 _cleanups: set[Any] = set()
-_heap_frozen = threading.Event()
+_heap = {"tasks": 0, "frozen_by_us": False}
 _heap_lock = threading.Lock()
 
 
-def _freeze_heap_once() -> None:
-    """``freeze_heap``: once per process, collect garbage, then move every object alive into
-    the collector's permanent generation. A full collection walks every tracked object while
-    holding the GIL (about 200,000 in a process with covalent and boto3 loaded: 0.1-0.2 s on
-    two cores); frozen, it walks only what was made since. Frozen objects are still freed
-    when their last reference goes; only reference cycles among them are never collected."""
+@contextlib.contextmanager
+def _heap_frozen_while_running(enabled: bool) -> Iterator[None]:
+    """``freeze_heap``: while tasks are in flight, the objects alive when the first began sit
+    in the collector's permanent generation, and are put back when the last ends.
+
+    A full collection walks every tracked object while holding the GIL (about 200,000 in a
+    server with covalent and boto3 loaded: 0.1-0.2 s on two cores, a pause of every task on
+    the event loop); frozen, it walks only what was made since. Freezing and thawing are
+    constant-time list splices. Frozen objects are still freed when their last reference
+    goes; cycles among them wait for the thaw. A heap someone else froze is left alone.
+    """
     import gc
 
+    if not enabled:
+        yield
+        return
     with _heap_lock:
-        if _heap_frozen.is_set():
-            return
-        gc.collect()
-        gc.freeze()
-        _heap_frozen.set()
-        app_log.debug(f"froze {gc.get_freeze_count()} objects out of full garbage collections")
+        _heap["tasks"] += 1
+        if _heap["tasks"] == 1 and gc.get_freeze_count() == 0:
+            gc.freeze()
+            _heap["frozen_by_us"] = True
+    try:
+        yield
+    finally:
+        with _heap_lock:
+            _heap["tasks"] -= 1
+            if _heap["tasks"] == 0 and _heap["frozen_by_us"]:
+                gc.unfreeze()
+                _heap["frozen_by_us"] = False
 
 
 def wait_for_cleanups(timeout: float = 60.0) -> None:

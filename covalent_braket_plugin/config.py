@@ -27,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
     # Beyond the original plugin's settings:
     "kms_key_id": "",
     "cleanup": True,
-    "freeze_heap": False,
+    "freeze_heap": True,
 }
 
 MAX_TIME_LIMIT = 432_000  # seconds: Braket's maxRuntimeInSeconds bound (5 days)
@@ -272,7 +272,7 @@ class BraketSettings:
     cache_dir: str
     kms_key_id: str = ""
     cleanup: bool = True
-    freeze_heap: bool = False
+    freeze_heap: bool = True
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> BraketSettings:

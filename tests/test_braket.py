@@ -256,23 +256,38 @@ def test_arguments_and_results_of_every_size_arrive_whole(
     assert head["ContentLength"] >= (size if input_object == "input.pkl" else 1)
 
 
-def test_freeze_heap_freezes_the_process_heap_once_and_only_when_asked(aws: Any) -> None:
+def test_freeze_heap_freezes_the_heap_while_tasks_run_and_thaws_it_after(aws: Any) -> None:
     import gc
 
-    from covalent_braket_plugin import braket as module
+    assert gc.get_freeze_count() == 0
 
-    before = gc.get_freeze_count()
+    async def frozen_while_running(executors: list[BraketExecutor]) -> tuple[list[int], list]:
+        seen: list[int] = []
+        metadata = {"dispatch_id": "d0c0ffee-f00d-5678-9abc-def012345678", "results_dir": "/tmp"}
+        tasks = [
+            asyncio.create_task(executor.run(lambda i=i: i, [], {}, {**metadata, "node_id": i}))
+            for i, executor in enumerate(executors)
+        ]
+        while not all(task.done() for task in tasks):
+            seen.append(gc.get_freeze_count())
+            await asyncio.sleep(0.02)
+        return seen, [task.result() for task in tasks]
+
+    seen, results = asyncio.run(frozen_while_running([hosted(), hosted(), hosted()]))
+    assert results == [0, 1, 2]
+    assert min(seen[1:]) > 50_000  # covalent's and botocore's objects, at least, all along
+    assert gc.get_freeze_count() == 0  # thawed once the last task ended
+
+    seen, results = asyncio.run(frozen_while_running([hosted(freeze_heap=False)]))
+    assert results == [0] and max(seen) == 0
+
+    gc.freeze()  # a heap frozen by someone else is theirs: not thawed by the executor
     try:
-        assert run(hosted(), lambda: 1) == 1
-        assert gc.get_freeze_count() == before and not module._heap_frozen.is_set()
-        assert run(hosted(freeze_heap=True), lambda: 2, node_id=1) == 2
-        frozen = gc.get_freeze_count()
-        assert frozen > before + 50_000  # covalent's and botocore's objects, at least
-        assert run(hosted(freeze_heap=True), lambda: 3, node_id=2) == 3
-        assert gc.get_freeze_count() <= frozen  # once per process (frozen objects still die)
+        ours = gc.get_freeze_count()
+        assert run(hosted(), lambda: 4, node_id=9) == 4
+        assert gc.get_freeze_count() >= ours - 1000  # (frozen objects still die)
     finally:
         gc.unfreeze()
-        module._heap_frozen.clear()
 
 
 def test_python_mismatch_is_refused_with_a_clear_message(aws: Any) -> None:
