@@ -34,6 +34,34 @@ def test_journal_records_what_went_over_the_wire(braket_emulator: Any) -> None:
     assert braket_emulator.journal() == []
 
 
+def test_journal_names_s3_operations_and_faults_can_target_them(braket_emulator: Any) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="ops")
+    s3.put_object(Bucket="ops", Key="a/b.txt", Body=b"x")
+    s3.head_object(Bucket="ops", Key="a/b.txt")
+    s3.get_object(Bucket="ops", Key="a/b.txt")["Body"].read()
+    s3.list_objects_v2(Bucket="ops", Prefix="a/")
+    upload = s3.create_multipart_upload(Bucket="ops", Key="big")["UploadId"]
+    s3.abort_multipart_upload(Bucket="ops", Key="big", UploadId=upload)
+    s3.delete_objects(Bucket="ops", Delete={"Objects": [{"Key": "a/b.txt"}]})
+    assert [c["operation"] for c in braket_emulator.journal(service="s3")] == [
+        "CreateBucket",
+        "PutObject",
+        "HeadObject",
+        "GetObject",
+        "ListObjectsV2",
+        "CreateMultipartUpload",
+        "AbortMultipartUpload",
+        "DeleteObjects",
+    ]
+
+    braket_emulator.faults(fail={"GetObject": 1})
+    s3.put_object(Bucket="ops", Key="c", Body=b"y")
+    assert s3.get_object(Bucket="ops", Key="c")["Body"].read() == b"y"  # retried once
+    gets = braket_emulator.journal(service="s3", operation="GetObject")[1:]  # after the first
+    assert [(c["status"], c.get("fault")) for c in gets] == [(500, "fail"), (200, None)]
+
+
 def test_each_test_starts_from_a_clean_emulator(braket_emulator: Any) -> None:
     assert boto3.client("s3").list_buckets()["Buckets"] == []
     assert braket_emulator.health()["jobs"] == 0

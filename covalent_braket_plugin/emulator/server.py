@@ -77,12 +77,14 @@ def _route(method: str, raw_path: str) -> tuple[str, re.Match[str]] | None:
 
 
 def _operation(environ: dict[str, Any], service: str) -> str | None:
-    """A readable operation name for the journal: the Braket handler, the X-Amz-Target
-    action, the query ``Action``, or None (REST services such as S3)."""
+    """A readable operation name for the journal: the Braket handler, the S3 operation, the
+    X-Amz-Target action, the query ``Action``, or None."""
     if service == "braket":
         raw = (environ.get("RAW_URI") or environ.get("PATH_INFO", "")).split("?", 1)[0]
         route = _route(environ.get("REQUEST_METHOD", ""), raw)
         return "".join(part.title() for part in route[0].split("_")) if route else None
+    if service == "s3":
+        return _s3_operation(environ)
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         return target.rsplit(".", 1)[-1]
@@ -98,6 +100,44 @@ def _operation(environ: dict[str, Any], service: str) -> str | None:
         environ["wsgi.input"] = io.BytesIO(raw)
         action = parse_qs(raw.decode("utf-8", "replace")).get("Action")
     return action[0] if action else None
+
+
+def _s3_operation(environ: dict[str, Any]) -> str | None:
+    """The S3 operation of a path-style request (``/bucket[/key]``), for the journal and for
+    named faults; None for the subresources this does not name."""
+    method = environ.get("REQUEST_METHOD", "")
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    _, _, key = environ.get("PATH_INFO", "").lstrip("/").partition("/")
+    if key:
+        if "uploadId" in query:
+            return {
+                "PUT": "UploadPart",
+                "POST": "CompleteMultipartUpload",
+                "DELETE": "AbortMultipartUpload",
+                "GET": "ListParts",
+            }.get(method)
+        if "uploads" in query:
+            return "CreateMultipartUpload" if method == "POST" else None
+        if query:  # tagging, acl, retention, ...
+            return None
+        if method == "PUT":
+            return "CopyObject" if environ.get("HTTP_X_AMZ_COPY_SOURCE") else "PutObject"
+        return {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(method)
+    if method == "POST" and "delete" in query:
+        return "DeleteObjects"
+    if method == "GET":
+        if "list-type" in query:
+            return "ListObjectsV2"
+        if "uploads" in query:
+            return "ListMultipartUploads"
+        return (
+            None
+            if query.keys() - {"prefix", "delimiter", "marker", "max-keys", "encoding-type"}
+            else "ListObjects"
+        )
+    if not query:
+        return {"HEAD": "HeadBucket", "PUT": "CreateBucket", "DELETE": "DeleteBucket"}.get(method)
+    return None
 
 
 class EmulatorApp:
