@@ -8,6 +8,7 @@ cheap: boto3 is imported when the first client is built, the Braket SDK never.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import functools
 import hashlib
@@ -489,22 +490,23 @@ class BraketExecutor(RemoteExecutor):
     ) -> str:
         """Upload the runner and ``(function, args, kwargs)``; return the input's SHA-256.
 
-        The pickle is hashed as it is written: up to 1 MiB it stays in memory and travels inside
-        the runner archive (one conditional ``PutObject``); beyond, it spills to a file in
-        ``cache_dir`` (no copy in memory) and is sent with a conditional ``PutObject`` beside
-        the runner's up to 8 MiB, larger with a multipart transfer. If this attempt's input is
-        already there (an executor rebuilt for the same task), it is kept and its recorded
-        digest returned, so the resubmitted ``CreateJob`` is identical.
+        The pickle is hashed as it is written and kept as the pieces written, large buffers
+        by reference (see ``_Spool``). Up to 8 MiB it travels inside the runner archive (one
+        conditional ``PutObject``); beyond, it goes up beside the runner in 8 MiB parts,
+        from memory or, for a pickle made of many small objects, from a spool file in
+        ``cache_dir``. If this attempt's input is already there (an executor rebuilt for the
+        same task), it is kept and its recorded digest returned, so the resubmitted
+        ``CreateJob`` is identical.
         """
         import cloudpickle
 
         clients = aws.clients_for(settings)
-        with _Spool(settings.cache_dir, BUNDLE_BYTES) as spool:
+        with _Spool(settings.cache_dir, SMALL_OBJECT_BYTES) as spool:
             cloudpickle.dump(payload, spool)
             sha = spool.sha256()
             extra = {**settings.encryption, "Metadata": {"sha256": sha}}
-            if spool.name is None:  # small, still in memory: the runner with the input beside it
-                bundle = runner_archive_with(spool.getvalue(), INPUT_KEY)
+            if spool.name is None and spool.size <= SMALL_OBJECT_BYTES:
+                bundle = _Concatenation(runner_archive_with(spool.pieces, INPUT_KEY))
                 if self._put_new_sync(settings, location, RUNNER_KEY, bundle, extra):
                     return sha
                 return self._recorded_digest_sync(settings, location, RUNNER_KEY) or sha
@@ -513,25 +515,22 @@ class BraketExecutor(RemoteExecutor):
             # not); every path waits for it, so a job is never created without its entry point.
             runner = _side_pool.submit(self._upload_runner_sync, settings, location)
             try:
-                if spool.size <= SMALL_OBJECT_BYTES:
-                    with open(spool.name, "rb") as body:
-                        written = self._put_new_sync(settings, location, INPUT_KEY, body, extra)
-                    if not written:
-                        sha = self._recorded_digest_sync(settings, location, INPUT_KEY) or sha
+                recorded = self._recorded_digest_sync(settings, location, INPUT_KEY)
+                key = location.key(INPUT_KEY)
+                if recorded:
+                    sha = recorded
+                elif spool.name is None:  # large buffers held by reference: sent from memory
+                    _upload_parts_sync(clients.s3, location.bucket, key, spool.pieces, extra)
                 else:
-                    recorded = self._recorded_digest_sync(settings, location, INPUT_KEY)
-                    if recorded:
-                        sha = recorded
-                    else:
-                        aws.call(
-                            clients.s3,
-                            "upload_file",
-                            Filename=spool.name,
-                            Bucket=location.bucket,
-                            Key=location.key(INPUT_KEY),
-                            ExtraArgs=extra,
-                            Config=_transfer_config(),
-                        )
+                    aws.call(
+                        clients.s3,
+                        "upload_file",
+                        Filename=spool.name,
+                        Bucket=location.bucket,
+                        Key=key,
+                        ExtraArgs=extra,
+                        Config=_transfer_config(),
+                    )
             except BaseException:
                 wait_for([runner])  # not left running; the first error is the one raised
                 raise
@@ -725,7 +724,7 @@ class BraketExecutor(RemoteExecutor):
         body = response["Body"]
         size = response.get("ContentLength", 0)
         try:
-            if size <= BUNDLE_BYTES:
+            if size <= IN_MEMORY_RESULT_BYTES:
                 return body.read(), None
             os.makedirs(cache_dir, exist_ok=True)
             spool = tempfile.TemporaryFile(dir=cache_dir)  # noqa: SIM115 (returned open)
@@ -833,16 +832,22 @@ def _look_up(
 
 
 class _Spool:
-    """A write-only pickle sink that hashes what passes through it (SHA-256, one pass) and
-    keeps it in memory up to ``limit`` bytes, then spills everything to a named file in
-    ``directory`` (deleted on exit): small payloads never touch the disk, large ones are
-    never held in memory."""
+    """A write-only pickle sink that hashes what passes through it (SHA-256, one pass).
+
+    What the pickler writes stays in memory as the pieces it wrote: a large buffer (a
+    ``bytes`` or an array's memory, at least ``_REFERENCED_BYTES``) is kept by reference, not
+    copied, so an argument holding a big array costs no second copy. Once the pieces the
+    pickler made itself (its frames) pass ``limit`` bytes, everything spills to a named file
+    in ``directory`` (deleted on exit): a pickle of many small objects is never held whole
+    in memory beside them.
+    """
 
     def __init__(self, directory: str, limit: int) -> None:
         self._directory = directory
         self._limit = limit
         self._digest = hashlib.sha256()
-        self._memory: io.BytesIO | None = io.BytesIO()
+        self._pieces: list[Any] | None = []
+        self._made = 0
         self._file: Any = None
         self.size = 0
 
@@ -851,19 +856,38 @@ class _Spool:
         """The spill file's path, or None while the content is in memory."""
         return self._file.name if self._file is not None else None
 
-    def write(self, data: bytes) -> int:
-        self._digest.update(data)
-        self.size += len(data)
-        if self._memory is not None and self.size > self._limit:
-            os.makedirs(self._directory, exist_ok=True)
-            self._file = tempfile.NamedTemporaryFile(dir=self._directory, suffix=".pkl")  # noqa: SIM115 (closed in __exit__)
-            self._file.write(self._memory.getbuffer())
-            self._memory = None
-        return (self._memory or self._file).write(data)
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        if not view.c_contiguous:  # the raw bytes, in the order the pickler means them
+            view = memoryview(view.tobytes(order="A"))
+        view = view.cast("B")
+        length = view.nbytes
+        self._digest.update(view)
+        self.size += length
+        if self._pieces is None:
+            return self._file.write(view)
+        if length >= _REFERENCED_BYTES:
+            self._pieces.append(view)
+        else:
+            self._pieces.append(data if type(data) is bytes else bytes(view))  # frames: bytes
+            self._made += length
+            if self._made > self._limit:
+                self._spill()
+        return length
 
-    def getvalue(self) -> bytes:
-        assert self._memory is not None
-        return self._memory.getvalue()
+    def _spill(self) -> None:
+        os.makedirs(self._directory, exist_ok=True)
+        self._file = tempfile.NamedTemporaryFile(dir=self._directory, suffix=".pkl")  # noqa: SIM115 (closed in __exit__)
+        for piece in self._pieces or ():
+            self._file.write(piece)
+        self._pieces = None
+        self._file.flush()
+
+    @property
+    def pieces(self) -> list[Any]:
+        """The pickle as the buffers written, in order (only while it is in memory)."""
+        assert self._pieces is not None
+        return self._pieces
 
     def sha256(self) -> str:
         return self._digest.hexdigest()
@@ -878,7 +902,113 @@ class _Spool:
     def __exit__(self, *exc: object) -> None:
         if self._file is not None:
             self._file.close()
-        self._memory = None
+        self._pieces = None
+
+
+class _Concatenation(io.RawIOBase):
+    """A seekable, read-only file over a list of buffers, as if they were one: a request body
+    made of the pickle's pieces without joining them (reads copy only what they return)."""
+
+    def __init__(self, pieces: list[Any]) -> None:
+        super().__init__()
+        self._pieces = [memoryview(piece).cast("B") for piece in pieces]
+        self._starts = [0]
+        for piece in self._pieces:
+            self._starts.append(self._starts[-1] + len(piece))
+        self._position = 0
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self)}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._position = base + offset
+        return self._position
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self) if size is None or size < 0 else min(len(self), self._position + size)
+        if end <= self._position:
+            return b""
+        index = bisect.bisect_right(self._starts, self._position) - 1
+        taken = []
+        while self._position < end:
+            piece = self._pieces[index]
+            start = self._position - self._starts[index]
+            chunk = piece[start : start + end - self._position]
+            taken.append(chunk)
+            self._position += len(chunk)
+            index += 1
+        return bytes(taken[0]) if len(taken) == 1 else b"".join(taken)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(memoryview(buffer).cast("B")))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+    def section(self, start: int, end: int) -> _Concatenation:
+        """Bytes ``start`` to ``end`` as a file of their own, sharing this one's buffers."""
+        index = bisect.bisect_right(self._starts, start) - 1
+        views = []
+        while start < end and index < len(self._pieces):
+            offset = start - self._starts[index]
+            view = self._pieces[index][offset : offset + end - start]
+            views.append(view)
+            start += len(view)
+            index += 1
+        return _Concatenation(views)
+
+
+def _upload_parts_sync(s3: Any, bucket: str, key: str, pieces: list[Any], extra: dict) -> None:
+    """A multipart upload of a body held in memory as ``pieces``: 8 MiB parts sent in
+    parallel, each a view of the pieces (no copy of the body is made); aborted on failure, so
+    no parts are left behind."""
+    body = _Concatenation(pieces)
+    started = aws.call(
+        s3, "create_multipart_upload", Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32", **extra
+    )
+    upload = {"Bucket": bucket, "Key": key, "UploadId": started["UploadId"]}
+
+    def send(number: int, start: int) -> dict[str, Any]:
+        part = body.section(start, min(start + PART_BYTES, len(body)))
+        answer = aws.call(
+            s3, "upload_part", PartNumber=number, Body=part, ChecksumAlgorithm="CRC32", **upload
+        )
+        return {
+            "PartNumber": number,
+            "ETag": answer["ETag"],
+            "ChecksumCRC32": answer.get("ChecksumCRC32"),
+        }
+
+    parts = [
+        _part_pool.submit(send, number, start)
+        for number, start in enumerate(range(0, len(body), PART_BYTES), start=1)
+    ]
+    try:
+        done = [part.result() for part in parts]
+        aws.call(
+            s3,
+            "complete_multipart_upload",
+            MultipartUpload={"Parts": [{k: v for k, v in p.items() if v} for p in done]},
+            **upload,
+        )
+    except BaseException:
+        for part in parts:
+            part.cancel()
+        wait_for(parts)
+        with contextlib.suppress(Exception):  # the first error is the one raised
+            aws.call(s3, "abort_multipart_upload", **upload)
+        raise
 
 
 def _transfer_config(concurrency: int = 10) -> Any:
@@ -887,21 +1017,26 @@ def _transfer_config(concurrency: int = 10) -> Any:
 
     return TransferConfig(
         multipart_threshold=SMALL_OBJECT_BYTES,
-        multipart_chunksize=8 * 1024 * 1024,
+        multipart_chunksize=PART_BYTES,
         max_concurrency=concurrency,
         max_io_queue=16,
     )
 
 
-#: Objects up to this size go in one request; larger ones in parallel parts.
+#: Objects up to this size go in one request; larger ones in parallel parts of this size.
 SMALL_OBJECT_BYTES = 8 * 1024 * 1024
-#: Inputs up to this size travel inside the runner archive (one PUT per task).
-BUNDLE_BYTES = 1024 * 1024
+PART_BYTES = 8 * 1024 * 1024
+#: Results up to this size are read into memory; larger ones stream into a spool file.
+IN_MEMORY_RESULT_BYTES = 1024 * 1024
+#: A write of the pickler at least this large is kept by reference: an argument's own buffer.
+_REFERENCED_BYTES = 1024 * 1024
 #: The threads every blocking AWS call of every executor in the process runs on, bounded:
 #: botocore holds the GIL while it signs and parses, so a crowd of threads would starve the
 #: Covalent server's event loop; but a call may sleep in botocore's retry backoff, so there
 #: are enough that throttling does not stall every other task. Calls beyond wait off the loop.
 _io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="covalent-braket-io")
+#: Threads sending the parts of inputs held in memory, shared by every upload of the process.
+_part_pool = ThreadPoolExecutor(max_workers=10, thread_name_prefix="covalent-braket-part")
 #: Threads for the small uploads that run beside a large one (the runner beside the input).
 _side_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="covalent-braket-side")
 

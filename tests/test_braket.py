@@ -223,29 +223,37 @@ def test_run_returns_the_result_and_removes_its_pickles(aws: Any) -> None:
     assert any(key.endswith("/output/output/model.tar.gz") for key in left), left
 
 
+def _many_small(size: int) -> list[bytes]:
+    """An argument that pickles into the pickler's own frames (nothing to keep by reference)."""
+    return [os.urandom(1000) for _ in range(size // 1000)]
+
+
 @pytest.mark.parametrize(
-    ("size", "input_object"),
+    ("make", "size", "input_object"),
     [
-        (100_000, "runner.tar.gz"),  # small: inside the runner archive, in memory both ways
-        (3 * 1024 * 1024, "input.pkl"),  # one PutObject from a spool file, one GET
-        (9 * 1024 * 1024, "input.pkl"),  # multipart up, ranged GETs down
+        (os.urandom, 100_000, "runner.tar.gz"),  # inside the runner archive, in memory both ways
+        (os.urandom, 3 * 1024 * 1024, "runner.tar.gz"),  # still inside; one GET of the result
+        (os.urandom, 9 * 1024 * 1024, "input.pkl"),  # multipart from memory, ranged GETs down
+        (_many_small, 9 * 1024 * 1024, "input.pkl"),  # multipart from a spool file
     ],
 )
 def test_arguments_and_results_of_every_size_arrive_whole(
-    aws: Any, size: int, input_object: str
+    aws: Any, make: Any, size: int, input_object: str
 ) -> None:
     import hashlib
 
     executor = hosted(cleanup=False)
-    argument = os.urandom(size)
+    argument = make(size)
+    flat = argument if isinstance(argument, bytes) else b"".join(argument)
 
-    def echo_reversed(data: bytes) -> tuple[str, bytes]:
+    def echo_reversed(data: Any) -> tuple[str, Any]:
         import hashlib
 
-        return hashlib.sha256(data).hexdigest(), data[::-1]
+        whole = data if isinstance(data, bytes) else b"".join(data)
+        return hashlib.sha256(whole).hexdigest(), data[::-1]
 
     digest, result = run(executor, echo_reversed, argument)
-    assert digest == hashlib.sha256(argument).hexdigest()
+    assert digest == hashlib.sha256(flat).hexdigest()
     assert result == argument[::-1]
     job = aws.braket.get_job(jobArn=executor._handle)
     prefix = job["hyperParameters"]["covalent_task_s3_uri"].split(f"{BUCKET}/", 1)[1]
@@ -253,7 +261,46 @@ def test_arguments_and_results_of_every_size_arrive_whole(
     head = aws.s3.head_object(Bucket=BUCKET, Key=stored[input_object])
     assert head["Metadata"]["sha256"] == job["hyperParameters"]["covalent_input_sha256"]
     assert ("input.pkl" in stored) == (input_object == "input.pkl")
-    assert head["ContentLength"] >= (size if input_object == "input.pkl" else 1)
+    assert head["ContentLength"] >= size
+
+
+def test_the_pickle_keeps_large_buffers_by_reference_and_spills_its_own_frames(
+    tmp_path: Any,
+) -> None:
+    import hashlib
+    import pickle
+
+    import numpy
+
+    from covalent_braket_plugin.braket import _Concatenation, _Spool
+
+    array = numpy.arange(3 * 1024 * 1024, dtype=numpy.float64)  # 24 MiB in one buffer
+    payload = (len, [array, b"x" * (2 * 1024 * 1024)], {"small": list(range(1000))})
+    with _Spool(str(tmp_path), 8 * 1024 * 1024) as spool:
+        pickle.dump(payload, spool, protocol=5)
+        assert spool.name is None and not list(tmp_path.iterdir())  # nothing on disk
+        made = [piece for piece in spool.pieces if isinstance(piece, bytes)]
+        assert sum(len(piece) for piece in made) < 1024 * 1024  # the array was not copied
+        body = _Concatenation(spool.pieces)
+        whole = body.read()
+        assert len(whole) == spool.size and hashlib.sha256(whole).hexdigest() == spool.sha256()
+        assert (pickle.loads(whole)[1][0] == array).all()
+        body.seek(-10, 2)
+        assert body.read(100) == whole[-10:] and body.read(5) == b""
+        body.seek(len(whole) // 2 - 3)
+        assert body.read(7) == whole[len(whole) // 2 - 3 : len(whole) // 2 + 4]
+        buffer = bytearray(1000)
+        body.seek(5)
+        assert body.readinto(buffer) == 1000 and bytes(buffer) == whole[5:1005]
+
+    many = [os.urandom(1000) for _ in range(9000)]  # 9 MB of the pickler's own frames
+    with _Spool(str(tmp_path), 8 * 1024 * 1024) as spool:
+        pickle.dump(many, spool, protocol=5)
+        assert spool.name is not None  # spilled: never a second copy in memory
+        with open(spool.name, "rb") as handle:
+            data = handle.read()
+        assert pickle.loads(data) == many and hashlib.sha256(data).hexdigest() == spool.sha256()
+    assert not list(tmp_path.iterdir())  # the spill file is gone
 
 
 def test_freeze_heap_freezes_the_heap_while_tasks_run_and_thaws_it_after(aws: Any) -> None:

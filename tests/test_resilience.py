@@ -207,6 +207,33 @@ def test_a_rebuilt_executor_keeps_the_attempts_upload_and_its_digest(aws: Any, s
     assert after == stored  # nothing overwritten: the job reads what the digest names
 
 
+def test_a_multipart_input_survives_failed_parts_and_leaves_nothing_when_it_cannot(
+    aws: Any,
+) -> None:
+    import pickle
+
+    from covalent_braket_plugin.braket import TaskLocation
+
+    executor = hosted(braket_job_execution_role_name=ROLE)
+    settings = executor.settings()
+    argument = os.urandom(20 * 1024 * 1024)  # kept by reference: parts are views of it
+
+    aws.control.faults(fail={"UploadPart": 3})  # retried: each retry re-reads its part
+    location = TaskLocation.new(BUCKET, "5e55-parts", 0)
+    executor._upload_task_sync(settings, location, (len, [argument], {}))
+    assert aws.control.faults()["injected"]["fail"] == 3
+    body = aws.s3.get_object(Bucket=BUCKET, Key=location.key("input.pkl"))["Body"].read()
+    assert pickle.loads(body)[1][0] == argument
+
+    aws.control.faults(fail={"UploadPart": 1000})  # more than any retries
+    location = TaskLocation.new(BUCKET, "5e55-parts", 1)
+    with pytest.raises(Exception, match="upload_part failed"):
+        executor._upload_task_sync(settings, location, (len, [argument], {}))
+    aws.control.faults(fail={})
+    assert not aws.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads")  # aborted
+    assert not any(key.startswith(location.key("")) and key.endswith(".pkl") for key in keys(aws))
+
+
 def test_a_task_rerun_after_a_failed_attempt_gets_a_new_job(aws: Any) -> None:
     metadata = {"dispatch_id": "5e55-retry", "node_id": 1, "results_dir": "/tmp"}
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import struct
 import tarfile
+import zlib
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 #: Module name of the runner inside the uploaded archive.
 RUNNER_MODULE = "covalent_braket_runner"
@@ -33,10 +37,60 @@ def _archive(members: dict[str, bytes], compresslevel: int) -> bytes:
     return gzip.compress(raw.getvalue(), compresslevel=compresslevel, mtime=0)
 
 
-def runner_archive_with(data: bytes, input_name: str) -> bytes:
-    """The runner archive with the task's (small) input ``data`` beside the runner: one
-    object, one PUT."""
-    return _archive({f"{RUNNER_MODULE}.py": _runner_source(), input_name: data}, compresslevel=1)
+def _tar_header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = 0o644
+    info.mtime = 0
+    return info.tobuf(format=tarfile.PAX_FORMAT)
+
+
+def _padding(size: int) -> bytes:
+    return bytes(-size % tarfile.BLOCKSIZE)
+
+
+#: Deflate's stored blocks hold at most this many bytes each.
+_STORED_BLOCK = 0xFFFF
+
+
+def runner_archive_with(data: Sequence[Any], input_name: str) -> list[Any]:
+    """The runner archive with the task's input beside the runner, as a list of buffers
+    whose concatenation is the gzip tarball: one object, one PUT.
+
+    ``data`` is the input as a sequence of buffers (the pickle as it was written). Nothing is
+    compressed (a pickle of numbers hardly shrinks, and deflate costs more than the bytes it
+    saves on the wire): the tar stream goes into deflate's stored blocks, whose buffers are
+    slices of ``data``, not copies.
+    """
+    views = [memoryview(piece).cast("B") for piece in data]
+    size = sum(len(view) for view in views)
+    source = _runner_source()
+    stream = [
+        _tar_header(f"{RUNNER_MODULE}.py", len(source)) + source + _padding(len(source)),
+        memoryview(_tar_header(input_name, size)),
+        *views,
+        _padding(size) + bytes(2 * tarfile.BLOCKSIZE),  # and the end-of-archive marker
+    ]
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # gzip, deflate, mtime 0, no flags
+    out: list[Any] = [header]
+    crc = 0
+    left = sum(len(piece) for piece in stream)
+    total = left
+    room = 0  # what the current stored block still takes
+    for piece in stream:
+        crc = zlib.crc32(piece, crc)
+        view = memoryview(piece)
+        while len(view):
+            if room == 0:  # a stored block's header: final flag, type 00, LEN, NLEN
+                room = min(_STORED_BLOCK, left)
+                out.append(struct.pack("<BHH", int(room == left), room, room ^ 0xFFFF))
+            taken = view[:room]
+            out.append(taken)
+            view = view[len(taken) :]
+            room -= len(taken)
+            left -= len(taken)
+    out.append(struct.pack("<II", crc, total & 0xFFFFFFFF))
+    return out
 
 
 @lru_cache(maxsize=1)
