@@ -62,6 +62,40 @@ def test_journal_names_s3_operations_and_faults_can_target_them(braket_emulator:
     assert [(c["status"], c.get("fault")) for c in gets] == [(500, "fail"), (200, None)]
 
 
+def test_s3_bodies_are_checked_against_the_checksum_sent_with_them(braket_emulator: Any) -> None:
+    import base64
+    import hashlib
+    import zlib
+
+    import pytest
+    from botocore.exceptions import ClientError
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="sums")
+    body = b"quantum" * 1000
+    crc = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+    s3.put_object(Bucket="sums", Key="right", Body=body, ChecksumCRC32=crc)
+    assert s3.get_object(Bucket="sums", Key="right")["Body"].read() == body
+    sha = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    s3.put_object(Bucket="sums", Key="right-sha", Body=body, ChecksumSHA256=sha)
+    s3.put_object(Bucket="sums", Key="computed", Body=body)  # botocore's own checksum
+    upload = s3.create_multipart_upload(Bucket="sums", Key="parts")["UploadId"]
+    for name, value in (("ChecksumCRC32", crc[::-1]), ("ChecksumSHA256", sha[:-4] + "AAA=")):
+        with pytest.raises(ClientError, match="BadDigest"):
+            s3.put_object(Bucket="sums", Key="wrong", Body=body, **{name: value})
+    with pytest.raises(ClientError, match="BadDigest"):
+        s3.upload_part(
+            Bucket="sums",
+            Key="parts",
+            UploadId=upload,
+            PartNumber=1,
+            Body=body,
+            ChecksumCRC32="AAAAAA==",
+        )
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket="sums")["Contents"]]
+    assert sorted(keys) == ["computed", "right", "right-sha"]  # nothing stored for a bad body
+
+
 def test_each_test_starts_from_a_clean_emulator(braket_emulator: Any) -> None:
     assert boto3.client("s3").list_buckets()["Buckets"] == []
     assert braket_emulator.health()["jobs"] == 0

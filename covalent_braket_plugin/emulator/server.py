@@ -8,7 +8,10 @@ Braket handlers, everything else (S3, STS, IAM, CloudWatch Logs, ECR, ...) and u
 
 from __future__ import annotations
 
+import base64
 import collections
+import hashlib
+import io
 import json
 import os
 import re
@@ -17,6 +20,7 @@ import tempfile
 import threading
 import time
 import traceback
+import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -93,8 +97,6 @@ def _operation(environ: dict[str, Any], service: str) -> str | None:
         "application/x-www-form-urlencoded"
     ):
         # Query-protocol services (STS, IAM) send Action in the body: read it, then put it back.
-        import io
-
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if 0 < length <= _MAX_BODY else b""
         environ["wsgi.input"] = io.BytesIO(raw)
@@ -137,6 +139,34 @@ def _s3_operation(environ: dict[str, Any]) -> str | None:
         )
     if not query:
         return {"HEAD": "HeadBucket", "PUT": "CreateBucket", "DELETE": "DeleteBucket"}.get(method)
+    return None
+
+
+#: The ``x-amz-checksum-*`` headers S3 checks a body against, with how each is computed.
+_CHECKSUMS: dict[str, Callable[[bytes], bytes]] = {
+    "crc32": lambda body: zlib.crc32(body).to_bytes(4, "big"),
+    "sha1": lambda body: hashlib.sha1(body).digest(),
+    "sha256": lambda body: hashlib.sha256(body).digest(),
+}
+
+
+def _checksum_mismatch(environ: dict[str, Any]) -> str | None:
+    """What S3 would say of a PUT whose body does not match the checksum header sent with it
+    (``BadDigest``), or None. Bodies in ``aws-chunked`` encoding carry theirs in a trailer
+    and are passed over."""
+    sent = {
+        name: environ[header]
+        for name in _CHECKSUMS
+        if (header := f"HTTP_X_AMZ_CHECKSUM_{name.upper()}") in environ
+    }
+    if not sent or "aws-chunked" in environ.get("HTTP_CONTENT_ENCODING", ""):
+        return None
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)  # for moto, which reads it again
+    for name, value in sent.items():
+        if base64.b64encode(_CHECKSUMS[name](body)).decode() != value:
+            return f"The {name.upper()} you specified did not match the calculated checksum."
     return None
 
 
@@ -214,6 +244,16 @@ class EmulatorApp:
     def _moto(
         self, environ: dict[str, Any], start_response: StartResponse, scope: Any
     ) -> Iterable[bytes]:
+        if scope and scope.group(3) == "s3" and environ.get("REQUEST_METHOD") == "PUT":
+            mismatch = _checksum_mismatch(environ)
+            if mismatch:  # as S3 answers; moto stores the body whatever its checksum says
+                body = (
+                    "<?xml version='1.0' encoding='UTF-8'?><Error><Code>BadDigest</Code>"
+                    f"<Message>{mismatch}</Message></Error>"
+                ).encode()
+                headers = [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+                start_response("400 Bad Request", headers)
+                return [body]
         return self.moto(environ, start_response)
 
     def clear_journal(self) -> None:
