@@ -940,7 +940,13 @@ class _Concatenation(io.RawIOBase):
         return self._position
 
     def read(self, size: int | None = -1) -> bytes:
-        end = len(self) if size is None or size < 0 else min(len(self), self._position + size)
+        """Up to ``size`` bytes (all that is left if ``size`` is negative or None), at most
+        ``_READ_BYTES`` of them: a raw file's short read, which every reader of a request body
+        loops over, so that a reader asking for a large chunk copies a small one at a time."""
+        if size is None or size < 0:
+            end = len(self)
+        else:
+            end = min(len(self), self._position + min(size, _READ_BYTES))
         if end <= self._position:
             return b""
         index = bisect.bisect_right(self._starts, self._position) - 1
@@ -1044,6 +1050,8 @@ _REFERENCED_BYTES = 1024 * 1024
 #: Covalent server's event loop; but a call may sleep in botocore's retry backoff, so there
 #: are enough that throttling does not stall every other task. Calls beyond wait off the loop.
 _io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="covalent-braket-io")
+#: The most a read of a request body made of pieces returns (and copies) at a time.
+_READ_BYTES = 64 * 1024
 #: Threads sending the parts of inputs held in memory, shared by every upload of the process.
 _part_pool = ThreadPoolExecutor(max_workers=10, thread_name_prefix="covalent-braket-part")
 #: Threads for the small uploads that run beside a large one (the runner beside the input).
