@@ -6,7 +6,8 @@ runtime (``endedAt - startedAt``). Part of it is the poll wait: the time from th
 (``endedAt``, on the same machine's clock) until its terminal status is in the client's hands,
 up to one poll interval; the figure that excludes it is what each path itself spends. The
 executor's time is split into phases; the raw sequence is put_object, create_job (the same job
-definition as the executor's), get_job until done, get_object.
+definition as the executor's), get_job until done, get_object. Both are split into the same
+phases: serialize, upload, submit, detect completion (the poll wait), download, deserialize.
 
     python benchmarks/overhead.py [--tasks 30]
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import statistics
 import sys
@@ -36,11 +38,16 @@ def work(x: int) -> int:
     return x * x
 
 
+#: The phases both paths go through, in order (the job's own runtime aside).
+PHASES = ("serialize", "upload", "submit", "detect completion", "download", "deserialize")
+
+
 @dataclass
 class Sample:
     wall: float  # seconds from the call to the result in hand
     runtime: float  # the job's own runtime, endedAt - startedAt
     poll_wait: float  # from endedAt until the terminal status was in hand
+    phases: dict[str, float]  # seconds per phase
 
     @property
     def overhead(self) -> float:
@@ -60,10 +67,20 @@ def poll_wait(job: dict, seen: float) -> float:
 
 
 def raw_task(s3: object, braket: object, runner_uri: str, x: int) -> Sample:
-    started = now()
+    phases: dict[str, float] = {}
+    started = mark = now()
+
+    def lap(phase: str) -> None:
+        nonlocal mark
+        phases[phase] = phases.get(phase, 0.0) + now() - mark
+        mark = now()
+
     prefix = f"raw/{uuid.uuid4().hex}"
     payload = cloudpickle.dumps((work, [x], {}))
+    digest = hashlib.sha256(payload).hexdigest()
+    lap("serialize")
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/input.pkl", Body=payload)
+    lap("upload")
     arn = braket.create_job(
         jobName=f"raw-{uuid.uuid4().hex[:20]}",
         roleArn=ROLE,
@@ -85,47 +102,73 @@ def raw_task(s3: object, braket: object, runner_uri: str, x: int) -> Sample:
         hyperParameters={
             HP_TASK_URI: f"s3://{BUCKET}/{prefix}",
             HP_PYTHON_VERSION: "%d.%d" % sys.version_info[:2],
-            HP_INPUT_SHA256: hashlib.sha256(payload).hexdigest(),
+            HP_INPUT_SHA256: digest,
         },
     )["jobArn"]
+    lap("submit")
     while True:
         job = braket.get_job(jobArn=arn)
         if job["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
             seen = time.time()
             break
         time.sleep(POLL)
-    result = cloudpickle.loads(
-        s3.get_object(Bucket=BUCKET, Key=f"{prefix}/result.pkl")["Body"].read()
-    )
+    mark = now()
+    data = s3.get_object(Bucket=BUCKET, Key=f"{prefix}/result.pkl")["Body"].read()
+    lap("download")
+    result = cloudpickle.loads(data)
+    lap("deserialize")
     assert result["result"] == x * x, result
-    return Sample(now() - started, job_runtime(job), poll_wait(job, seen))
+    waited = poll_wait(job, seen)
+    phases["detect completion"] = waited
+    return Sample(now() - started, job_runtime(job), waited, phases)
 
 
 class Timed:
-    """Wraps the executor's blocking helpers to time each phase."""
+    """Wraps the executor's blocking helpers, and the pickling they do, to time each phase."""
 
     def __init__(self, executor: object) -> None:
         self.phases: dict[str, float] = {}
         for name, phase in (
-            ("_preflight_sync", "pre-flight (cached after the first task)"),
-            ("_upload_task_sync", "serialize + upload"),
-            ("_submit_sync", "submit (CreateJob + GetJob)"),
-            ("_download_result_sync", "download + deserialize"),
+            ("_preflight_sync", "pre-flight"),
+            ("_upload_task_sync", "upload"),
+            ("_submit_sync", "submit"),
+            ("_download_result_sync", "download"),
             ("_delete_objects_sync", "clean-up"),
         ):
-            self._wrap(executor, name, phase)
+            setattr(executor, name, self._timed(getattr(executor, name), phase))
 
-    def _wrap(self, executor: object, name: str, phase: str) -> None:
-        original = getattr(executor, name)
+    def _timed(self, original: object, phase: str, within: str | None = None) -> object:
+        """``original``, adding its time to ``phase`` (and taking it from ``within``)."""
 
         def timed(*args: object, **kwargs: object) -> object:
             started = now()
             try:
                 return original(*args, **kwargs)
             finally:
-                self.phases[phase] = self.phases.get(phase, 0.0) + now() - started
+                spent = now() - started
+                self.phases[phase] = self.phases.get(phase, 0.0) + spent
+                if within:
+                    self.phases[within] = self.phases.get(within, 0.0) - spent
 
-        setattr(executor, name, timed)
+        return timed
+
+    def pickling(self) -> contextlib.AbstractContextManager:
+        """While open, cloudpickle's calls count as (de)serialization, not transfer time."""
+        timer = self
+
+        @contextlib.contextmanager
+        def patched() -> object:
+            saved = {name: getattr(cloudpickle, name) for name in ("dump", "load", "loads")}
+            cloudpickle.dump = timer._timed(saved["dump"], "serialize", within="upload")
+            cloudpickle.load = timer._timed(saved["load"], "deserialize", within="download")
+            cloudpickle.loads = timer._timed(saved["loads"], "deserialize", within="download")
+            try:
+                yield
+            finally:
+                for name, function in saved.items():
+                    setattr(cloudpickle, name, function)
+
+        return patched()
 
 
 async def executor_task(x: int) -> tuple[Sample, dict[str, float]]:
@@ -141,11 +184,14 @@ async def executor_task(x: int) -> tuple[Sample, dict[str, float]]:
 
     executor.query_result = noting_query_result
     metadata = {"dispatch_id": uuid.uuid4().hex, "node_id": 0, "results_dir": "/tmp"}
-    started = now()
-    assert await executor.run(work, [x], {}, metadata) == x * x
-    wall = now() - started
+    with timer.pickling():
+        started = now()
+        assert await executor.run(work, [x], {}, metadata) == x * x
+        wall = now() - started
     job = await asyncio.to_thread(boto3.client("braket").get_job, jobArn=executor.handle)
-    return Sample(wall, job_runtime(job), poll_wait(job, seen[0])), timer.phases
+    waited = poll_wait(job, seen[0])
+    timer.phases["detect completion"] = waited
+    return Sample(wall, job_runtime(job), waited, timer.phases)
 
 
 def main() -> None:
@@ -158,18 +204,16 @@ def main() -> None:
         s3.put_object(Bucket=BUCKET, Key="raw/runner.tar.gz", Body=data)
         runner_uri = f"s3://{BUCKET}/raw/runner.tar.gz"
 
-        async def bench() -> tuple[list, list, list]:
+        async def bench() -> tuple[list, list]:
             await executor_task(0)  # warm-up: clients, pre-flight cache
             raw_task(s3, braket, runner_uri, 0)
-            raw, ours, phases = [], [], []
+            raw, ours = [], []
             for x in range(1, tasks + 1):  # interleaved, so both see the same machine state
                 raw.append(raw_task(s3, braket, runner_uri, x))
-                sample, timed = await executor_task(x)
-                ours.append(sample)
-                phases.append(timed)
-            return raw, ours, phases
+                ours.append(await executor_task(x))
+            return raw, ours
 
-        raw, ours, phases = asyncio.run(bench())
+        raw, ours = asyncio.run(bench())
 
     def ms(samples: list[Sample], field: str) -> str:
         values = sorted(getattr(sample, field) * 1000 for sample in samples)
@@ -206,12 +250,21 @@ def main() -> None:
             rows,
         )
     )
-    names = list(phases[-1])
+
+    def phase_ms(samples: list[Sample], phase: str) -> str:
+        if not any(phase in sample.phases for sample in samples):
+            return "-"
+        return f"{statistics.median(s.phases.get(phase, 0.0) for s in samples) * 1000:.1f}"
+
     print(
         table(
-            "BraketExecutor phases (median ms)",
-            ["phase", "ms"],
-            [[n, f"{statistics.median(p.get(n, 0.0) for p in phases) * 1000:.1f}"] for n in names],
+            "Phases, median ms (submit: CreateJob, and the executor's GetJob right after it; "
+            "detect completion: the poll wait)",
+            ["phase", "raw boto3 sequence", "BraketExecutor"],
+            [
+                [phase, phase_ms(raw, phase), phase_ms(ours, phase)]
+                for phase in ("pre-flight", *PHASES, "clean-up")
+            ],
         )
     )
 
