@@ -1,0 +1,72 @@
+"""The benchmark scripts still run and print what BENCHMARKS.md reports, at the smallest sizes.
+
+Figures are not checked here (speed is for the benchmarks themselves); what is checked is that
+each script runs against its own emulator, both paths do the work, and the tables have the
+rows and columns the documentation quotes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(300)
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def bench(script: str, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        cwd=BENCHMARKS.parent,
+        env=env,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def rows(output: str, first_cell: str) -> list[list[str]]:
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in output.splitlines()
+        if line.startswith("|") and line.strip("|").split("|")[0].strip() == first_cell
+    ]
+
+
+def test_overhead_splits_both_paths_into_the_same_phases() -> None:
+    output = bench("overhead.py", "--tasks", "2")
+    (ratio,) = rows(output, "ratio (executor / raw)")
+    assert float(ratio[-1]) > 0
+    for phase in ("serialize", "upload", "submit", "detect completion", "download"):
+        (row,) = rows(output, phase)
+        assert float(row[1]) >= 0 and float(row[2]) >= 0, row  # measured on both paths
+
+
+def test_concurrency_reports_calls_lag_and_correctness() -> None:
+    output = bench("concurrency.py", "--sizes", "3", "--poll", "0.5")
+    (row,) = rows(output, "3")
+    assert row[-1] == "True"  # every result right
+    assert "CreateJob 3" in row[3]
+    assert float(row[7]) >= 0 and float(row[8]) >= float(row[7])  # p99 <= worst lag
+
+
+def test_payload_compares_both_paths_with_memory() -> None:
+    output = bench("payload.py", "--sizes", "1", "--repeat", "1")
+    for direction in ("upload", "download"):
+        (row,) = [r for r in rows(output, "1 MiB") if r[1] == direction]
+        assert float(row[2]) > 0 and float(row[3]) > 0 and float(row[4]) > 0
+        assert float(row[7]) > 0.9 and float(row[8]) > 0.9  # heap peaks count the payload
+
+
+def test_import_time_reports_no_braket_sdk() -> None:
+    output = bench("import_time.py", "--runs", "1")
+    assert "Braket SDK or PennyLane imported: False" in output
