@@ -13,9 +13,13 @@ from typing import Any
 
 from .config import BraketSettings
 
-#: botocore's standard retry mode retries throttling and 5xx with exponential backoff.
+#: botocore's standard retry mode retries throttling and 5xx with exponential backoff. S3
+#: bodies are not SHA-256 signed: every upload carries a CRC32 (the executor's own, computed
+#: over its buffers in place, or botocore's), which S3 checks; signing would be one more pass
+#: over the payload (over HTTPS botocore skips it for checksummed streaming uploads anyway).
 _CLIENT_CONFIG_KWARGS: dict[str, Any] = {
     "retries": {"mode": "standard", "max_attempts": 8},
+    "s3": {"payload_signing_enabled": False},
     "max_pool_connections": 64,
     "connect_timeout": 10,
     "read_timeout": 60,

@@ -8,6 +8,7 @@ cheap: boto3 is imported when the first client is built, the Braket SDK never.
 from __future__ import annotations
 
 import asyncio
+import base64
 import bisect
 import contextlib
 import functools
@@ -20,6 +21,7 @@ import tempfile
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
@@ -507,7 +509,8 @@ class BraketExecutor(RemoteExecutor):
             extra = {**settings.encryption, "Metadata": {"sha256": sha}}
             if spool.name is None and spool.size <= SMALL_OBJECT_BYTES:
                 bundle = _Concatenation(runner_archive_with(spool.pieces, INPUT_KEY))
-                if self._put_new_sync(settings, location, RUNNER_KEY, bundle, extra):
+                checked = {**extra, "ChecksumCRC32": bundle.checksum_crc32()}
+                if self._put_new_sync(settings, location, RUNNER_KEY, bundle, checked):
                     return sha
                 return self._recorded_digest_sync(settings, location, RUNNER_KEY) or sha
             spool.flush()
@@ -962,6 +965,15 @@ class _Concatenation(io.RawIOBase):
         memoryview(buffer).cast("B")[: len(data)] = data
         return len(data)
 
+    def checksum_crc32(self) -> str:
+        """The body's CRC32 as S3 takes it (``ChecksumCRC32``: base64 of the big-endian value),
+        computed over the buffers in place; given with the request, botocore does not read the
+        body a second time to compute it."""
+        crc = 0
+        for piece in self._pieces:
+            crc = zlib.crc32(piece, crc)
+        return base64.b64encode(crc.to_bytes(4, "big")).decode()
+
     def section(self, start: int, end: int) -> _Concatenation:
         """Bytes ``start`` to ``end`` as a file of their own, sharing this one's buffers."""
         index = bisect.bisect_right(self._starts, start) - 1
@@ -987,14 +999,11 @@ def _upload_parts_sync(s3: Any, bucket: str, key: str, pieces: list[Any], extra:
 
     def send(number: int, start: int) -> dict[str, Any]:
         part = body.section(start, min(start + PART_BYTES, len(body)))
+        crc = part.checksum_crc32()
         answer = aws.call(
-            s3, "upload_part", PartNumber=number, Body=part, ChecksumAlgorithm="CRC32", **upload
+            s3, "upload_part", PartNumber=number, Body=part, ChecksumCRC32=crc, **upload
         )
-        return {
-            "PartNumber": number,
-            "ETag": answer["ETag"],
-            "ChecksumCRC32": answer.get("ChecksumCRC32"),
-        }
+        return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC32": crc}
 
     parts = [
         _part_pool.submit(send, number, start)
@@ -1005,7 +1014,7 @@ def _upload_parts_sync(s3: Any, bucket: str, key: str, pieces: list[Any], extra:
         aws.call(
             s3,
             "complete_multipart_upload",
-            MultipartUpload={"Parts": [{k: v for k, v in p.items() if v} for p in done]},
+            MultipartUpload={"Parts": done},
             **upload,
         )
     except BaseException:

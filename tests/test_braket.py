@@ -264,6 +264,33 @@ def test_arguments_and_results_of_every_size_arrive_whole(
     assert head["ContentLength"] >= size
 
 
+def test_uploads_carry_their_crc32_and_are_not_signed_a_second_time(aws: Any) -> None:
+    from covalent_braket_plugin import aws as aws_module
+    from covalent_braket_plugin.braket import TaskLocation
+
+    executor = hosted()
+    settings = executor.settings()
+    sent: list[tuple[str, dict[str, str]]] = []
+
+    def note(request: Any, **kwargs: Any) -> None:
+        headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+        sent.append((kwargs["event_name"].rsplit(".", 1)[-1], headers))
+
+    events = aws_module.clients_for(settings).s3.meta.events
+    events.register("before-send.s3", note)
+    try:
+        for size in (3 * 1024 * 1024, 20 * 1024 * 1024):  # in the archive; in parts
+            location = TaskLocation.new(BUCKET, f"5e55-crc-{size}", 0)
+            executor._upload_task_sync(settings, location, (len, [os.urandom(size)], {}))
+    finally:
+        events.unregister("before-send.s3", note)
+    uploads = [(op, headers) for op, headers in sent if op in ("PutObject", "UploadPart")]
+    assert sum(op == "UploadPart" for op, _ in uploads) == 3  # 20 MiB in 8 MiB parts
+    for _, headers in uploads:
+        assert headers.get("x-amz-checksum-crc32")  # checked by the emulator, as by S3
+        assert headers["X-Amz-Content-SHA256"] == "UNSIGNED-PAYLOAD"
+
+
 def test_the_pickle_keeps_large_buffers_by_reference_and_spills_its_own_frames(
     tmp_path: Any,
 ) -> None:
