@@ -505,6 +505,7 @@ class BraketExecutor(RemoteExecutor):
         clients = aws.clients_for(settings)
         with _Spool(settings.cache_dir, SMALL_OBJECT_BYTES) as spool:
             cloudpickle.dump(payload, spool)
+            spool.settle()
             sha = spool.sha256()
             extra = {**settings.encryption, "Metadata": {"sha256": sha}}
             if spool.name is None and spool.size <= SMALL_OBJECT_BYTES:
@@ -840,9 +841,14 @@ class _Spool:
     What the pickler writes stays in memory as the pieces it wrote: a large buffer (a
     ``bytes`` or an array's memory, at least ``_REFERENCED_BYTES``) is kept by reference, not
     copied, so an argument holding a big array costs no second copy. Once the pieces the
-    pickler made itself (its frames) pass ``limit`` bytes, everything spills to a named file
-    in ``directory`` (deleted on exit): a pickle of many small objects is never held whole
-    in memory beside them.
+    pickler made itself pass ``limit`` bytes, everything spills to a named file in
+    ``directory`` (deleted on exit): a pickle of many small objects, or of large strings
+    (which the pickler encodes into new ``bytes``), is never held whole in memory beside them.
+
+    Which large ``bytes`` the pickler made is told by who else holds them: once the pickler
+    lets go (at the next large write, and in :meth:`settle` after the dump), a piece held by
+    this spool alone was a copy (a string's UTF-8, an ``array.array``'s or a strided array's
+    bytes), and counts toward ``limit``; one the arguments hold is theirs.
     """
 
     def __init__(self, directory: str, limit: int) -> None:
@@ -851,6 +857,8 @@ class _Spool:
         self._digest = hashlib.sha256()
         self._pieces: list[Any] | None = []
         self._made = 0
+        #: Indices of large ``bytes`` pieces not yet known to be the arguments' own.
+        self._unsure: list[int] = []
         self._file: Any = None
         self.size = 0
 
@@ -870,7 +878,14 @@ class _Spool:
         if self._pieces is None:
             return self._file.write(view)
         if length >= _REFERENCED_BYTES:
-            self._pieces.append(view)
+            self._count_copies()
+            if self._pieces is None:  # spilled: copies held passed the limit
+                return self._file.write(view)
+            if type(data) is bytes:  # the object itself, so that who holds it can be told
+                self._unsure.append(len(self._pieces))
+                self._pieces.append(data)
+            else:
+                self._pieces.append(view)
         else:
             self._pieces.append(data if type(data) is bytes else bytes(view))  # frames: bytes
             self._made += length
@@ -878,12 +893,34 @@ class _Spool:
                 self._spill()
         return length
 
+    def _count_copies(self) -> None:
+        """Count the large ``bytes`` pieces nothing but this spool holds any more (copies the
+        pickler made and let go of) toward the limit; spill if they pass it."""
+        pieces = self._pieces
+        if not self._unsure or pieces is None:
+            return
+        unsure = []
+        for index in self._unsure:
+            if _references(pieces, index) <= _SOLE_REFERENCES:
+                self._made += len(pieces[index])
+            else:
+                unsure.append(index)
+        self._unsure = unsure
+        if self._made > self._limit:
+            self._spill()
+
+    def settle(self) -> None:
+        """After the dump: the pickler and its memo are gone, so the last copies it made are
+        told from the arguments' own buffers (see the class's note)."""
+        self._count_copies()
+
     def _spill(self) -> None:
         os.makedirs(self._directory, exist_ok=True)
         self._file = tempfile.NamedTemporaryFile(dir=self._directory, suffix=".pkl")  # noqa: SIM115 (closed in __exit__)
         for piece in self._pieces or ():
             self._file.write(piece)
         self._pieces = None
+        self._unsure = []
         self._file.flush()
 
     @property
@@ -906,6 +943,16 @@ class _Spool:
         if self._file is not None:
             self._file.close()
         self._pieces = None
+
+
+def _references(items: list[Any], index: int) -> int:
+    """How many references ``items[index]`` has, as counted from here."""
+    return sys.getrefcount(items[index])
+
+
+#: What :func:`_references` counts for an object only its list holds (measured, not assumed:
+#: the count a call sees differs between Python versions).
+_SOLE_REFERENCES = _references([object()], 0)
 
 
 class _Concatenation(io.RawIOBase):
@@ -940,9 +987,10 @@ class _Concatenation(io.RawIOBase):
         return self._position
 
     def read(self, size: int | None = -1) -> bytes:
-        """Up to ``size`` bytes (all that is left if ``size`` is negative or None), at most
-        ``_READ_BYTES`` of them: a raw file's short read, which every reader of a request body
-        loops over, so that a reader asking for a large chunk copies a small one at a time."""
+        """Up to ``size`` bytes, at most ``_READ_BYTES`` of them: a raw file's short read,
+        which every reader of a request body loops over, so that a reader asking for a large
+        chunk copies a small one at a time. A negative or None ``size`` reads all that is
+        left, in one copy."""
         if size is None or size < 0:
             end = len(self)
         else:
@@ -990,7 +1038,12 @@ class _Concatenation(io.RawIOBase):
 def _upload_parts_sync(s3: Any, bucket: str, key: str, pieces: list[Any], extra: dict) -> None:
     """A multipart upload of a body held in memory as ``pieces``: 8 MiB parts sent in
     parallel, each a view of the pieces (no copy of the body is made); aborted on failure, so
-    no parts are left behind."""
+    no parts are left behind (and should the abort itself fail, the bucket's lifecycle rule
+    in ``infra/terraform`` removes incomplete uploads after a day).
+
+    The pieces include the arguments' own buffers, read here, after the hash was taken: the
+    arguments must not change in between (Covalent hands each task arguments of its own).
+    """
     body = _Concatenation(pieces)
     started = aws.call(
         s3, "create_multipart_upload", Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32", **extra
@@ -1005,11 +1058,10 @@ def _upload_parts_sync(s3: Any, bucket: str, key: str, pieces: list[Any], extra:
         )
         return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC32": crc}
 
-    parts = [
-        _part_pool.submit(send, number, start)
-        for number, start in enumerate(range(0, len(body), PART_BYTES), start=1)
-    ]
+    parts: list[Any] = []
     try:
+        for number, start in enumerate(range(0, len(body), PART_BYTES), start=1):
+            parts.append(_part_pool.submit(send, number, start))
         done = [part.result() for part in parts]
         aws.call(
             s3,
@@ -1071,8 +1123,11 @@ def _heap_frozen_while_running(enabled: bool) -> Iterator[None]:
     A full collection walks every tracked object while holding the GIL (about 200,000 in a
     server with covalent and boto3 loaded: 0.1-0.2 s on two cores, a pause of every task on
     the event loop); frozen, it walks only what was made since. Freezing and thawing are
-    constant-time list splices. Frozen objects are still freed when their last reference
-    goes; cycles among them wait for the thaw. A heap someone else froze is left alone.
+    constant-time list splices. Objects made while frozen are collected as usual; frozen
+    ones are still freed when their last reference goes, but a cycle among them that became
+    garbage waits for the thaw (at most the heap alive when the first task began, if tasks
+    follow one another without a gap). A heap someone else froze first is left alone; a
+    ``gc.freeze()`` of someone else's while ours holds is undone by our thaw.
     """
     import gc
 

@@ -25,6 +25,7 @@ from covalent_braket_plugin.braket import (
     BraketExecutor,
     BraketJobError,
     TaskLocation,
+    _Spool,
     job_name,
 )
 from covalent_braket_plugin.config import DEFAULTS, InvalidSettingError
@@ -299,15 +300,15 @@ def test_the_pickle_keeps_large_buffers_by_reference_and_spills_its_own_frames(
 
     import numpy
 
-    from covalent_braket_plugin.braket import _Concatenation, _Spool
+    from covalent_braket_plugin.braket import _Concatenation
 
     array = numpy.arange(3 * 1024 * 1024, dtype=numpy.float64)  # 24 MiB in one buffer
     payload = (len, [array, b"x" * (2 * 1024 * 1024)], {"small": list(range(1000))})
     with _Spool(str(tmp_path), 8 * 1024 * 1024) as spool:
         pickle.dump(payload, spool, protocol=5)
         assert spool.name is None and not list(tmp_path.iterdir())  # nothing on disk
-        made = [piece for piece in spool.pieces if isinstance(piece, bytes)]
-        assert sum(len(piece) for piece in made) < 1024 * 1024  # the array was not copied
+        made = [p for p in spool.pieces if isinstance(p, bytes) and p is not payload[1][1]]
+        assert sum(len(piece) for piece in made) < 1024 * 1024  # neither buffer was copied
         body = _Concatenation(spool.pieces)
         whole = body.read()
         assert len(whole) == spool.size and hashlib.sha256(whole).hexdigest() == spool.sha256()
@@ -328,6 +329,41 @@ def test_the_pickle_keeps_large_buffers_by_reference_and_spills_its_own_frames(
             data = handle.read()
         assert pickle.loads(data) == many and hashlib.sha256(data).hexdigest() == spool.sha256()
     assert not list(tmp_path.iterdir())  # the spill file is gone
+
+
+def test_large_bytes_the_pickler_makes_count_as_copies_and_spill(tmp_path: Any) -> None:
+    """A string's UTF-8, an ``array.array``'s or a strided array's bytes are made by the
+    pickler: held beyond the limit they spill; an argument's own ``bytes`` never do."""
+    import array
+    import pickle
+
+    import numpy
+
+    mib = 1024 * 1024
+    copies = {
+        "strings": [chr(0x3B1 + n) * mib for n in range(20)],  # 2 MiB of UTF-8 each
+        "array.array": [array.array("d", [n]) * (mib // 4) for n in range(20)],
+        "strided": [numpy.full(mib // 2, n, dtype="f8")[::2] for n in range(20)],
+    }
+    for name, payload in copies.items():
+        with _Spool(str(tmp_path), 8 * mib) as spool:
+            pickle.dump(payload, spool, protocol=5)
+            spool.settle()
+            assert spool.name is not None, name  # 40 MiB of copies: not held in memory
+            spool.flush()
+            with open(spool.name, "rb") as handle:
+                again = pickle.loads(handle.read())
+            assert (
+                all((a == b).all() for a, b in zip(again, payload, strict=True))
+                if name == "strided"
+                else again == payload
+            ), name
+    own = [bytes([n]) * (2 * mib) for n in range(20)]
+    with _Spool(str(tmp_path), 8 * mib) as spool:
+        pickle.dump(own, spool, protocol=5)
+        spool.settle()
+        assert spool.name is None  # the arguments' own buffers: kept by reference
+        assert sum(piece is item for piece in spool.pieces for item in own) == 20
 
 
 def test_freeze_heap_freezes_the_heap_while_tasks_run_and_thaws_it_after(aws: Any) -> None:
