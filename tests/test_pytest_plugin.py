@@ -6,6 +6,8 @@ import os
 from typing import Any
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
 
 
 def test_fixture_points_aws_at_the_emulator_and_nowhere_else(braket_emulator: Any) -> None:
@@ -37,38 +39,73 @@ def test_journal_records_what_went_over_the_wire(braket_emulator: Any) -> None:
 def test_journal_names_s3_operations_and_faults_can_target_them(braket_emulator: Any) -> None:
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="ops")
+    s3.list_buckets()
     s3.put_object(Bucket="ops", Key="a/b.txt", Body=b"x")
     s3.head_object(Bucket="ops", Key="a/b.txt")
-    s3.get_object(Bucket="ops", Key="a/b.txt")["Body"].read()
+    s3.get_object(Bucket="ops", Key="a/b.txt", ResponseContentType="text/plain")["Body"].read()
+    s3.copy_object(Bucket="ops", Key="a/c.txt", CopySource={"Bucket": "ops", "Key": "a/b.txt"})
     s3.list_objects_v2(Bucket="ops", Prefix="a/")
     upload = s3.create_multipart_upload(Bucket="ops", Key="big")["UploadId"]
+    s3.upload_part_copy(
+        Bucket="ops",
+        Key="big",
+        UploadId=upload,
+        PartNumber=1,
+        CopySource={"Bucket": "ops", "Key": "a/b.txt"},
+    )
     s3.abort_multipart_upload(Bucket="ops", Key="big", UploadId=upload)
     s3.delete_objects(Bucket="ops", Delete={"Objects": [{"Key": "a/b.txt"}]})
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket="ops", Key="a/b.txt")
     assert [c["operation"] for c in braket_emulator.journal(service="s3")] == [
         "CreateBucket",
+        "ListBuckets",
         "PutObject",
         "HeadObject",
         "GetObject",
+        "CopyObject",
         "ListObjectsV2",
         "CreateMultipartUpload",
+        "UploadPartCopy",
         "AbortMultipartUpload",
         "DeleteObjects",
+        "GetObject",
     ]
+    assert braket_emulator.journal(service="s3")[-1]["error"] == "NoSuchKey"  # from the XML
 
     braket_emulator.faults(fail={"GetObject": 1})
     s3.put_object(Bucket="ops", Key="c", Body=b"y")
     assert s3.get_object(Bucket="ops", Key="c")["Body"].read() == b"y"  # retried once
-    gets = braket_emulator.journal(service="s3", operation="GetObject")[1:]  # after the first
+    gets = braket_emulator.journal(service="s3", operation="GetObject")[-2:]  # the latest
     assert [(c["status"], c.get("fault")) for c in gets] == [(500, "fail"), (200, None)]
+
+
+def test_virtual_hosted_s3_requests_are_named_like_path_style_ones() -> None:
+    from covalent_braket_plugin.emulator.server import _s3_operation
+
+    def named(method: str, host: str, path: str, query: str = "", **headers: str) -> Any:
+        environ = {"REQUEST_METHOD": method, "HTTP_HOST": host, "PATH_INFO": path}
+        return _s3_operation({**environ, "QUERY_STRING": query, **headers})
+
+    for host, prefix in (
+        ("127.0.0.1:5000", "/ops"),
+        ("ops.localhost:5000", ""),
+        ("ops.s3.us-east-1.amazonaws.com", ""),
+    ):
+        assert named("PUT", host, f"{prefix}/a/b.txt", "x-id=PutObject") == "PutObject"
+        assert named("GET", host, f"{prefix}/a/b.txt", "versionId=null") == "GetObject"
+        assert named("GET", host, f"{prefix}/", "list-type=2&prefix=a") == "ListObjectsV2"
+        assert named("HEAD", host, prefix or "/") == "HeadBucket"
+        assert named("GET", host, f"{prefix}/k", "tagging") is None
+    assert named("GET", "127.0.0.1:5000", "/") == "ListBuckets"
 
 
 def test_s3_bodies_are_checked_against_the_checksum_sent_with_them(braket_emulator: Any) -> None:
     import base64
     import hashlib
+    import http.client
     import zlib
-
-    import pytest
-    from botocore.exceptions import ClientError
+    from urllib.parse import urlsplit
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="sums")
@@ -92,8 +129,26 @@ def test_s3_bodies_are_checked_against_the_checksum_sent_with_them(braket_emulat
             Body=body,
             ChecksumCRC32="AAAAAA==",
         )
+    refused = [c for c in braket_emulator.journal(service="s3") if c["status"] == 400]
+    assert [c["error"] for c in refused] == ["BadDigest"] * 3
+
+    # A body of no stated length (HTTP chunked) is streamed to the store, not judged empty.
+    url = urlsplit(braket_emulator.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    headers = {
+        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request,"
+        " SignedHeaders=host, Signature=0",
+        "x-amz-checksum-crc32": crc,
+        "Transfer-Encoding": "chunked",
+    }
+    chunks = iter([body[:3000], body[3000:]])
+    connection.request("PUT", "/sums/chunked", body=chunks, headers=headers, encode_chunked=True)
+    assert connection.getresponse().status == 200
+    connection.close()
+    assert s3.get_object(Bucket="sums", Key="chunked")["Body"].read() == body
+
     keys = [item["Key"] for item in s3.list_objects_v2(Bucket="sums")["Contents"]]
-    assert sorted(keys) == ["computed", "right", "right-sha"]  # nothing stored for a bad body
+    assert sorted(keys) == ["chunked", "computed", "right", "right-sha"]  # none of a bad body
 
 
 def test_each_test_starts_from_a_clean_emulator(braket_emulator: Any) -> None:

@@ -104,16 +104,46 @@ def _operation(environ: dict[str, Any], service: str) -> str | None:
     return action[0] if action else None
 
 
+#: Query parameters that leave the S3 operation as it is (the SDKs' operation hint, a version,
+#: a part of an object, the reply's headers).
+_PLAIN_QUERY = {"x-id", "versionId", "partNumber"}
+
+
+_S3_ERROR_CODE = re.compile(rb"<Code>([^<]{1,100})</Code>")
+
+
+def _virtual_bucket(host: str) -> str | None:
+    """The bucket a virtual-hosted request names in its host (``bucket.localhost:port``,
+    ``bucket.s3.<region>.amazonaws.com``), or None for a path-style one."""
+    name = host.rsplit(":", 1)[0].lower()
+    for suffix in (".localhost", ".s3.amazonaws.com"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)] or None
+    bucket, found, _ = name.partition(".s3.")
+    return bucket if found and bucket else None
+
+
 def _s3_operation(environ: dict[str, Any]) -> str | None:
-    """The S3 operation of a path-style request (``/bucket[/key]``), for the journal and for
-    named faults; None for the subresources this does not name."""
+    """The S3 operation of a request, path-style (``/bucket[/key]``) or virtual-hosted, for
+    the journal and for named faults; None for the subresources this does not name."""
     method = environ.get("REQUEST_METHOD", "")
-    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-    _, _, key = environ.get("PATH_INFO", "").lstrip("/").partition("/")
+    query = {
+        name: value
+        for name, value in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()
+        if name not in _PLAIN_QUERY and not name.startswith("response-")
+    }
+    path = environ.get("PATH_INFO", "").lstrip("/")
+    if _virtual_bucket(environ.get("HTTP_HOST", "")):
+        bucket, key = "virtual", path
+    else:
+        bucket, _, key = path.partition("/")
+    copy = bool(environ.get("HTTP_X_AMZ_COPY_SOURCE"))
+    if not bucket:
+        return "ListBuckets" if method == "GET" and not query else None
     if key:
         if "uploadId" in query:
             return {
-                "PUT": "UploadPart",
+                "PUT": "UploadPartCopy" if copy else "UploadPart",
                 "POST": "CompleteMultipartUpload",
                 "DELETE": "AbortMultipartUpload",
                 "GET": "ListParts",
@@ -123,7 +153,7 @@ def _s3_operation(environ: dict[str, Any]) -> str | None:
         if query:  # tagging, acl, retention, ...
             return None
         if method == "PUT":
-            return "CopyObject" if environ.get("HTTP_X_AMZ_COPY_SOURCE") else "PutObject"
+            return "CopyObject" if copy else "PutObject"
         return {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(method)
     if method == "POST" and "delete" in query:
         return "DeleteObjects"
@@ -152,8 +182,8 @@ _CHECKSUMS: dict[str, Callable[[bytes], bytes]] = {
 
 def _checksum_mismatch(environ: dict[str, Any]) -> str | None:
     """What S3 would say of a PUT whose body does not match the checksum header sent with it
-    (``BadDigest``), or None. Bodies in ``aws-chunked`` encoding carry theirs in a trailer
-    and are passed over."""
+    (``BadDigest``), or None. Bodies in ``aws-chunked`` encoding carry theirs in a trailer,
+    and bodies of no stated length are streamed: both are passed over, untouched."""
     sent = {
         name: environ[header]
         for name in _CHECKSUMS
@@ -161,7 +191,9 @@ def _checksum_mismatch(environ: dict[str, Any]) -> str | None:
     }
     if not sent or "aws-chunked" in environ.get("HTTP_CONTENT_ENCODING", ""):
         return None
-    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if not environ.get("CONTENT_LENGTH"):
+        return None
+    length = int(environ["CONTENT_LENGTH"])
     body = environ["wsgi.input"].read(length) if length > 0 else b""
     environ["wsgi.input"] = io.BytesIO(body)  # for moto, which reads it again
     for name, value in sent.items():
@@ -230,7 +262,14 @@ class EmulatorApp:
 
         fault = self.faults.choose(service, operation) if scope else None
         if fault is None:
-            return handler(environ, recording_start_response, scope)
+            reply = handler(environ, recording_start_response, scope)
+            if service == "s3" and entry.get("status", 0) >= 400 and "error" not in entry:
+                # S3 names its errors in the XML body, not in a header: read it from there.
+                reply = list(reply)
+                code = _S3_ERROR_CODE.search(b"".join(reply)[:_MAX_BODY])
+                if code:
+                    entry["error"] = code.group(1).decode("utf-8", "replace")
+            return reply
         entry["fault"] = fault
         if fault == "lost":  # carried out, but the client is told it failed
             for _ in handler(environ, lambda *args, **kwargs: None, scope):
