@@ -95,6 +95,7 @@ def test_virtual_hosted_s3_requests_are_named_like_path_style_ones() -> None:
         assert named("PUT", host, f"{prefix}/a/b.txt", "x-id=PutObject") == "PutObject"
         assert named("GET", host, f"{prefix}/a/b.txt", "versionId=null") == "GetObject"
         assert named("GET", host, f"{prefix}/", "list-type=2&prefix=a") == "ListObjectsV2"
+        assert named("GET", host, f"{prefix}/", "versions") == "ListObjectVersions"
         assert named("HEAD", host, prefix or "/") == "HeadBucket"
         assert named("GET", host, f"{prefix}/k", "tagging") is None
     assert named("GET", "127.0.0.1:5000", "/") == "ListBuckets"
@@ -149,6 +150,36 @@ def test_s3_bodies_are_checked_against_the_checksum_sent_with_them(braket_emulat
 
     keys = [item["Key"] for item in s3.list_objects_v2(Bucket="sums")["Contents"]]
     assert sorted(keys) == ["chunked", "computed", "right", "right-sha"]  # none of a bad body
+
+
+def test_a_listing_that_meets_a_concurrent_write_is_listed_again(
+    braket_emulator: Any, braket_emulator_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto walks a bucket's keys unguarded: a put or delete meanwhile breaks the walk (as it
+    did, rarely, under 500 concurrent jobs). The emulator lists again; writes are not
+    repeated."""
+    from botocore.config import Config
+
+    app = braket_emulator_server.app
+    moto = app.moto
+    broken: list[str] = []
+
+    def walk_broken_by_a_write(environ: dict[str, Any], start_response: Any) -> Any:
+        if len(broken) < 2:
+            broken.append(environ["REQUEST_METHOD"])
+            raise KeyError("covalent-braket/d/node-1/attempt-0/result.pkl")  # deleted meanwhile
+        return moto(environ, start_response)
+
+    s3 = boto3.client("s3", config=Config(retries={"total_max_attempts": 1}))
+    s3.create_bucket(Bucket="walk")
+    s3.put_object(Bucket="walk", Key="a", Body=b"x")
+    monkeypatch.setattr(app, "moto", walk_broken_by_a_write)
+    assert [item["Key"] for item in s3.list_objects_v2(Bucket="walk")["Contents"]] == ["a"]
+    assert broken == ["GET", "GET"]  # broken twice, answered on the third walk
+    broken.clear()
+    with pytest.raises(ClientError):  # a write is never done twice by the emulator
+        s3.put_object(Bucket="walk", Key="b", Body=b"y")
+    assert broken == ["PUT"]
 
 
 def test_each_test_starts_from_a_clean_emulator(braket_emulator: Any) -> None:

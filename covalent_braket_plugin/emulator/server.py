@@ -109,6 +109,9 @@ def _operation(environ: dict[str, Any], service: str) -> str | None:
 _PLAIN_QUERY = {"x-id", "versionId", "partNumber"}
 
 
+#: S3 listings, which moto computes by walking a bucket's keys (see ``EmulatorApp._moto``).
+_LISTINGS = {"ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads"}
+_LISTING_ATTEMPTS = 10
 _S3_ERROR_CODE = re.compile(rb"<Code>([^<]{1,100})</Code>")
 
 
@@ -162,6 +165,8 @@ def _s3_operation(environ: dict[str, Any]) -> str | None:
             return "ListObjectsV2"
         if "uploads" in query:
             return "ListMultipartUploads"
+        if "versions" in query:
+            return "ListObjectVersions"
         return (
             None
             if query.keys() - {"prefix", "delimiter", "marker", "max-keys", "encoding-type"}
@@ -293,6 +298,20 @@ class EmulatorApp:
                 headers = [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
                 start_response("400 Bad Request", headers)
                 return [body]
+        if (
+            scope
+            and scope.group(3) == "s3"
+            and environ.get("REQUEST_METHOD") == "GET"
+            and _s3_operation(environ) in _LISTINGS
+        ):
+            # moto lists a bucket by walking its key dict unguarded: a key put or deleted by
+            # another request meanwhile breaks the walk (KeyError, RuntimeError) where S3
+            # gives a listing. A listing has no body and changes nothing: list again.
+            for _ in range(_LISTING_ATTEMPTS - 1):
+                try:
+                    return self.moto(environ, start_response)
+                except (KeyError, RuntimeError):
+                    time.sleep(0.005)
         return self.moto(environ, start_response)
 
     def clear_journal(self) -> None:
