@@ -324,17 +324,26 @@ class BraketSettings:
         return {"ServerSideEncryption": "AES256"}
 
 
-def read_covalent_config(name: str) -> Any:
-    """Read ``[executors.braket].<name>`` from covalent.conf, or the default when absent."""
+def read_covalent_config() -> dict[str, Any]:
+    """Every setting of ``[executors.braket]`` in covalent.conf, the default where absent.
+
+    One look-up of the section, not one per setting: the Covalent server builds an executor
+    for each task it runs, on its event loop, and a call of covalent's ``get_config`` costs
+    several microseconds (a setting at a time, 0.1 ms of each executor's construction).
+    """
     from covalent._shared_files.config import get_config
 
     try:
-        value = get_config(f"executors.braket.{name}")
+        section = get_config("executors.braket")
     except (KeyError, TypeError, AttributeError):
-        return DEFAULTS[name]
-    if value is None or (value == "" and DEFAULTS[name] != ""):
-        return DEFAULTS[name]
-    return value
+        section = None
+    if not isinstance(section, dict):
+        section = {}
+    values = {}
+    for name, default in DEFAULTS.items():
+        value = section.get(name)
+        values[name] = default if value is None or (value == "" and default != "") else value
+    return values
 
 
 @functools.lru_cache(maxsize=256)
