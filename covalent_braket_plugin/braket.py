@@ -212,7 +212,7 @@ class BraketExecutor(RemoteExecutor):
             "cleanup": cleanup,
             "freeze_heap": freeze_heap,
         }
-        configured = read_covalent_config() if None in given.values() else {}
+        configured = read_covalent_config()
         values = {}
         for name, value in given.items():
             if value is None:
@@ -879,7 +879,7 @@ class _Spool:
         if self._pieces is None:
             return self._file.write(view)
         if length >= _REFERENCED_BYTES:
-            self._count_copies()
+            self.settle()
             if self._pieces is None:  # spilled: copies held passed the limit
                 return self._file.write(view)
             if type(data) is bytes:  # the object itself, so that who holds it can be told
@@ -894,9 +894,10 @@ class _Spool:
                 self._spill()
         return length
 
-    def _count_copies(self) -> None:
+    def settle(self) -> None:
         """Count the large ``bytes`` pieces nothing but this spool holds any more (copies the
-        pickler made and let go of) toward the limit; spill if they pass it."""
+        pickler made and let go of) toward the limit; spill if they pass it. Called at each
+        large write and once after the dump, when the pickler and its memo are gone."""
         pieces = self._pieces
         if not self._unsure or pieces is None:
             return
@@ -909,11 +910,6 @@ class _Spool:
         self._unsure = unsure
         if self._made > self._limit:
             self._spill()
-
-    def settle(self) -> None:
-        """After the dump: the pickler and its memo are gone, so the last copies it made are
-        told from the arguments' own buffers (see the class's note)."""
-        self._count_copies()
 
     def _spill(self) -> None:
         os.makedirs(self._directory, exist_ok=True)

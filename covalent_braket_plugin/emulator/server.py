@@ -136,8 +136,9 @@ def _s3_operation(environ: dict[str, Any]) -> str | None:
         if name not in _PLAIN_QUERY and not name.startswith("response-")
     }
     path = environ.get("PATH_INFO", "").lstrip("/")
-    if _virtual_bucket(environ.get("HTTP_HOST", "")):
-        bucket, key = "virtual", path
+    bucket = _virtual_bucket(environ.get("HTTP_HOST", ""))
+    if bucket:
+        key = path
     else:
         bucket, _, key = path.partition("/")
     copy = bool(environ.get("HTTP_X_AMZ_COPY_SOURCE"))
