@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 def _emulator(args: argparse.Namespace) -> int:
     from .emulator import BraketEmulator, RuntimeSettings
+    from .testing import emulator_env
 
     settings = RuntimeSettings(
         queue_seconds=args.queue_seconds, max_concurrent_jobs=args.max_concurrent_jobs
@@ -38,11 +39,14 @@ def _emulator(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     url = emulator.start()
     print(f"Braket emulator listening on {url}", flush=True)
-    print(
-        f"  export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-        "AWS_DEFAULT_REGION=us-east-1",
-        flush=True,
+    env = emulator_env(url)
+    exported = (
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
     )
+    print("  export " + " ".join(f"{name}={env[name]}" for name in exported), flush=True)
     try:
         while not stop.wait(0.5):
             pass
@@ -62,15 +66,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="covalent-braket", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
+    from .emulator.settings import RuntimeSettings
+
+    defaults = RuntimeSettings()
     emulator = commands.add_parser("emulator", help="serve the local Braket emulator")
     emulator.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     emulator.add_argument("--port", type=int, default=4566, help="port to bind; 0 picks a free one")
     emulator.add_argument("--work-dir", default=None, help="where job working directories go")
     emulator.add_argument(
-        "--queue-seconds", type=float, default=0.0, help="seconds a job stays QUEUED"
+        "--queue-seconds",
+        type=float,
+        default=defaults.queue_seconds,
+        help="seconds a job stays QUEUED",
     )
     emulator.add_argument(
-        "--max-concurrent-jobs", type=int, default=32, help="jobs that run at once"
+        "--max-concurrent-jobs",
+        type=int,
+        default=defaults.max_concurrent_jobs,
+        help="jobs that run at once",
     )
     emulator.add_argument("--devices", default=None, help="JSON catalogue of emulated QPUs to add")
     emulator.add_argument(

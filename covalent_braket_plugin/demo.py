@@ -81,7 +81,7 @@ def make_workflow(executor: Any) -> Any:
 def run_demo(poll_freq: float = 1.0, out: Any = None) -> int:
     """Run the demo; return the process exit code."""
     from .emulator import BraketEmulator
-    from .sandbox import CovalentServer, covalent_env, emulator_env
+    from .testing import CovalentServer, covalent_env, emulator_env
 
     out = out or sys.stdout
 
@@ -114,7 +114,7 @@ def _dispatch(address: str, poll_freq: float, started: float, say: Any) -> int:
     import covalent as ct
 
     from .braket import BraketExecutor
-    from .sandbox import provision
+    from .testing import provision
 
     provision(
         DOC_SETTINGS["s3_bucket_name"],

@@ -29,18 +29,13 @@ from typing import Any
 
 import pytest
 
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "queue_seconds": 0.0,
-    "max_concurrent_jobs": 32,
-    "task_queue_seconds": 0.0,
-    "image_commands": {},
-}
+from .emulator.identity import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY, DEFAULT_REGION
 
 
 class EmulatorControl:
     """Drive the emulator from a test: reset, settings, health, the request journal, clients."""
 
-    def __init__(self, url: str, region: str = "us-east-1", work_dir: Any = None) -> None:
+    def __init__(self, url: str, region: str = DEFAULT_REGION, work_dir: Any = None) -> None:
         self.url = url
         self.region = region
         self.work_dir = work_dir
@@ -54,9 +49,9 @@ class EmulatorControl:
             return json.load(response)
 
     def reset(self) -> None:
-        """Stop every job and task and clear all Braket and moto state and the journal."""
+        """Stop every job and task, clear all Braket and moto state, faults, policies and the
+        journal, and restore the settings the emulator was started with."""
         self._call("POST", "/reset")
-        self.settings(**DEFAULT_SETTINGS)
 
     def settings(self, **changes: Any) -> dict[str, Any]:
         """Read (no arguments) or change the runtime settings; returns them all."""
@@ -76,7 +71,9 @@ class EmulatorControl:
             return self._call("GET", "/faults")
         return self._call("POST", "/faults", changes)
 
-    def enforce_policy(self, policy: dict[str, Any], access_key_id: str = "testing") -> None:
+    def enforce_policy(
+        self, policy: dict[str, Any], access_key_id: str = CLIENT_ACCESS_KEY
+    ) -> None:
         """Enforce an IAM policy on the Braket calls signed with ``access_key_id`` (the key
         :meth:`env` and the fixture use); calls it does not allow get AccessDeniedException."""
         self._call("POST", "/iam", {"accessKeyId": access_key_id, "policy": policy})
@@ -105,7 +102,7 @@ class EmulatorControl:
 
     def env(self) -> dict[str, str]:
         """The environment that points an AWS client (or a Covalent server) at the emulator."""
-        from .sandbox import emulator_env
+        from .testing import emulator_env
 
         return emulator_env(self.url, self.region)
 
@@ -117,8 +114,8 @@ class EmulatorControl:
             service,
             endpoint_url=self.url,
             region_name=self.region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_access_key_id=CLIENT_ACCESS_KEY,
+            aws_secret_access_key=CLIENT_SECRET_KEY,
             **kwargs,
         )
 

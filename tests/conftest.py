@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from covalent_braket_plugin.pytest_plugin import EmulatorControl
-from covalent_braket_plugin.sandbox import covalent_env, provision
+from covalent_braket_plugin.testing import covalent_env, provision
 
 _CLIENT_HOME = Path(tempfile.mkdtemp(prefix="covalent-braket-tests-"))
 os.environ.update(covalent_env(_CLIENT_HOME))

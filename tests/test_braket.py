@@ -29,7 +29,7 @@ from covalent_braket_plugin.braket import (
     job_name,
 )
 from covalent_braket_plugin.config import DEFAULTS, InvalidSettingError
-from covalent_braket_plugin.sandbox import provision
+from covalent_braket_plugin.testing import provision
 from tests.conftest import BUCKET, IMAGE
 
 pytestmark = pytest.mark.timeout(120)

@@ -21,6 +21,7 @@ import pytest
 from covalent_braket_plugin.aws import AwsError
 from covalent_braket_plugin.braket import wait_for_cleanups
 from covalent_braket_plugin.emulator.iam import is_allowed
+from covalent_braket_plugin.emulator.identity import CLIENT_ACCESS_KEY, JOB_ACCESS_KEY
 from tests.conftest import BUCKET, IMAGE, ROLE
 from tests.test_braket import hosted, keys, run
 
@@ -195,8 +196,9 @@ def test_every_call_of_a_real_task_is_granted_to_the_principal_that_made_it(aws:
     assert run(hosted(braket_job_execution_role_name=ROLE), quantum_electron) == 1.0
     wait_for_cleanups()  # the clean-up runs after the result is returned
     journal = aws.control.journal()
-    by_principal = {"testing": policy("submitter-policy"), "emulator": policy("job-role-policy")}
-    needed: dict[str, set[str]] = {"testing": set(), "emulator": set()}
+    submitter, job = CLIENT_ACCESS_KEY, JOB_ACCESS_KEY
+    by_principal = {submitter: policy("submitter-policy"), job: policy("job-role-policy")}
+    needed: dict[str, set[str]] = {submitter: set(), job: set()}
     for entry in journal:
         document = by_principal[entry["accessKeyId"]]
         for action, resource, context in iam_calls(entry):
@@ -213,13 +215,13 @@ def test_every_call_of_a_real_task_is_granted_to_the_principal_that_made_it(aws:
         "s3:PutObject",
         "s3:GetObject",
         "s3:DeleteObject",
-    } <= needed["testing"]
+    } <= needed[submitter]
     assert {
         "braket:CreateQuantumTask",
         "braket:GetQuantumTask",
         "s3:GetObject",
         "s3:PutObject",
-    } <= needed["emulator"]
+    } <= needed[job]
     print({principal: sorted(actions) for principal, actions in needed.items()})
 
 
@@ -230,7 +232,7 @@ def test_emulator_enforces_the_submitter_policy_on_braket_calls(aws: Any) -> Non
     narrowed = policy("submitter-policy")
     narrowed["Statement"][0]["Action"].remove("braket:CreateJob")
     aws.control.reset()
-    from covalent_braket_plugin.sandbox import provision
+    from covalent_braket_plugin.testing import provision
 
     provision(BUCKET, ROLE, IMAGE, client=aws.control.client)
     aws.control.enforce_policy(narrowed)

@@ -81,11 +81,11 @@ def test_journal_names_s3_operations_and_faults_can_target_them(braket_emulator:
 
 
 def test_virtual_hosted_s3_requests_are_named_like_path_style_ones() -> None:
-    from covalent_braket_plugin.emulator.server import _s3_operation
+    from covalent_braket_plugin.emulator.s3 import operation
 
     def named(method: str, host: str, path: str, query: str = "", **headers: str) -> Any:
         environ = {"REQUEST_METHOD": method, "HTTP_HOST": host, "PATH_INFO": path}
-        return _s3_operation({**environ, "QUERY_STRING": query, **headers})
+        return operation({**environ, "QUERY_STRING": query, **headers})
 
     for host, prefix in (
         ("127.0.0.1:5000", "/ops"),
@@ -160,8 +160,8 @@ def test_a_listing_that_meets_a_concurrent_write_is_listed_again(
     repeated."""
     from botocore.config import Config
 
-    app = braket_emulator_server.app
-    moto = app.moto
+    front = braket_emulator_server.app.moto  # moto, behind the S3 behaviour it lacks
+    moto = front.app
     broken: list[str] = []
 
     def walk_broken_by_a_write(environ: dict[str, Any], start_response: Any) -> Any:
@@ -173,7 +173,7 @@ def test_a_listing_that_meets_a_concurrent_write_is_listed_again(
     s3 = boto3.client("s3", config=Config(retries={"total_max_attempts": 1}))
     s3.create_bucket(Bucket="walk")
     s3.put_object(Bucket="walk", Key="a", Body=b"x")
-    monkeypatch.setattr(app, "moto", walk_broken_by_a_write)
+    monkeypatch.setattr(front, "app", walk_broken_by_a_write)
     assert [item["Key"] for item in s3.list_objects_v2(Bucket="walk")["Contents"]] == ["a"]
     assert broken == ["GET", "GET"]  # broken twice, answered on the third walk
     broken.clear()

@@ -1,15 +1,16 @@
 """Braket-in-a-box: a local emulator of the Amazon Braket API on one loopback endpoint.
 
-Braket hybrid jobs are served by this package; S3, STS, IAM, CloudWatch Logs, ECR and the
-rest by moto's server app behind the same port. Jobs run as subprocesses of the current
-Python environment under the Braket base container's contract.
+Braket hybrid jobs, devices and quantum tasks are served by this package; S3, STS, IAM,
+CloudWatch Logs, ECR and the rest by moto's server app behind the same port. Jobs run as
+subprocesses of the current Python environment under the Braket job container's contract.
+See ``docs/architecture.md`` for its rooms.
 
 Needs the ``emulator`` extra: ``pip install 'covalent-braket-plugin[emulator]'``.
 """
 
 from __future__ import annotations
 
-from .runtime import RuntimeSettings
 from .server import BraketEmulator
+from .settings import RuntimeSettings
 
 __all__ = ["BraketEmulator", "RuntimeSettings"]

@@ -77,3 +77,24 @@ def is_allowed(
         s.get("Effect") == "Allow" and _statement_matches(s, action, resource, context)
         for s in statements
     )
+
+
+def authorize(policy: dict[str, Any], operation: str, request: Any) -> None:
+    """Raise AccessDeniedException unless ``policy`` allows the Braket ``operation`` of
+    ``request`` (and, for CreateJob, passing its role to Braket)."""
+    from .exceptions import AccessDeniedException
+
+    base = f"arn:aws:braket:{request.region}:{request.account}"
+    resource = request.params.get("arn") or {
+        "CreateJob": f"{base}:job/*",
+        "CreateQuantumTask": f"{base}:quantum-task/*",
+    }.get(operation, "*")
+    checks = [(f"braket:{operation}", resource, {})]
+    if operation == "CreateJob":
+        role = str(request.body.get("roleArn", ""))
+        checks.append(("iam:PassRole", role, {"iam:PassedToService": "braket.amazonaws.com"}))
+    for action, target, context in checks:
+        if not is_allowed(policy, action, target, context):
+            raise AccessDeniedException(
+                f"User is not authorized to perform: {action} on resource: {target}"
+            )

@@ -1,11 +1,23 @@
-"""Thin Braket request handlers: parse the request, call the backend, serialize the answer."""
+"""Braket requests: route, parse, authorise, call the caller's backend, serialize the answer.
+
+Each handler is thin: it reads what the operation takes from the request and hands it to the
+:class:`~covalent_braket_plugin.emulator.backend.BraketBackend` of the caller's account and
+the Region the request was signed for.
+"""
 
 from __future__ import annotations
 
+import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, unquote
 
-from .models import BraketBackend
+from . import iam, urls
+from .backend import BraketBackend, BraketBackends
+from .exceptions import BraketError, InternalServiceException, ValidationException
+from .identity import Scope, account_of
+from .wsgi import StartResponse, error_response, json_response, read_object
 
 
 @dataclass
@@ -23,54 +35,94 @@ Reply = tuple[int, dict[str, Any]]
 
 
 class BraketResponses:
-    """One method per Braket operation; each returns ``(http_status, json_body)``."""
+    """The Braket API over WSGI: one method per operation, each returning
+    ``(http_status, json_body)``.
 
-    def __init__(self, backend: BraketBackend) -> None:
-        self.backend = backend
+    Args:
+        backends: Every account's and Region's Braket state.
+        policies: IAM policies enforced per access key id (see :mod:`.iam`).
+    """
+
+    def __init__(self, backends: BraketBackends, policies: dict[str, dict[str, Any]]) -> None:
+        self.backends = backends
+        self.policies = policies
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: StartResponse, scope: Scope
+    ) -> Iterable[bytes]:
+        try:
+            method = environ.get("REQUEST_METHOD", "GET")
+            path = urls.raw_path(environ)
+            found = urls.route(method, path)
+            if found is None:
+                raise ValidationException(f"No Braket operation for {method} {path}")
+            handler, match = found
+            request = BraketRequest(
+                account=account_of(environ, scope.access_key),
+                region=scope.region,
+                params={key: unquote(value) for key, value in match.groupdict().items()},
+                query=parse_qs(environ.get("QUERY_STRING", "")),
+                body=read_object(environ),
+            )
+            policy = self.policies.get(scope.access_key)
+            if policy is not None:
+                iam.authorize(policy, urls.operation_of(handler), request)
+            status, body = getattr(self, handler)(request)
+            return json_response(start_response, status, body)
+        except BraketError as error:
+            return error_response(start_response, error)
+        except Exception as exc:  # never a crash, never an HTML 500
+            traceback.print_exc()
+            return error_response(
+                start_response, InternalServiceException(f"{type(exc).__name__}: {exc}")
+            )
+
+    def _backend(self, req: BraketRequest) -> BraketBackend:
+        return self.backends.get(req.account, req.region)
 
     def create_job(self, req: BraketRequest) -> Reply:
-        job = self.backend.create_job(req.account, req.region, req.body)
+        job = self._backend(req).create_job(req.body)
         return 201, {"jobArn": job.arn}
 
     def get_job(self, req: BraketRequest) -> Reply:
         wanted = req.query.get("additionalAttributeNames", [])
-        return 200, self.backend.describe_job(req.account, req.params["arn"], "QueueInfo" in wanted)
+        return 200, self._backend(req).describe_job(req.params["arn"], "QueueInfo" in wanted)
 
     def cancel_job(self, req: BraketRequest) -> Reply:
-        return 200, self.backend.cancel_job(req.account, req.params["arn"])
+        return 200, self._backend(req).cancel_job(req.params["arn"])
 
     def search_jobs(self, req: BraketRequest) -> Reply:
-        return 200, self.backend.search_jobs(req.account, req.region, req.body)
+        return 200, self._backend(req).search_jobs(req.body)
 
     def get_device(self, req: BraketRequest) -> Reply:
-        return 200, self.backend.get_device(req.params["arn"])
+        return 200, self._backend(req).get_device(req.params["arn"])
 
     def search_devices(self, req: BraketRequest) -> Reply:
-        return 200, self.backend.search_devices(req.body)
+        return 200, self._backend(req).search_devices(req.body)
 
     def create_quantum_task(self, req: BraketRequest) -> Reply:
-        task = self.backend.create_quantum_task(req.account, req.region, req.body)
+        task = self._backend(req).create_quantum_task(req.body)
         return 201, {"quantumTaskArn": task.arn}
 
     def get_quantum_task(self, req: BraketRequest) -> Reply:
         wanted = req.query.get("additionalAttributeNames", [])
-        return 200, self.backend.describe_quantum_task(
-            req.account, req.params["arn"], "QueueInfo" in wanted
+        return 200, self._backend(req).describe_quantum_task(
+            req.params["arn"], "QueueInfo" in wanted
         )
 
     def cancel_quantum_task(self, req: BraketRequest) -> Reply:
-        return 200, self.backend.cancel_quantum_task(req.account, req.params["arn"])
+        return 200, self._backend(req).cancel_quantum_task(req.params["arn"])
 
     def search_quantum_tasks(self, req: BraketRequest) -> Reply:
-        return 200, self.backend.search_quantum_tasks(req.account, req.region, req.body)
+        return 200, self._backend(req).search_quantum_tasks(req.body)
 
     def list_tags_for_resource(self, req: BraketRequest) -> Reply:
-        return 200, {"tags": self.backend.list_tags(req.account, req.params["arn"])}
+        return 200, {"tags": self._backend(req).list_tags(req.params["arn"])}
 
     def tag_resource(self, req: BraketRequest) -> Reply:
-        self.backend.tag_resource(req.account, req.params["arn"], req.body.get("tags"))
+        self._backend(req).tag_resource(req.params["arn"], req.body.get("tags"))
         return 200, {}
 
     def untag_resource(self, req: BraketRequest) -> Reply:
-        self.backend.untag_resource(req.account, req.params["arn"], req.query.get("tagKeys", []))
+        self._backend(req).untag_resource(req.params["arn"], req.query.get("tagKeys", []))
         return 200, {}

@@ -7,6 +7,7 @@ groups are unquoted before they reach the handler.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/job$"), "create_job"),
@@ -23,3 +24,23 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/tags/(?P<arn>[^/]+)$"), "tag_resource"),
     ("DELETE", re.compile(r"^/tags/(?P<arn>[^/]+)$"), "untag_resource"),
 ]
+
+
+def route(method: str, raw_path: str) -> tuple[str, re.Match[str]] | None:
+    """The handler name and the path's match for a request, or None if no operation fits."""
+    for route_method, pattern, handler in ROUTES:
+        match = pattern.match(raw_path)
+        if match and route_method == method:
+            return handler, match
+    return None
+
+
+def operation_of(handler: str) -> str:
+    """The Braket operation a handler serves: ``create_job`` -> ``CreateJob``."""
+    return "".join(part.title() for part in handler.split("_"))
+
+
+def raw_path(environ: dict[str, Any]) -> str:
+    """The request's path as sent, still percent-encoded (ARNs arrive encoded)."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
+    return raw.split("?", 1)[0]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from covalent_braket_plugin.sandbox import CovalentServer, emulator_env, write_braket_config
+from covalent_braket_plugin.testing import CovalentServer, emulator_env, write_braket_config
 from tests.e2e.helpers import CONFIGURED
 
 

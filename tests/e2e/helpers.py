@@ -7,7 +7,7 @@ from typing import Any
 import covalent as ct
 
 from covalent_braket_plugin.braket import BraketExecutor
-from covalent_braket_plugin.sandbox import CovalentServer
+from covalent_braket_plugin.testing import CovalentServer
 from tests.conftest import BUCKET, IMAGE, ROLE
 
 POLL = 0.5

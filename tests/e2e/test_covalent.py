@@ -11,7 +11,7 @@ import covalent as ct
 import pytest
 
 from covalent_braket_plugin.braket import BraketExecutor
-from covalent_braket_plugin.sandbox import CovalentServer
+from covalent_braket_plugin.testing import CovalentServer
 from tests.conftest import BUCKET, IMAGE
 from tests.e2e.helpers import POLL, diagnose, executor, jobs_of, run
 
@@ -51,7 +51,7 @@ def test_product_doc_workflow_returns_zero_and_its_tasks_are_linked_to_the_job(
     aws: Any, server: CovalentServer
 ) -> None:
     from covalent_braket_plugin.demo import DOC_SETTINGS, make_workflow
-    from covalent_braket_plugin.sandbox import provision
+    from covalent_braket_plugin.testing import provision
 
     settings = {**DOC_SETTINGS, "s3_bucket_name": BUCKET, "poll_freq": POLL}
     provision(

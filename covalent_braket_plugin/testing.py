@@ -1,8 +1,10 @@
-"""An isolated, throw-away Covalent server on a free loopback port, pointed at an emulator.
+"""Helpers for testing against Braket-in-a-box: the environment that points AWS clients
+at the emulator, the resources the executor checks for, and an isolated, throw-away Covalent
+server on a free loopback port.
 
-Used by ``covalent-braket demo`` and by the test suite. The server gets its own HOME and
-Covalent directories, so it never touches the user's configuration or database, and every
-AWS endpoint variable in its environment points at the emulator.
+Used by ``covalent-braket demo``, the pytest plugin and the test suite. The server gets its
+own HOME and Covalent directories, so it never touches the user's configuration or database,
+and every AWS endpoint variable in its environment points at the emulator.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from .emulator.identity import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY, DEFAULT_REGION
 
 START_TIMEOUT = 120.0
 #: Covalent's console script, run with this interpreter (no reliance on PATH).
@@ -47,13 +51,13 @@ def covalent_env(home: Path) -> dict[str, str]:
     }
 
 
-def emulator_env(endpoint_url: str, region: str = "us-east-1") -> dict[str, str]:
+def emulator_env(endpoint_url: str, region: str = DEFAULT_REGION) -> dict[str, str]:
     """Environment variables that send every AWS call to the emulator with dummy credentials."""
     return {
         "AWS_ENDPOINT_URL": endpoint_url,
         "BRAKET_ENDPOINT": endpoint_url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ACCESS_KEY_ID": CLIENT_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": CLIENT_SECRET_KEY,
         "AWS_DEFAULT_REGION": region,
         "AWS_REGION": region,
         "AWS_EC2_METADATA_DISABLED": "true",

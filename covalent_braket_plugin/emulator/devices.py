@@ -1,4 +1,4 @@
-"""Devices and quantum-task execution on the local Braket simulators.
+"""The devices Braket-in-a-box serves, and what each can run.
 
 The managed simulators SV1, DM1 and TN1 keep their real ARNs and report capabilities derived
 from the local simulators' own properties (``braket.default_simulator``): what the emulator can
@@ -163,7 +163,7 @@ class Device:
 
 @lru_cache(maxsize=4)
 def _local_properties(simulator: str) -> dict[str, Any]:
-    return json.loads(_simulator_class(simulator)().properties.json())
+    return json.loads(simulator_class(simulator)().properties.json())
 
 
 @lru_cache(maxsize=1)
@@ -184,7 +184,7 @@ def _noise_operations() -> frozenset[str]:
     )
 
 
-def _simulator_class(simulator: str) -> Any:
+def simulator_class(simulator: str) -> Any:
     from braket.default_simulator import DensityMatrixSimulator, StateVectorSimulator
 
     return {"braket_sv": StateVectorSimulator, "braket_dm": DensityMatrixSimulator}[simulator]
@@ -263,21 +263,3 @@ class DeviceCatalogue:
     def all(self) -> list[Device]:
         with self._lock:
             return list(self._devices.values())
-
-
-def simulate(
-    device: Device, action: str, shots: int, inputs: dict[str, Any] | None, task_id: str
-) -> str:
-    """Run an OpenQASM program on the device's local simulator; return ``results.json`` text."""
-    from braket.ir.openqasm import Program
-
-    program = Program.parse_raw(action)
-    if inputs:
-        program = Program(source=program.source, inputs={**(program.inputs or {}), **inputs})
-    result = _simulator_class(device.simulator)().run(program, shots=shots)
-    result.taskMetadata.id = task_id
-    result.taskMetadata.deviceId = device.arn
-    body = json.loads(result.json(exclude_none=True))
-    if not body.get("measurements"):
-        body.pop("measurements", None)  # the schema rejects an empty list
-    return json.dumps(body)

@@ -1,0 +1,111 @@
+"""The WSGI application behind the emulator's one endpoint: routing, the journal, faults.
+
+Requests are told apart by the service in their SigV4 credential scope: ``braket`` goes to
+the Braket handlers, everything else (S3, STS, IAM, CloudWatch Logs, ECR, ...) and unsigned
+``/moto-api/*`` calls go to moto. ``/_emulator/*`` is the emulator's own control API;
+``POST /moto-api/reset`` resets Braket state too. Every client request is journaled, and may
+be answered with an injected fault; the emulator's own requests are neither.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from . import s3
+from .backend import BraketBackends
+from .control import PREFIX as CONTROL_PREFIX
+from .control import ControlApi
+from .faults import INTERNAL_AGENT, FaultInjector, error_reply
+from .identity import scope_of
+from .journal import Journal
+from .responses import BraketResponses
+from .runtime import JobRuntime
+from .wsgi import StartResponse
+
+
+class EmulatorApp:
+    """Braket-in-a-box as one WSGI application.
+
+    Args:
+        backends: Every account's and Region's Braket state.
+        runtime: The job runtime (its settings are restored on reset).
+        moto: moto's server application, serving every other service.
+    """
+
+    def __init__(self, backends: BraketBackends, runtime: JobRuntime, moto: Any) -> None:
+        self.backends = backends
+        self.runtime = runtime
+        self.journal = Journal()
+        self.faults = FaultInjector()
+        #: Access key id -> IAM policy enforced on that principal's Braket calls.
+        self.iam_policies: dict[str, dict[str, Any]] = {}
+        self.braket = BraketResponses(backends, self.iam_policies)
+        self.moto = s3.MotoFront(moto)
+        self.control = ControlApi(
+            backends, runtime, self.journal, self.faults, self.iam_policies, self.reset
+        )
+        self._initial_settings = dataclasses.replace(runtime.settings)
+
+    def reset(self) -> None:
+        """Back to the start: no jobs, tasks, AWS resources, faults, policies or journal;
+        the runtime settings the emulator was started with."""
+        from moto.moto_api._internal import moto_api_backend
+
+        self.backends.reset()
+        self.journal.clear()
+        self.faults.reset()
+        self.iam_policies.clear()
+        moto_api_backend.reset()
+        initial = dataclasses.replace(self._initial_settings)
+        for name, value in dataclasses.asdict(initial).items():
+            setattr(self.runtime.settings, name, value)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(CONTROL_PREFIX):
+            return self.control(environ, start_response)
+        if path == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
+            self.backends.reset()
+            self.journal.clear()
+        scope = scope_of(environ)
+        service = scope.service if scope else "unsigned"
+
+        def handler(respond: StartResponse) -> Iterable[bytes]:
+            if service == "braket" and scope is not None:
+                return self.braket(environ, respond, scope)
+            return self.moto(environ, respond, scope)
+
+        if INTERNAL_AGENT in environ.get("HTTP_USER_AGENT", ""):
+            return handler(start_response)  # the emulator's own calls: no faults, no journal
+        entry = self.journal.entry(environ, scope, service)
+
+        def recording_start_response(
+            status: str, headers: list[tuple[str, str]], *args: Any
+        ) -> Any:
+            entry["status"] = int(status.split(" ", 1)[0])
+            error = {k.lower(): v for k, v in headers}.get("x-amzn-errortype")
+            if error:
+                entry["error"] = error.split(":", 1)[0]
+            self.journal.record(entry)
+            return start_response(status, headers, *args)
+
+        fault = self.faults.choose(service, entry["operation"]) if scope else None
+        if fault is None:
+            reply = handler(recording_start_response)
+            if service == "s3" and entry.get("status", 0) >= 400 and "error" not in entry:
+                reply = list(reply)
+                code = s3.error_code(b"".join(reply))
+                if code:
+                    entry["error"] = code
+            return reply
+        entry["fault"] = fault
+        if fault == "lost":  # carried out, but the client is told it failed
+            for _ in handler(lambda *args, **kwargs: None):
+                pass
+        status, headers, body = error_reply(
+            service, "HTTP_X_AMZ_TARGET" in environ, fault == "throttle", f"injected fault: {fault}"
+        )
+        recording_start_response(f"{status} Fault", [*headers, ("Content-Length", str(len(body)))])
+        return [body]

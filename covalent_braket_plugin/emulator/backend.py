@@ -1,0 +1,348 @@
+"""The emulated Braket service's state and rules, kept per account and Region, as moto keeps
+its services' (a job made in us-west-2 is not seen from eu-north-1). Knows nothing about HTTP.
+
+Jobs are run by a :class:`JobRunner` and quantum tasks by a :class:`TaskRunner`, both shared
+by every account and Region; each reports back to the backend that started the work, which it
+is handed with the work.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import threading
+import uuid
+from typing import Any, Protocol
+
+from ..service import MAX_RUNTIME_SECONDS, TERMINAL_STATES
+from . import search
+from .devices import Device, DeviceCatalogue
+from .exceptions import ConflictException, ResourceNotFoundException, ValidationException
+from .models import Job, QuantumTask, now
+from .validation import validate_create_job, validate_create_quantum_task
+
+JOB_ARN_RE = re.compile(r"^arn:aws[a-z-]*:braket:([a-z0-9-]+):(\d{12}):job/(.+)$")
+
+
+class JobRunner(Protocol):
+    """Runs jobs; reports their progress to the ``states`` it is handed with each."""
+
+    def start(self, job: Job, states: BraketBackend) -> None: ...
+
+    def stop(self, job: Job, states: BraketBackend) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+class TaskRunner(Protocol):
+    """Runs quantum tasks; reports their ends to the ``states`` it is handed with each."""
+
+    def start(self, task: QuantumTask, device: Device, states: BraketBackend) -> None: ...
+
+
+class BraketBackend:
+    """One account's Braket service in one Region: its jobs, quantum tasks and tags."""
+
+    def __init__(
+        self,
+        account: str,
+        region: str,
+        runtime: JobRunner | None,
+        devices: DeviceCatalogue,
+        tasks: TaskRunner | None,
+    ) -> None:
+        self.account = account
+        self.region = region
+        self.runtime = runtime
+        self.devices = devices
+        self.task_runner = tasks
+        self._lock = threading.RLock()
+        self._jobs: dict[str, Job] = {}  # by ARN
+        self._names: dict[str, str] = {}  # job name -> ARN
+        self._tokens: dict[str, str] = {}  # clientToken -> job ARN
+        self._job_tokens: dict[str, str] = {}  # AMZN_BRAKET_JOB_TOKEN -> job ARN
+        self._tasks: dict[str, QuantumTask] = {}
+        self._task_tokens: dict[str, str] = {}  # clientToken -> task ARN
+
+    # ---------------------------------------------------------------- jobs
+    def create_job(self, body: dict[str, Any]) -> Job:
+        validate_create_job(body)
+        token = body.get("clientToken")
+        with self._lock:
+            if token and token in self._tokens:
+                existing = self._jobs[self._tokens[token]]
+                if existing.name != body["jobName"]:
+                    raise ConflictException(
+                        f"clientToken {token} was already used for job {existing.name}"
+                    )
+                return existing
+            if body["jobName"] in self._names:
+                raise ConflictException(f"A job named {body['jobName']} already exists")
+            arn = f"arn:aws:braket:{self.region}:{self.account}:job/{uuid.uuid4()}"
+            request = copy.deepcopy(body)
+            stopping = request.setdefault("stoppingCondition", {})
+            stopping.setdefault("maxRuntimeInSeconds", MAX_RUNTIME_SECONDS)
+            request["instanceConfig"].setdefault("instanceCount", 1)
+            job = Job(
+                arn=arn,
+                account=self.account,
+                region=self.region,
+                request=request,
+                tags=dict(body.get("tags") or {}),
+            )
+            job.add_event("QUEUED_FOR_EXECUTION")
+            self._jobs[arn] = job
+            self._job_tokens[job.token] = arn
+            self._names[job.name] = arn
+            if token:
+                self._tokens[token] = arn
+        if self.runtime is not None:
+            self.runtime.start(job, self)
+        return job
+
+    def get_job(self, arn: str) -> Job:
+        with self._lock:
+            job = self._jobs.get(arn)
+            if job is None:
+                if not JOB_ARN_RE.match(arn or ""):
+                    raise ValidationException(f"{arn!r} is not a valid job ARN")
+                raise ResourceNotFoundException(f"Job {arn} not found")
+            return job
+
+    def describe_job(self, arn: str, queue_info: bool = False) -> dict[str, Any]:
+        with self._lock:
+            return self.get_job(arn).describe(queue_info)
+
+    def cancel_job(self, arn: str) -> dict[str, Any]:
+        with self._lock:
+            job = self.get_job(arn)
+            if job.status in TERMINAL_STATES:
+                raise ConflictException(
+                    f"Job {arn} is already {job.status} and cannot be cancelled"
+                )
+            if job.status == "CANCELLING":
+                return {"jobArn": arn, "cancellationStatus": "CANCELLING"}
+            job.status = "CANCELLING"
+        if self.runtime is not None:
+            self.runtime.stop(job, self)
+        else:
+            self.transition(job, "CANCELLED", event="CANCELLED")
+        return {"jobArn": arn, "cancellationStatus": "CANCELLING"}
+
+    def search_jobs(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return search.search(
+                list(self._jobs.values()), body, search.JOB_FILTERS, "jobs", Job.summary
+            )
+
+    def transition(
+        self, job: Job, status: str, event: str | None = None, reason: str | None = None
+    ) -> bool:
+        """Move a job to ``status``; False (and no change) when it is already terminal."""
+        with self._lock:
+            if job.status in TERMINAL_STATES:
+                return False
+            if job.status == "CANCELLING" and status not in ("CANCELLED",):
+                return False
+            job.status = status
+            if status == "RUNNING" and job.started_at is None:
+                job.started_at = now()
+            if status in TERMINAL_STATES:
+                job.ended_at = now()
+                if job.started_at is None:
+                    job.started_at = job.ended_at
+            if reason:
+                job.failure_reason = reason[:4096]
+            if event:
+                job.add_event(event, reason)
+            return True
+
+    def add_event(self, job: Job, event: str, message: str | None = None) -> None:
+        with self._lock:
+            job.add_event(event, message)
+
+    # ---------------------------------------------------------------- devices
+    def get_device(self, arn: str) -> dict[str, Any]:
+        device = self.devices.get(arn)
+        if device is None:
+            raise ResourceNotFoundException(f"Braket device {arn} not found")
+        return device.describe()
+
+    def search_devices(self, body: dict[str, Any]) -> dict[str, Any]:
+        devices = sorted(self.devices.all(), key=lambda d: d.arn)
+        for spec in body.get("filters") or []:  # SearchDevices filters: name + values (any)
+            name, values = spec.get("name"), spec.get("values") or []
+            if name not in search.DEVICE_FILTERS:
+                raise ValidationException(
+                    f"device filter name {name!r} is not supported; use one of "
+                    + ", ".join(search.DEVICE_FILTERS)
+                )
+            devices = [d for d in devices if d.summary()[search.DEVICE_FILTERS[name]] in values]
+        return search.page(devices, body, "devices", lambda d: d.summary())
+
+    # ---------------------------------------------------------------- quantum tasks
+    def create_quantum_task(self, body: dict[str, Any]) -> QuantumTask:
+        device = validate_create_quantum_task(body, self.devices)
+        token = body.get("clientToken")
+        with self._lock:
+            if token and token in self._task_tokens:
+                return self._tasks[self._task_tokens[token]]
+            job_arn = self._job_tokens.get(body.get("jobToken") or "")
+            arn = f"arn:aws:braket:{self.region}:{self.account}:quantum-task/{uuid.uuid4()}"
+            task = QuantumTask(
+                arn,
+                self.account,
+                self.region,
+                copy.deepcopy(body),
+                job_arn=job_arn,
+                tags=dict(body.get("tags") or {}),
+            )
+            self._tasks[arn] = task
+            if token:
+                self._task_tokens[token] = arn
+        if self.task_runner is not None:
+            self.task_runner.start(task, device, self)
+        return task
+
+    def get_quantum_task(self, arn: str) -> QuantumTask:
+        with self._lock:
+            task = self._tasks.get(arn)
+            if task is None:
+                raise ResourceNotFoundException(f"Quantum task {arn} not found")
+            return task
+
+    def describe_quantum_task(self, arn: str, queue_info: bool = False) -> dict[str, Any]:
+        with self._lock:
+            return self.get_quantum_task(arn).describe(queue_info)
+
+    def cancel_quantum_task(self, arn: str) -> dict[str, Any]:
+        with self._lock:
+            task = self.get_quantum_task(arn)
+            if task.status in TERMINAL_STATES:
+                raise ConflictException(
+                    f"Quantum task {arn} is already {task.status} and cannot be cancelled"
+                )
+            if task.status == "QUEUED":
+                self.finish_task(task, "CANCELLED")
+                return {"quantumTaskArn": arn, "cancellationStatus": "CANCELLED"}
+            task.status = "CANCELLING"
+        return {"quantumTaskArn": arn, "cancellationStatus": "CANCELLING"}
+
+    def search_quantum_tasks(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            tasks = list(self._tasks.values())
+            return search.search(
+                tasks, body, search.TASK_FILTERS, "quantumTasks", QuantumTask.summary
+            )
+
+    def start_task(self, task: QuantumTask) -> bool:
+        """QUEUED -> RUNNING; False when the task was cancelled meanwhile."""
+        with self._lock:
+            if task.status != "QUEUED":
+                return False
+            task.status = "RUNNING"
+            return True
+
+    def finish_task(self, task: QuantumTask, status: str, reason: str | None = None) -> None:
+        with self._lock:
+            if task.status in TERMINAL_STATES:
+                return
+            if task.status == "CANCELLING":
+                status = "CANCELLED"
+            task.status = status
+            task.ended_at = now()
+            if reason:
+                task.failure_reason = reason[:4096]
+
+    # ---------------------------------------------------------------- tags
+    def _tag_target(self, arn: str) -> Job | QuantumTask:
+        if ":quantum-task/" in (arn or ""):
+            return self.get_quantum_task(arn)
+        if not JOB_ARN_RE.match(arn or ""):
+            raise ValidationException(f"{arn!r} is not a valid resource ARN")
+        return self.get_job(arn)
+
+    def list_tags(self, arn: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._tag_target(arn).tags)
+
+    def tag_resource(self, arn: str, tags: dict[str, str]) -> None:
+        if not isinstance(tags, dict) or not tags:
+            raise ValidationException("tags must be a non-empty map")
+        with self._lock:
+            target = self._tag_target(arn)
+            if len({**target.tags, **tags}) > 50:
+                raise ValidationException("a resource can have at most 50 tags")
+            target.tags.update({str(k): str(v) for k, v in tags.items()})
+
+    def untag_resource(self, arn: str, keys: list[str]) -> None:
+        with self._lock:
+            target = self._tag_target(arn)
+            for key in keys:
+                target.tags.pop(key, None)
+
+    # ---------------------------------------------------------------- lifecycle
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def tasks(self) -> list[QuantumTask]:
+        with self._lock:
+            return list(self._tasks.values())
+
+    def clear(self) -> None:
+        """Forget every job and task (their processes are stopped by the runner)."""
+        with self._lock:
+            self._jobs.clear()
+            self._names.clear()
+            self._tokens.clear()
+            self._job_tokens.clear()
+            for task in self._tasks.values():
+                if task.status not in TERMINAL_STATES:
+                    task.status = "CANCELLED"
+            self._tasks.clear()
+            self._task_tokens.clear()
+
+
+class BraketBackends:
+    """Every account's and Region's :class:`BraketBackend`, made on first use, sharing one
+    job runner, one device catalogue and one task runner."""
+
+    def __init__(
+        self, runtime: JobRunner | None, devices: DeviceCatalogue, tasks: TaskRunner | None
+    ) -> None:
+        self.runtime = runtime
+        self.devices = devices
+        self.task_runner = tasks
+        self._lock = threading.Lock()
+        self._backends: dict[tuple[str, str], BraketBackend] = {}
+
+    def get(self, account: str, region: str) -> BraketBackend:
+        with self._lock:
+            backend = self._backends.get((account, region))
+            if backend is None:
+                backend = BraketBackend(
+                    account, region, self.runtime, self.devices, self.task_runner
+                )
+                self._backends[(account, region)] = backend
+            return backend
+
+    def all(self) -> list[BraketBackend]:
+        with self._lock:
+            return list(self._backends.values())
+
+    def jobs(self) -> list[Job]:
+        return [job for backend in self.all() for job in backend.jobs()]
+
+    def tasks(self) -> list[QuantumTask]:
+        return [task for backend in self.all() for task in backend.tasks()]
+
+    def reset(self) -> None:
+        """Stop every job and forget all state; devices added at run time are dropped."""
+        if self.runtime is not None:
+            self.runtime.shutdown()
+        self.devices.reset()
+        for backend in self.all():
+            backend.clear()
+        with self._lock:
+            self._backends.clear()

@@ -1,0 +1,45 @@
+"""Facts of the Amazon Braket service, written once: states, limits, names and formats.
+
+Every module that needs one of these imports it from here: the executor, which must respect
+them, and Braket-in-a-box, which plays the service (it keeps its own request validators, but
+the service's numbers and names come from this page). Sources: the botocore service model
+``braket/2019-09-01`` and the Amazon Braket developer guide.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime, timezone
+
+#: Job and quantum-task states after which nothing changes any more.
+TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+#: ``stoppingCondition.maxRuntimeInSeconds``: 1 to 5 days, and the default when it is absent.
+MAX_RUNTIME_SECONDS = 432_000
+#: ``jobName``: 1 to 50 characters of ``[a-zA-Z0-9-]``, starting with a letter or digit.
+JOB_NAME_MAX = 50
+JOB_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,50}$"
+#: The CloudWatch Logs group every hybrid job writes to; a job's streams start ``<jobName>/``.
+LOG_GROUP = "/aws/braket/jobs"
+#: The most results a search page (``SearchJobs``, ``SearchQuantumTasks``, ...) returns.
+SEARCH_PAGE_MAX = 100
+
+
+def log_stream_prefix(job_name: str) -> str:
+    """The prefix of a job's log streams in :data:`LOG_GROUP`."""
+    return f"{job_name}/"
+
+
+def timestamp(moment: datetime) -> str:
+    """A time as the service writes it in requests and answers: UTC, milliseconds, ``Z``
+    (``2026-12-02T06:08:28.123Z``)."""
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=1)
+def instance_types() -> tuple[str, ...]:
+    """The ``instanceConfig.instanceType`` values the service accepts (the model's enum)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("braket")
+    return tuple(model.shape_for("InstanceType").enum)
