@@ -46,7 +46,7 @@ def emulator(max_concurrent_jobs: int = 32, lowest_priority: bool = False) -> It
     )
     try:
         url = process.stdout.readline().strip().rsplit(" ", 1)[1]
-        from covalent_braket_plugin.sandbox import emulator_env, provision
+        from covalent_braket_plugin.testing import emulator_env, provision
 
         for name in [k for k in os.environ if k.startswith("AWS_")]:
             del os.environ[name]

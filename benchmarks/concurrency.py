@@ -28,7 +28,8 @@ from _common import (
     table,
 )
 
-from covalent_braket_plugin import braket, polling
+from covalent_braket_plugin import waiting
+from covalent_braket_plugin.results import wait_for_cleanups
 
 
 def triple(x: int) -> int:
@@ -37,7 +38,7 @@ def triple(x: int) -> int:
 
 async def batch(
     size: int, poll: float, freeze_heap: bool
-) -> tuple[float, LoopLag, bool, polling.JobWatcher]:
+) -> tuple[float, LoopLag, bool, waiting.JobWatcher]:
     dispatch = uuid.uuid4().hex
     with LoopLag() as lag:
         started = now()
@@ -50,12 +51,8 @@ async def batch(
             )
         )
         wall = now() - started
-    braket.wait_for_cleanups()
-    watcher = next(
-        w
-        for w in polling._watchers.values()
-        if w._task is not None and w._task.get_loop() is asyncio.get_running_loop()
-    )
+    wait_for_cleanups()
+    [watcher] = waiting.watchers_of_running_loop()
     return wall, lag, results == [3 * i for i in range(size)], watcher
 
 
@@ -81,7 +78,6 @@ def main() -> None:
         asyncio.run(batch(2, args.poll, args.freeze_heap))
         for size in (int(s) for s in args.sizes.split(",")):
             clear_journal(url)
-            polling._watchers.clear()
             wall, lag, correct, watcher = asyncio.run(batch(size, args.poll, args.freeze_heap))
             calls = Counter(e["operation"] for e in journal(url) if e["service"] == "braket")
             per_job = sum(calls.values()) / size

@@ -22,12 +22,14 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import boto3
 import cloudpickle
 from _common import BUCKET, IMAGE, ROLE, BenchExecutor, emulator, machine, now, table
 
+from covalent_braket_plugin import jobs, preflight, results, transfer
 from covalent_braket_plugin.job import ENTRY_POINT, runner_archive
 from covalent_braket_plugin.job.runner import HP_INPUT_SHA256, HP_PYTHON_VERSION, HP_TASK_URI
 
@@ -124,18 +126,30 @@ def raw_task(s3: object, braket: object, runner_uri: str, x: int) -> Sample:
 
 
 class Timed:
-    """Wraps the executor's blocking helpers, and the pickling they do, to time each phase."""
+    """Wraps the executor's blocking steps, and the pickling they do, to time each phase."""
 
-    def __init__(self, executor: object) -> None:
+    STEPS = (
+        (preflight, "check", "pre-flight"),
+        (transfer, "upload_task", "upload"),
+        (jobs, "submit_attempt", "submit"),
+        (results, "download", "download"),
+        (results, "delete_task_objects", "clean-up"),
+    )
+
+    def __init__(self) -> None:
         self.phases: dict[str, float] = {}
-        for name, phase in (
-            ("_preflight_sync", "pre-flight"),
-            ("_upload_task_sync", "upload"),
-            ("_submit_sync", "submit"),
-            ("_download_result_sync", "download"),
-            ("_delete_objects_sync", "clean-up"),
-        ):
-            setattr(executor, name, self._timed(getattr(executor, name), phase))
+
+    @contextlib.contextmanager
+    def steps(self) -> Iterator[None]:
+        """While open, the executor's steps add their time to their phase."""
+        saved = [(module, name, getattr(module, name)) for module, name, _ in self.STEPS]
+        for (module, name, phase), (_, _, original) in zip(self.STEPS, saved, strict=True):
+            setattr(module, name, self._timed(original, phase))
+        try:
+            yield
+        finally:
+            for module, name, original in saved:
+                setattr(module, name, original)
 
     def _timed(self, original: object, phase: str, within: str | None = None) -> object:
         """``original``, adding its time to ``phase`` (and taking it from ``within``)."""
@@ -174,7 +188,7 @@ class Timed:
 async def executor_task(x: int) -> tuple[Sample, dict[str, float]]:
     """One task through a fresh executor, on the long-lived event loop (as in the server)."""
     executor = BenchExecutor(poll_freq=POLL)
-    timer = Timed(executor)
+    timer = Timed()
     seen: list[float] = []
     query_result = executor.query_result
 
@@ -184,7 +198,7 @@ async def executor_task(x: int) -> tuple[Sample, dict[str, float]]:
 
     executor.query_result = noting_query_result
     metadata = {"dispatch_id": uuid.uuid4().hex, "node_id": 0, "results_dir": "/tmp"}
-    with timer.pickling():
+    with timer.pickling(), timer.steps():
         started = now()
         assert await executor.run(work, [x], {}, metadata) == x * x
         wall = now() - started

@@ -53,10 +53,9 @@ def measure(mode: str, size: int, dispatch: str = "") -> dict:
     """One transfer in this (fresh) process: returns seconds and peak memory above baseline."""
     import boto3
 
-    import covalent_braket_plugin.braket as braket_module
-    from covalent_braket_plugin import aws
-    from covalent_braket_plugin.braket import TaskLocation
+    from covalent_braket_plugin import aws, results, transfer
     from covalent_braket_plugin.job.runner import RESULT_FORMAT
+    from covalent_braket_plugin.location import TaskLocation
 
     executor = BenchExecutor()
     settings = executor.settings()
@@ -66,7 +65,7 @@ def measure(mode: str, size: int, dispatch: str = "") -> dict:
     # Warm both paths with a tiny transfer first (lazy imports, first connection, botocore's
     # first-call set-up), so that what is timed is the transfer itself.
     if mode == "upload-executor":
-        executor._upload_task_sync(
+        transfer.upload_task(
             settings, TaskLocation.new(BUCKET, uuid.uuid4().hex, 0), (len, [b""], {})
         )
     elif mode == "upload-boto3":
@@ -101,17 +100,17 @@ def measure(mode: str, size: int, dispatch: str = "") -> dict:
             client.put_object(Bucket=BUCKET, Key="ref/warm-up", Body=b"warm-up")
             client.get_object(Bucket=BUCKET, Key="ref/warm-up")["Body"].read()
 
-    def transfer(payload: bytes) -> int:
+    def move(payload: bytes) -> int:
         """The transfer measured; the length of what arrived (downloads) or was sent."""
         if mode == "upload-executor":
             where = TaskLocation.new(BUCKET, uuid.uuid4().hex, 0)
-            executor._upload_task_sync(settings, where, (len, [payload], {}))
+            transfer.upload_task(settings, where, (len, [payload], {}))
             return len(payload)
         if mode == "upload-boto3":
             s3.upload_fileobj(io.BytesIO(payload), BUCKET, f"ref/{uuid.uuid4().hex}")
             return len(payload)
         if mode == "download-executor":
-            return len(executor._download_result_sync(settings, location, job)["result"])
+            return len(results.download(settings, location, job)["result"])
         sink = io.BytesIO()
         s3.download_fileobj(BUCKET, location.key("result.pkl"), sink)
         return len(cloudpickle.loads(sink.getbuffer())["result"])
@@ -120,7 +119,7 @@ def measure(mode: str, size: int, dispatch: str = "") -> dict:
     baseline = rss_mib()
     payload = b"\x01" * size if upload else b""  # touched pages: the resident set sees it
     started = time.perf_counter()
-    assert transfer(payload) == size
+    assert move(payload) == size
     seconds = time.perf_counter() - started
     peak = peak_mib() - baseline
     heap = None
@@ -131,10 +130,10 @@ def measure(mode: str, size: int, dispatch: str = "") -> dict:
         import tracemalloc
 
         tracemalloc.start()
-        assert transfer(payload) == size
+        assert move(payload) == size
         heap = tracemalloc.get_traced_memory()[1] / MIB + (size / MIB if upload else 0)
         tracemalloc.stop()
-    del braket_module, clients
+    del clients
     return {"seconds": seconds, "peak_above_baseline_mib": peak, "heap_peak_mib": heap}
 
 

@@ -1,13 +1,18 @@
-"""The one place that builds boto3 sessions and clients and translates AWS errors.
+"""The AWS edge: boto3 clients, AWS errors and their groups, and the threads calls run on.
 
 Clients are built once per (profile, credentials file, region) in a worker thread and reused
 by every executor in the process; boto3 clients are thread-safe, sessions are not, so a
 session is only touched while the cache lock is held. Nothing here writes to ``os.environ``.
+Every blocking call of an executor runs on :func:`offload`'s bounded pool, never on the
+event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +51,25 @@ TRANSIENT_CODES = frozenset(
         "ConnectTimeoutError",
     }
 )
+
+
+#: S3's answers to a conditional PutObject whose key exists, and to a HeadObject of no object.
+KEY_TAKEN = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+NO_SUCH_KEY = frozenset({"404", "NoSuchKey", "NotFound"})
+#: The caller may not do or see this (not: it is not there).
+DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"})
+
+#: The threads every blocking AWS call of every executor in the process runs on, bounded:
+#: botocore holds the GIL while it signs and parses, and the event loop waits its turn behind
+#: every thread that wants it (500 tasks starting at once: worst loop lag 46-98 ms with 8
+#: threads, 31 ms with 4); a call may sleep in botocore's retry backoff, so there are a few,
+#: so that throttling does not stall every other task. Calls beyond wait off the loop.
+io_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="covalent-braket-io")
+
+
+def offload(function: Any, *args: Any) -> Any:
+    """Run a blocking call on the I/O threads; awaitable from the event loop."""
+    return asyncio.get_running_loop().run_in_executor(io_pool, functools.partial(function, *args))
 
 
 class AwsError(RuntimeError):

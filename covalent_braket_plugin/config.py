@@ -9,28 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-#: Defaults of every setting, as in the product documentation. They are also merged into
-#: ``[executors.braket]`` of covalent.conf by Covalent's plugin loader.
-DEFAULTS: dict[str, Any] = {
-    "credentials": "~/.aws/credentials",
-    "braket_job_execution_role_name": "CovalentBraketJobsExecutionRole",
-    "profile": "default",
-    "region": "",
-    "s3_bucket_name": "amazon-braket-covalent-job-resources",
-    "ecr_image_uri": "",
-    "quantum_device": "arn:aws:braket:::device/quantum-simulator/amazon/sv1",
-    "classical_device": "ml.m5.large",
-    "storage": 30,
-    "time_limit": 300,
-    "poll_freq": 30,
-    "cache_dir": "/tmp/covalent",
-    # Beyond the original plugin's settings:
-    "kms_key_id": "",
-    "cleanup": True,
-    "freeze_heap": True,
-}
-
-MAX_TIME_LIMIT = 432_000  # seconds: Braket's maxRuntimeInSeconds bound (5 days)
+from .service import MAX_RUNTIME_SECONDS, instance_types
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -57,15 +36,6 @@ class InvalidSettingError(ValueError):
         self.value = value
         self.allowed = allowed
         super().__init__(f"BraketExecutor setting {setting}={value!r} is invalid: {allowed}")
-
-
-@functools.lru_cache(maxsize=1)
-def default_instance_types() -> tuple[str, ...]:
-    """The Braket ``instanceType`` values this botocore knows (the service's enum)."""
-    import botocore.session
-
-    model = botocore.session.get_session().get_service_model("braket")
-    return tuple(model.shape_for("InstanceType").enum)
 
 
 def _int(setting: str, value: Any, low: int, high: int | None, unit: str) -> int:
@@ -164,7 +134,7 @@ def check_image(value: Any) -> str:
 
 def check_classical_device(value: Any) -> str:
     instance = _str("classical_device", value)
-    allowed = default_instance_types()
+    allowed = instance_types()
     if instance not in allowed:
         raise InvalidSettingError(
             "classical_device", value, "one of the Braket instance types: " + ", ".join(allowed)
@@ -226,53 +196,39 @@ def check_bool(setting: str, value: Any) -> bool:
     raise InvalidSettingError(setting, value, "true or false")
 
 
-_CHECKS: dict[str, Any] = {
-    "credentials": check_credentials,
-    "braket_job_execution_role_name": check_role,
-    "profile": check_profile,
-    "region": check_region,
-    "s3_bucket_name": check_bucket_name,
-    "ecr_image_uri": check_image,
-    "quantum_device": check_device,
-    "classical_device": check_classical_device,
-    "storage": lambda v: _int("storage", v, 1, None, "of GB"),
-    "time_limit": lambda v: _int("time_limit", v, 1, MAX_TIME_LIMIT, "of seconds"),
-    "poll_freq": lambda v: _float("poll_freq", v, 0, "seconds"),
-    "cache_dir": lambda v: check_path("cache_dir", v),
-    "kms_key_id": check_kms_key,
-    "cleanup": lambda v: check_bool("cleanup", v),
-    "freeze_heap": lambda v: check_bool("freeze_heap", v),
-}
-
-
-def check_setting(name: str, value: Any) -> Any:
-    """Validate one setting and return its normalised value.
-
-    Raises:
-        InvalidSettingError: naming the setting, the value and what is allowed.
-    """
-    return _CHECKS[name](value)
+def _setting(default: Any, check: Any) -> Any:
+    """A field of :class:`BraketSettings`: its documented default and its check."""
+    return dataclasses.field(default=default, metadata={"check": check})
 
 
 @dataclasses.dataclass(frozen=True)
 class BraketSettings:
-    """The executor's settings after merging and validation."""
+    """The executor's settings after merging and validation.
 
-    credentials: str
-    braket_job_execution_role_name: str
-    profile: str
-    region: str
-    s3_bucket_name: str
-    ecr_image_uri: str
-    quantum_device: str
-    classical_device: str
-    storage: int
-    time_limit: int
-    poll_freq: float
-    cache_dir: str
-    kms_key_id: str = ""
-    cleanup: bool = True
-    freeze_heap: bool = True
+    Each setting is declared here once, with the product documentation's default and the
+    check its values go through; :data:`DEFAULTS` and :func:`check_setting` are read off it.
+    """
+
+    credentials: str = _setting("~/.aws/credentials", check_credentials)
+    braket_job_execution_role_name: str = _setting("CovalentBraketJobsExecutionRole", check_role)
+    profile: str = _setting("default", check_profile)
+    region: str = _setting("", check_region)
+    s3_bucket_name: str = _setting("amazon-braket-covalent-job-resources", check_bucket_name)
+    ecr_image_uri: str = _setting("", check_image)
+    quantum_device: str = _setting(
+        "arn:aws:braket:::device/quantum-simulator/amazon/sv1", check_device
+    )
+    classical_device: str = _setting("ml.m5.large", check_classical_device)
+    storage: int = _setting(30, lambda v: _int("storage", v, 1, None, "of GB"))
+    time_limit: int = _setting(
+        300, lambda v: _int("time_limit", v, 1, MAX_RUNTIME_SECONDS, "of seconds")
+    )
+    poll_freq: float = _setting(30, lambda v: _float("poll_freq", v, 0, "seconds"))
+    cache_dir: str = _setting("/tmp/covalent", lambda v: check_path("cache_dir", v))
+    # Beyond the original plugin's settings:
+    kms_key_id: str = _setting("", check_kms_key)
+    cleanup: bool = _setting(True, lambda v: check_bool("cleanup", v))
+    freeze_heap: bool = _setting(True, lambda v: check_bool("freeze_heap", v))
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> BraketSettings:
@@ -322,6 +278,36 @@ class BraketSettings:
         if self.kms_key_id:
             return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
         return {"ServerSideEncryption": "AES256"}
+
+
+_FIELDS = dataclasses.fields(BraketSettings)
+#: Defaults of every setting, as in the product documentation. They are also merged into
+#: ``[executors.braket]`` of covalent.conf by Covalent's plugin loader.
+DEFAULTS: dict[str, Any] = {field.name: field.default for field in _FIELDS}
+_CHECKS: dict[str, Any] = {field.name: field.metadata["check"] for field in _FIELDS}
+
+
+def check_setting(name: str, value: Any) -> Any:
+    """Validate one setting and return its normalised value.
+
+    Raises:
+        InvalidSettingError: naming the setting, the value and what is allowed.
+    """
+    return _CHECKS[name](value)
+
+
+def merged_settings(given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every setting: the value given (checked at once, so that a bad argument fails in the
+    user's code), else covalent.conf's, else the default. A given ``""`` means unset, as in
+    covalent.conf; what a task needs is required when it runs."""
+    values = read_covalent_config()
+    for name, value in given.items():
+        if value is None:
+            continue
+        if value != "":
+            check_setting(name, value)
+        values[name] = value
+    return values
 
 
 def read_covalent_config() -> dict[str, Any]:

@@ -24,11 +24,11 @@ from covalent_braket_plugin.braket import (
     EXECUTOR_PLUGIN_NAME,
     BraketExecutor,
     BraketJobError,
-    TaskLocation,
-    _Spool,
     job_name,
 )
 from covalent_braket_plugin.config import DEFAULTS, InvalidSettingError
+from covalent_braket_plugin.location import TaskLocation
+from covalent_braket_plugin.spool import Concatenation, Spool
 from covalent_braket_plugin.testing import provision
 from tests.conftest import BUCKET, IMAGE
 
@@ -267,7 +267,7 @@ def test_arguments_and_results_of_every_size_arrive_whole(
 
 def test_uploads_carry_their_crc32_and_are_not_signed_a_second_time(aws: Any) -> None:
     from covalent_braket_plugin import aws as aws_module
-    from covalent_braket_plugin.braket import TaskLocation
+    from covalent_braket_plugin import transfer
 
     executor = hosted()
     settings = executor.settings()
@@ -282,7 +282,7 @@ def test_uploads_carry_their_crc32_and_are_not_signed_a_second_time(aws: Any) ->
     try:
         for size in (3 * 1024 * 1024, 20 * 1024 * 1024):  # in the archive; in parts
             location = TaskLocation.new(BUCKET, f"5e55-crc-{size}", 0)
-            executor._upload_task_sync(settings, location, (len, [os.urandom(size)], {}))
+            transfer.upload_task(settings, location, (len, [os.urandom(size)], {}))
     finally:
         events.unregister("before-send.s3", note)
     uploads = [(op, headers) for op, headers in sent if op in ("PutObject", "UploadPart")]
@@ -300,16 +300,14 @@ def test_the_pickle_keeps_large_buffers_by_reference_and_spills_its_own_frames(
 
     import numpy
 
-    from covalent_braket_plugin.braket import _Concatenation
-
     array = numpy.arange(3 * 1024 * 1024, dtype=numpy.float64)  # 24 MiB in one buffer
     payload = (len, [array, b"x" * (2 * 1024 * 1024)], {"small": list(range(1000))})
-    with _Spool(str(tmp_path), 8 * 1024 * 1024) as spool:
+    with Spool(str(tmp_path), 8 * 1024 * 1024) as spool:
         pickle.dump(payload, spool, protocol=5)
         assert spool.name is None and not list(tmp_path.iterdir())  # nothing on disk
         made = [p for p in spool.pieces if isinstance(p, bytes) and p is not payload[1][1]]
         assert sum(len(piece) for piece in made) < 1024 * 1024  # neither buffer was copied
-        body = _Concatenation(spool.pieces)
+        body = Concatenation(spool.pieces)
         whole = body.read()
         assert len(whole) == spool.size and hashlib.sha256(whole).hexdigest() == spool.sha256()
         assert (pickle.loads(whole)[1][0] == array).all()
@@ -322,7 +320,7 @@ def test_the_pickle_keeps_large_buffers_by_reference_and_spills_its_own_frames(
         assert body.readinto(buffer) == 1000 and bytes(buffer) == whole[5:1005]
 
     many = [os.urandom(1000) for _ in range(9000)]  # 9 MB of the pickler's own frames
-    with _Spool(str(tmp_path), 8 * 1024 * 1024) as spool:
+    with Spool(str(tmp_path), 8 * 1024 * 1024) as spool:
         pickle.dump(many, spool, protocol=5)
         assert spool.name is not None  # spilled: never a second copy in memory
         with open(spool.name, "rb") as handle:
@@ -346,7 +344,7 @@ def test_large_bytes_the_pickler_makes_count_as_copies_and_spill(tmp_path: Any) 
         "strided": [numpy.full(mib // 2, n, dtype="f8")[::2] for n in range(20)],
     }
     for name, payload in copies.items():
-        with _Spool(str(tmp_path), 8 * mib) as spool:
+        with Spool(str(tmp_path), 8 * mib) as spool:
             pickle.dump(payload, spool, protocol=5)
             spool.settle()
             assert spool.name is not None, name  # 40 MiB of copies: not held in memory
@@ -359,7 +357,7 @@ def test_large_bytes_the_pickler_makes_count_as_copies_and_spill(tmp_path: Any) 
                 else again == payload
             ), name
     own = [bytes([n]) * (2 * mib) for n in range(20)]
-    with _Spool(str(tmp_path), 8 * mib) as spool:
+    with Spool(str(tmp_path), 8 * mib) as spool:
         pickle.dump(own, spool, protocol=5)
         spool.settle()
         assert spool.name is None  # the arguments' own buffers: kept by reference
@@ -441,21 +439,42 @@ def test_cancel_reports_whether_the_job_is_cancelling(aws: Any) -> None:
     assert asyncio.run(executor.cancel({}, None)) is False
 
 
-def test_event_loop_is_not_blocked_while_a_task_runs(aws: Any) -> None:
+def test_no_aws_call_runs_on_the_event_loop(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Covalent runs every executor on its server's event loop: every AWS call, and the
+    building of clients, happens on the executor's I/O threads, never on the loop's thread."""
+    import threading
+
     executor = hosted()
-    assert run(executor, lambda: 0) == 0  # clients are built once per process; measure after
+    assert run(executor, lambda: 0) == 0  # clients are built once per process: hook them after
+    clients = aws_module.clients_for(executor.settings())
+    threads: list[tuple[str, int]] = []
 
-    async def scenario() -> float:
-        worst = 0.0
-        metadata = {"dispatch_id": "d2", "node_id": 0, "results_dir": "/tmp"}
-        task = asyncio.create_task(executor.run(lambda: 7, [], {}, metadata))
-        loop = asyncio.get_running_loop()
-        while not task.done():
-            before = loop.time()
-            await asyncio.sleep(0.01)
-            worst = max(worst, loop.time() - before - 0.01)
-        assert task.result() == 7
-        return worst
+    def note(event_name: str, **kwargs: Any) -> None:
+        threads.append((event_name, threading.get_ident()))
 
-    worst = asyncio.run(scenario())
-    assert worst < 0.25, f"event loop stalled for {worst:.3f} s"
+    builder = aws_module.clients_for
+
+    def noted_builder(settings: Any) -> Any:
+        threads.append(("clients_for", threading.get_ident()))
+        return builder(settings)
+
+    monkeypatch.setattr(aws_module, "clients_for", noted_builder)
+    services = [clients.braket, clients.s3, clients.sts, clients.logs, clients.iam, clients.ecr]
+    for client in services:
+        client.meta.events.register("before-call", note)
+    try:
+
+        async def scenario() -> int:
+            metadata = {"dispatch_id": "d2", "node_id": 0, "results_dir": "/tmp"}
+            loop_thread.append(threading.get_ident())
+            return await executor.run(lambda: 7, [], {}, metadata)
+
+        loop_thread: list[int] = []
+        assert asyncio.run(scenario()) == 7
+    finally:
+        for client in services:
+            client.meta.events.unregister("before-call", note)
+    called = {name.split(".")[-1] for name, _ in threads}
+    assert {"PutObject", "CreateJob", "GetObject", "clients_for"} <= called, called
+    on_loop = [name for name, thread in threads if thread == loop_thread[0]]
+    assert on_loop == [], f"called on the event loop's thread: {on_loop}"

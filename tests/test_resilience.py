@@ -194,15 +194,16 @@ def test_an_executor_rebuilt_mid_poll_attaches_to_the_running_job(aws: Any) -> N
 
 @pytest.mark.parametrize("size", [100, 3 * 1024 * 1024, 9 * 1024 * 1024])
 def test_a_rebuilt_executor_keeps_the_attempts_upload_and_its_digest(aws: Any, size: int) -> None:
-    from covalent_braket_plugin.braket import TaskLocation
+    from covalent_braket_plugin.location import TaskLocation
+    from covalent_braket_plugin.transfer import upload_task
 
     first = hosted(braket_job_execution_role_name=ROLE)
     settings = first.settings()
     location = TaskLocation.new(BUCKET, "5e55-upload", 0)
-    digest = first._upload_task_sync(settings, location, (len, [b"a" * size], {}))
+    digest = upload_task(settings, location, (len, [b"a" * size], {}))
     stored = {key: aws.s3.head_object(Bucket=BUCKET, Key=key)["ETag"] for key in keys(aws)}
     rebuilt = hosted(braket_job_execution_role_name=ROLE)  # pickles something else this time
-    assert rebuilt._upload_task_sync(settings, location, (len, [b"b" * size], {})) == digest
+    assert upload_task(rebuilt.settings(), location, (len, [b"b" * size], {})) == digest
     after = {key: aws.s3.head_object(Bucket=BUCKET, Key=key)["ETag"] for key in keys(aws)}
     assert after == stored  # nothing overwritten: the job reads what the digest names
 
@@ -212,7 +213,8 @@ def test_a_multipart_input_survives_failed_parts_and_leaves_nothing_when_it_cann
 ) -> None:
     import pickle
 
-    from covalent_braket_plugin.braket import TaskLocation
+    from covalent_braket_plugin.location import TaskLocation
+    from covalent_braket_plugin.transfer import upload_task
 
     executor = hosted(braket_job_execution_role_name=ROLE)
     settings = executor.settings()
@@ -220,7 +222,7 @@ def test_a_multipart_input_survives_failed_parts_and_leaves_nothing_when_it_cann
 
     aws.control.faults(fail={"UploadPart": 3})  # retried: each retry re-reads its part
     location = TaskLocation.new(BUCKET, "5e55-parts", 0)
-    executor._upload_task_sync(settings, location, (len, [argument], {}))
+    upload_task(settings, location, (len, [argument], {}))
     assert aws.control.faults()["injected"]["fail"] == 3
     body = aws.s3.get_object(Bucket=BUCKET, Key=location.key("input.pkl"))["Body"].read()
     assert pickle.loads(body)[1][0] == argument
@@ -228,7 +230,7 @@ def test_a_multipart_input_survives_failed_parts_and_leaves_nothing_when_it_cann
     aws.control.faults(fail={"UploadPart": 1000})  # more than any retries
     location = TaskLocation.new(BUCKET, "5e55-parts", 1)
     with pytest.raises(Exception, match="upload_part failed"):
-        executor._upload_task_sync(settings, location, (len, [argument], {}))
+        upload_task(settings, location, (len, [argument], {}))
     aws.control.faults(fail={})
     assert not aws.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads")  # aborted
     assert not any(key.startswith(location.key("")) and key.endswith(".pkl") for key in keys(aws))

@@ -1,7 +1,8 @@
 """The job runner: the entry point that runs inside a Braket hybrid job.
 
-This module is uploaded as the job's script (script mode, entry point ``runner:main``) and is
-imported by the Braket container's bootstrap. It depends only on the standard library, boto3 and
+This module is uploaded in the job's script archive as ``covalent_braket_runner.py`` (script
+mode, entry point ``covalent_braket_runner:main``, see :mod:`covalent_braket_plugin.job`) and
+is imported by the Braket container's bootstrap. It depends only on the standard library, boto3 and
 cloudpickle (plus covalent, which the pickled electron itself needs), so it works on any image
 built from the Braket base jobs image with covalent installed.
 
