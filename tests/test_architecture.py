@@ -1,0 +1,173 @@
+"""The package's rooms and the arrows between them, read from the source (see
+``docs/architecture.md``): no import cycle, and each room imports only what it may."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+PACKAGE = "covalent_braket_plugin"
+ROOT = Path(__file__).resolve().parent.parent / PACKAGE
+
+DOC = ROOT.parent / "docs" / "architecture.md"
+
+
+def rooms_table() -> dict[str, set[str] | None]:
+    """The table of docs/architecture.md: room -> the rooms it may import (None: any)."""
+    text = DOC.read_text()
+    table = text.split("## Rooms and what each may import", 1)[1].split("\n#", 1)[0]
+    allowed: dict[str, set[str] | None] = {}
+    for line in table.splitlines():
+        cells = line.split("|")
+        if not line.startswith("| `") or len(cells) < 4:
+            continue
+        rooms = [name.rstrip("/") for name in re.findall(r"`([^`]+)`", cells[1])]
+        may = cells[-2].strip()
+        targets = None if may == "anything" else set(re.findall(r"`([^`]+)`", may))
+        allowed.update(dict.fromkeys(rooms, targets))
+    return allowed
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(path): path for path in sorted(ROOT.rglob("*.py"))}
+
+
+def imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """The package's modules that ``name`` imports anywhere in its code (also inside
+    functions and ``TYPE_CHECKING`` blocks): a design's arrows, not only its import-time
+    ones."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            # ``from . import x`` names the module x; ``from .m import y`` a thing in m.
+            targets = [
+                f"{source}.{alias.name}" if f"{source}.{alias.name}" in known else source
+                for alias in node.names
+            ]
+        else:
+            continue
+        found.update(t for t in targets if t in known and t != name)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    found = modules()
+    known = set(found)
+    return {name: imports(name, path, known) for name, path in found.items()}
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in edges.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def room(name: str) -> str:
+    """The room of a module: ``job``, ``emulator``, an executor module, or a tool.
+    ``python -m covalent_braket_plugin.emulator`` is the CLI's ``emulator`` command."""
+    if name == f"{PACKAGE}.emulator.__main__":
+        return "cli"
+    short = name.removeprefix(f"{PACKAGE}.").removeprefix(PACKAGE)
+    return short.split(".", 1)[0] or "package"
+
+
+def test_the_architecture_page_names_every_room() -> None:
+    named = set(rooms_table())
+    rooms = {room(name) for name in modules()} - {"package"}
+    assert rooms == named, f"not in docs/architecture.md: {rooms - named}; gone: {named - rooms}"
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    assert cycles(graph()) == []
+
+
+def test_a_cycle_is_found_where_there_is_one() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_each_room_imports_only_what_the_architecture_page_allows() -> None:
+    allowed = rooms_table()
+    wrong = sorted(
+        (name, target)
+        for name, targets in graph().items()
+        if (may := allowed.get(room(name))) is not None
+        for target in targets
+        if room(target) not in may | {room(name)}
+    )
+    assert not wrong, f"arrows docs/architecture.md does not allow: {wrong}"
+    assert allowed["emulator"] == {"emulator", "service"}  # never the executor's checks
+    assert allowed["job"] == set()  # runs inside the job: stdlib, boto3 and cloudpickle
+
+
+def test_any_module_imported_first_leaves_covalent_with_the_plugin() -> None:
+    """Covalent imports every plugin when it is first imported: a module of ours imported
+    before covalent must not start that half-way through the plugin."""
+    import subprocess
+    import sys
+
+    names = sorted(
+        name for name in modules() if room(name) in rooms_table() and "emulator" not in name
+    )
+    code = (
+        "import importlib, sys\n"
+        "importlib.import_module(sys.argv[1])\n"
+        "import covalent as ct\n"
+        "from covalent_braket_plugin.braket import BraketExecutor\n"
+        "assert ct.executor.BraketExecutor is BraketExecutor\n"
+    )
+    from concurrent.futures import ThreadPoolExecutor
+
+    def first_import(name: str) -> tuple[str, subprocess.CompletedProcess[str]]:
+        command = [sys.executable, "-c", code, name]
+        return name, subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = list(pool.map(first_import, names))
+    failed = {name: run.stderr.strip().splitlines()[-1:] for name, run in done if run.returncode}
+    assert not failed, failed
