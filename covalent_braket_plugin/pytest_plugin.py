@@ -107,17 +107,18 @@ class EmulatorControl:
         return emulator_env(self.url, self.region)
 
     def client(self, service: str, **kwargs: Any) -> Any:
-        """A boto3 client on the emulator."""
+        """A boto3 client on the emulator (in this control's Region, with the dummy client
+        credentials, unless ``kwargs`` say otherwise)."""
         import boto3
 
-        return boto3.session.Session().client(
-            service,
-            endpoint_url=self.url,
-            region_name=self.region,
-            aws_access_key_id=CLIENT_ACCESS_KEY,
-            aws_secret_access_key=CLIENT_SECRET_KEY,
+        settings = {
+            "endpoint_url": self.url,
+            "region_name": self.region,
+            "aws_access_key_id": CLIENT_ACCESS_KEY,
+            "aws_secret_access_key": CLIENT_SECRET_KEY,
             **kwargs,
-        )
+        }
+        return boto3.session.Session().client(service, **settings)
 
 
 @pytest.fixture(scope="session")

@@ -171,6 +171,35 @@ def test_job_name_is_unique_per_account(aws: Any) -> None:
     assert (code, status) == ("ConflictException", 409)
 
 
+def test_jobs_are_kept_per_region_and_per_account(aws: Any) -> None:
+    from botocore.config import Config
+
+    west = aws.control.client("braket", region_name="us-west-2")
+    north = aws.control.client("braket", region_name="eu-north-1")
+    arn = west.create_job(**job_request(jobName="same-name"))["jobArn"]
+    assert arn.startswith("arn:aws:braket:us-west-2:123456789012:job/")
+    assert west.get_job(jobArn=arn)["jobName"] == "same-name"
+    assert error_of(lambda: north.get_job(jobArn=arn))[:2] == ("ResourceNotFoundException", 404)
+    assert north.search_jobs(filters=[])["jobs"] == []
+    assert north.create_job(**job_request(jobName="same-name"))["jobArn"] != arn  # its own name
+
+    # Another account (credentials of a role assumed there, as moto issues them): another world.
+    credentials = aws.control.client("sts").assume_role(
+        RoleArn="arn:aws:iam::210987654321:role/elsewhere", RoleSessionName="test"
+    )["Credentials"]
+    other = aws.control.client(
+        "braket",
+        region_name="us-west-2",
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        config=Config(parameter_validation=False),
+    )
+    assert error_of(lambda: other.get_job(jobArn=arn))[:2] == ("ResourceNotFoundException", 404)
+    mine = other.create_job(**job_request(jobName="same-name"))["jobArn"]
+    assert mine.startswith("arn:aws:braket:us-west-2:210987654321:job/")
+
+
 def test_client_token_makes_create_job_idempotent(aws: Any) -> None:
     request = job_request(clientToken=str(uuid.uuid4()))
     first = aws.braket.create_job(**request)["jobArn"]
