@@ -47,6 +47,8 @@ def _emulator(args: argparse.Namespace) -> int:
         "AWS_DEFAULT_REGION",
     )
     print("  export " + " ".join(f"{name}={env[name]}" for name in exported), flush=True)
+    if args.provision:
+        print(_provision(url), flush=True)
     try:
         while not stop.wait(0.5):
             pass
@@ -54,6 +56,47 @@ def _emulator(args: argparse.Namespace) -> int:
         emulator.stop()
         print("Braket emulator stopped", flush=True)
     return 0
+
+
+def _provision(url: str) -> str:
+    """Create the executor's default bucket and role and a placeholder image in the emulator;
+    the ``[executors.braket]`` section that uses them."""
+    import boto3
+
+    from .config import DEFAULTS
+    from .emulator.identity import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY, DEFAULT_ACCOUNT
+    from .emulator.identity import DEFAULT_REGION as REGION
+    from .testing import provision
+
+    def client(service: str) -> object:
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=url,
+            region_name=REGION,
+            aws_access_key_id=CLIENT_ACCESS_KEY,
+            aws_secret_access_key=CLIENT_SECRET_KEY,
+        )
+
+    settings = {
+        "region": REGION,
+        "s3_bucket_name": DEFAULTS["s3_bucket_name"],
+        "braket_job_execution_role_name": DEFAULTS["braket_job_execution_role_name"],
+        "ecr_image_uri": f"{DEFAULT_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/covalent-braket:latest",
+    }
+    provision(
+        settings["s3_bucket_name"],
+        settings["braket_job_execution_role_name"],
+        settings["ecr_image_uri"],
+        client=client,
+    )
+    lines = ["Provisioned the executor's bucket, job role and image; in covalent.conf:", ""]
+    lines.append("[executors.braket]")
+    lines.extend(f'{name} = "{value}"' for name, value in settings.items())
+    lines.append("")
+    lines.append(
+        "Start the Covalent server with the exports above, so that its AWS calls come here."
+    )
+    return "\n".join(lines)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -86,6 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="jobs that run at once",
     )
     emulator.add_argument("--devices", default=None, help="JSON catalogue of emulated QPUs to add")
+    emulator.add_argument(
+        "--provision",
+        action="store_true",
+        help="create the executor's default bucket, role and a placeholder image, and print the "
+        "[executors.braket] section that uses them",
+    )
     emulator.add_argument(
         "--image-command",
         action="append",

@@ -17,7 +17,6 @@ import sys
 from collections.abc import Iterator
 from types import ModuleType
 
-
 #: The name of Covalent's application log (``covalent._shared_files.logger.app_log``).
 _COVALENT_LOG = "covalent._shared_files.logger"
 #: Covalent's application log: in the Covalent server, its log file and the UI's Logs page.

@@ -14,7 +14,6 @@ from .errors import BraketJobError
 from .job.runner import RESULT_FORMAT, RESULT_KEY
 from .location import TASK_OBJECTS, TaskLocation
 
-
 _cleanups: set[Future[Any]] = set()
 
 

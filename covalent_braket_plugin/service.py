@@ -20,8 +20,23 @@ JOB_NAME_MAX = 50
 JOB_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,50}$"
 #: The CloudWatch Logs group every hybrid job writes to; a job's streams start ``<jobName>/``.
 LOG_GROUP = "/aws/braket/jobs"
+#: The Regions that have Braket.
+REGIONS = ("us-east-1", "us-west-1", "us-west-2", "eu-west-2", "eu-north-1")
+#: Amazon's managed hybrid-job images: one registry (account) for every Region.
+MANAGED_IMAGE_REGISTRY = "292282985366"
+MANAGED_IMAGE_REPOSITORIES = (
+    "amazon-braket-base-jobs",
+    "amazon-braket-pytorch-jobs",
+    "amazon-braket-tensorflow-jobs",
+    "amazon-braket-cudaq-jobs",
+)
 #: The most results a search page (``SearchJobs``, ``SearchQuantumTasks``, ...) returns.
 SEARCH_PAGE_MAX = 100
+
+
+def managed_image_uri(repository: str, region: str, tag: str = "latest") -> str:
+    """The URI of one of Amazon's managed job images in a Region."""
+    return f"{MANAGED_IMAGE_REGISTRY}.dkr.ecr.{region}.amazonaws.com/{repository}:{tag}"
 
 
 def log_stream_prefix(job_name: str) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .emulator.identity import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY, DEFAULT_REGION
+from .emulator.prices import PATH as PRICE_LIST_PATH
 
 START_TIMEOUT = 120.0
 #: Covalent's console script, run with this interpreter (no reliance on PATH).
@@ -56,6 +57,7 @@ def emulator_env(endpoint_url: str, region: str = DEFAULT_REGION) -> dict[str, s
     return {
         "AWS_ENDPOINT_URL": endpoint_url,
         "BRAKET_ENDPOINT": endpoint_url,
+        "BRAKET_PRICE_OFFERS_URL": endpoint_url + PRICE_LIST_PATH,
         "AWS_ACCESS_KEY_ID": CLIENT_ACCESS_KEY,
         "AWS_SECRET_ACCESS_KEY": CLIENT_SECRET_KEY,
         "AWS_DEFAULT_REGION": region,

@@ -24,7 +24,6 @@ from .covalent_loader import server_log
 from .errors import BraketJobError
 from .service import SEARCH_PAGE_MAX, TERMINAL_STATES, timestamp
 
-
 #: Consecutive failed look-ups after which the waiting tasks are given the error.
 MAX_ERRORS = 10
 #: The first status check comes this soon after submission, so fast failures surface at once.

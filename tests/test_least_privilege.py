@@ -102,6 +102,7 @@ def test_terraform_parses_and_wires_the_policies() -> None:
     for path in sorted((INFRA / "terraform").glob("*.tf")):
         with path.open() as handle:
             parsed[path.name] = hcl2.load(handle)
+
     def bare(text: str) -> str:  # python-hcl2 8 keeps the quotes of block labels
         return text.strip('"')
 

@@ -3,7 +3,8 @@
 Requests are told apart by the service in their SigV4 credential scope: ``braket`` goes to
 the Braket handlers, everything else (S3, STS, IAM, CloudWatch Logs, ECR, ...) and unsigned
 ``/moto-api/*`` calls go to moto. ``/_emulator/*`` is the emulator's own control API;
-``POST /moto-api/reset`` resets Braket state too. Every client request is journaled, and may
+``POST /moto-api/reset`` resets Braket state too; ``GET`` of :data:`.prices.PATH` is the
+Braket price list. Every client request is journaled, and may
 be answered with an injected fault; the emulator's own requests are neither.
 """
 
@@ -13,12 +14,13 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from . import s3
+from . import prices, s3
 from .backend import BraketBackends
 from .control import PREFIX as CONTROL_PREFIX
 from .control import ControlApi
 from .faults import INTERNAL_AGENT, FaultInjector, error_reply
-from .identity import scope_of
+from .identity import account_of, scope_of
+from .images import ManagedImages
 from .journal import Journal
 from .responses import BraketResponses
 from .runtime import JobRuntime
@@ -32,13 +34,23 @@ class EmulatorApp:
         backends: Every account's and Region's Braket state.
         runtime: The job runtime (its settings are restored on reset).
         moto: moto's server application, serving every other service.
+        faults: The fault injector (shared with the quantum-task runner).
+        images: Amazon's managed job images, put into an account's ECR on demand.
     """
 
-    def __init__(self, backends: BraketBackends, runtime: JobRuntime, moto: Any) -> None:
+    def __init__(
+        self,
+        backends: BraketBackends,
+        runtime: JobRuntime,
+        moto: Any,
+        faults: FaultInjector,
+        images: ManagedImages,
+    ) -> None:
         self.backends = backends
         self.runtime = runtime
+        self.images = images
         self.journal = Journal()
-        self.faults = FaultInjector()
+        self.faults = faults
         #: Access key id -> IAM policy enforced on that principal's Braket calls.
         self.iam_policies: dict[str, dict[str, Any]] = {}
         self.braket = BraketResponses(backends, self.iam_policies)
@@ -58,17 +70,32 @@ class EmulatorApp:
         self.faults.reset()
         self.iam_policies.clear()
         moto_api_backend.reset()
+        self.images.forget()
         initial = dataclasses.replace(self._initial_settings)
         for name, value in dataclasses.asdict(initial).items():
             setattr(self.runtime.settings, name, value)
+
+    def _price_list(self, start_response: StartResponse) -> Iterable[bytes]:
+        """The Braket price list (see :mod:`.prices`), with every emulated QPU in it."""
+        qpus = [
+            prices.qpu_name(device.arn)
+            for device in self.backends.devices.all()
+            if device.device_type == "QPU"
+        ]
+        body = prices.price_list(qpus)
+        start_response("200 OK", [("Content-Type", "text/csv"), ("Content-Length", str(len(body)))])
+        return [body]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith(CONTROL_PREFIX):
             return self.control(environ, start_response)
+        if path == prices.PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            return self._price_list(start_response)
         if path == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
             self.backends.reset()
             self.journal.clear()
+            self.images.forget()
         scope = scope_of(environ)
         service = scope.service if scope else "unsigned"
 
@@ -79,6 +106,8 @@ class EmulatorApp:
 
         if INTERNAL_AGENT in environ.get("HTTP_USER_AGENT", ""):
             return handler(start_response)  # the emulator's own calls: no faults, no journal
+        if service == "ecr" and scope is not None:
+            self.images.ensure(account_of(environ, scope.access_key), scope.region)
         entry = self.journal.entry(environ, scope, service)
 
         def recording_start_response(

@@ -39,6 +39,8 @@ class TaskRunner(Protocol):
 
     def start(self, task: QuantumTask, device: Device, states: BraketBackend) -> None: ...
 
+    def reset(self) -> None: ...
+
 
 class BraketBackend:
     """One account's Braket service in one Region: its jobs, quantum tasks and tags."""
@@ -111,7 +113,9 @@ class BraketBackend:
 
     def describe_job(self, arn: str, queue_info: bool = False) -> dict[str, Any]:
         with self._lock:
-            return self.get_job(arn).describe(queue_info)
+            job = self.get_job(arn)
+            queued = [j for j in self._jobs.values() if j.status == "QUEUED"]
+            return job.describe(_position(job, queued, 15) if queue_info else None)
 
     def cancel_job(self, arn: str) -> dict[str, Any]:
         with self._lock:
@@ -213,7 +217,14 @@ class BraketBackend:
 
     def describe_quantum_task(self, arn: str, queue_info: bool = False) -> dict[str, Any]:
         with self._lock:
-            return self.get_quantum_task(arn).describe(queue_info)
+            task = self.get_quantum_task(arn)
+            device = task.request["deviceArn"]
+            queued = [
+                t
+                for t in self._tasks.values()
+                if t.status == "QUEUED" and t.request["deviceArn"] == device
+            ]
+            return task.describe(_position(task, queued, 2000) if queue_info else None)
 
     def cancel_quantum_task(self, arn: str) -> dict[str, Any]:
         with self._lock:
@@ -304,6 +315,13 @@ class BraketBackend:
             self._task_tokens.clear()
 
 
+def _position(record: Job | QuantumTask, queued: list[Any], shown: int) -> str:
+    """A queued record's place among ``queued`` (oldest first), as the service shows it: a
+    number up to ``shown``, ``">shown"`` beyond."""
+    ahead = sum(other.created_at < record.created_at for other in queued)
+    return str(ahead + 1) if ahead < shown else f">{shown}"
+
+
 class BraketBackends:
     """Every account's and Region's :class:`BraketBackend`, made on first use, sharing one
     job runner, one device catalogue and one task runner."""
@@ -341,6 +359,8 @@ class BraketBackends:
         """Stop every job and forget all state; devices added at run time are dropped."""
         if self.runtime is not None:
             self.runtime.shutdown()
+        if self.task_runner is not None:
+            self.task_runner.reset()
         self.devices.reset()
         for backend in self.all():
             backend.clear()

@@ -1,5 +1,6 @@
 """The emulator's own AWS clients, on its own endpoint: for staging jobs' data, shipping
-their logs and storing task results. Their requests are never faulted nor journaled."""
+their logs, storing task results and seeding managed images. Their requests are never
+faulted nor journaled."""
 
 from __future__ import annotations
 
@@ -11,20 +12,22 @@ from .identity import JOB_ACCESS_KEY, JOB_SECRET_KEY
 
 
 class InternalClients:
-    """boto3 clients on ``endpoint_url``, one per service and Region, built on first use."""
+    """boto3 clients on ``endpoint_url``, one per service, Region and account, built on first
+    use. A client for another account than moto's default names it in ``x-moto-account-id``."""
 
     def __init__(self, endpoint_url: str) -> None:
         self.endpoint_url = endpoint_url
         self._lock = threading.Lock()
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, str, str | None], Any] = {}
 
-    def get(self, service: str, region: str) -> Any:
+    def get(self, service: str, region: str, account: str | None = None) -> Any:
+        key = (service, region, account)
         with self._lock:
-            if (service, region) not in self._clients:
+            if key not in self._clients:
                 import boto3
                 from botocore.config import Config
 
-                self._clients[(service, region)] = boto3.session.Session().client(
+                client = boto3.session.Session().client(
                     service,
                     region_name=region,
                     endpoint_url=self.endpoint_url,
@@ -32,4 +35,11 @@ class InternalClients:
                     aws_secret_access_key=JOB_SECRET_KEY,
                     config=Config(user_agent_extra=INTERNAL_AGENT, retries={"mode": "standard"}),
                 )
-            return self._clients[(service, region)]
+                if account is not None:
+
+                    def name_account(request: Any, **kwargs: Any) -> None:
+                        request.headers["x-moto-account-id"] = account
+
+                    client.meta.events.register("before-sign", name_account)
+                self._clients[key] = client
+            return self._clients[key]

@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 from .clients import InternalClients
 from .identity import JOB_ACCESS_KEY, JOB_SECRET_KEY
 from .models import Job
+from .prices import PATH as PRICE_LIST_PATH
 
 
 def split_s3(uri: str) -> tuple[str, str]:
@@ -76,28 +77,30 @@ class JobContainer:
             _download_prefix(s3, uri, self.input_data / channel["channelName"])
         checkpoint = (self.job.request.get("checkpointConfig") or {}).get("s3Uri")
         if checkpoint:
-            _download_prefix(s3, checkpoint, self.checkpoints)
+            _download_prefix(s3, checkpoint, self.checkpoints, directory=True)
 
-    def upload_outputs(self) -> None:
-        """Tar the results directory to ``{s3Path}/output/model.tar.gz``; upload checkpoints."""
-        request = self.job.request
+    def upload_results(self) -> None:
+        """Tar the results directory to ``{s3Path}/output/model.tar.gz`` (a completed job's)."""
         s3 = self.clients.get("s3", self.job.region)
-        bucket, prefix = split_s3(request["outputDataConfig"]["s3Path"])
+        bucket, prefix = split_s3(self.job.request["outputDataConfig"]["s3Path"])
         archive = io.BytesIO()
         with tarfile.open(fileobj=archive, mode="w:gz") as tar:
             for item in sorted(self.model.rglob("*")):
                 tar.add(item, arcname=str(item.relative_to(self.model)), recursive=False)
         key = f"{prefix.rstrip('/')}/output/model.tar.gz".lstrip("/")
         s3.put_object(Bucket=bucket, Key=key, Body=archive.getvalue())
-        checkpoint = (request.get("checkpointConfig") or {}).get("s3Uri")
-        if checkpoint:
-            cbucket, cprefix = split_s3(checkpoint)
-            for item in self.checkpoints.rglob("*"):
-                if item.is_file():
-                    relative = item.relative_to(self.checkpoints).as_posix()
-                    s3.upload_file(
-                        str(item), cbucket, f"{cprefix.rstrip('/')}/{relative}".lstrip("/")
-                    )
+
+    def upload_checkpoints(self) -> None:
+        """Upload what the job left in its checkpoint directory."""
+        checkpoint = (self.job.request.get("checkpointConfig") or {}).get("s3Uri")
+        if not checkpoint:
+            return
+        s3 = self.clients.get("s3", self.job.region)
+        bucket, prefix = split_s3(checkpoint)
+        for item in self.checkpoints.rglob("*"):
+            if item.is_file():
+                relative = item.relative_to(self.checkpoints).as_posix()
+                s3.upload_file(str(item), bucket, f"{prefix.rstrip('/')}/{relative}".lstrip("/"))
 
     def failure_text(self) -> str:
         """What the job wrote to its failure file, if anything."""
@@ -121,6 +124,8 @@ class JobContainer:
                 # Every AWS call from the job comes back to the emulator, never to AWS.
                 "AWS_ENDPOINT_URL": endpoint_url,
                 "BRAKET_ENDPOINT": endpoint_url,
+                # braket.tracking.Tracker prices tasks from the emulator's price list.
+                "BRAKET_PRICE_OFFERS_URL": endpoint_url + PRICE_LIST_PATH,
                 "AWS_ACCESS_KEY_ID": JOB_ACCESS_KEY,
                 "AWS_SECRET_ACCESS_KEY": JOB_SECRET_KEY,
                 "AWS_REGION": self.job.region,
@@ -175,15 +180,35 @@ class JobContainer:
         return [str(part) for part in command]
 
 
-def _download_prefix(s3: Any, uri: str, target: Path) -> None:
+def _download_prefix(s3: Any, uri: str, target: Path, directory: bool = False) -> None:
+    """Stage what an S3 URI names into ``target``, as the service stages an input channel:
+    a prefix that names one directory gives its contents; one that names a single object
+    gives that file under its own name; otherwise every match keeps its path from the
+    prefix's parent. A key that would land outside ``target`` (``../``) is left out."""
     bucket, prefix = split_s3(uri)
-    paginator = s3.get_paginator("list_objects_v2")
     try:
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                relative = item["Key"][len(prefix) :].lstrip("/") or os.path.basename(item["Key"])
-                destination = target / relative
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                s3.download_file(bucket, item["Key"], str(destination))
+        keys = [
+            item["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for item in page.get("Contents", [])
+            if not item["Key"].endswith("/")
+        ]
     except Exception:  # a missing bucket or prefix leaves the channel empty, as on AWS
         return
+    if not keys:
+        return
+    if directory or prefix.endswith("/") or all(k.startswith(prefix + "/") for k in keys):
+        base = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+        places = {key: key[len(base) :] for key in keys}
+    elif len(keys) == 1:
+        places = {keys[0]: os.path.basename(keys[0])}
+    else:
+        parent = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+        places = {key: key[len(parent) :] for key in keys}
+    root = target.resolve()
+    for key, relative in places.items():
+        destination = (root / relative).resolve()
+        if not relative or not destination.is_relative_to(root) or destination == root:
+            continue  # refused: it would land outside the job's directory
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, key, str(destination))

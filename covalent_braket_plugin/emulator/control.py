@@ -97,7 +97,13 @@ class ControlApi:
             "jobs": len(jobs),
             "running": sum(job.status == "RUNNING" for job in jobs),
             "quantumTasks": len(self.backends.tasks()),
+            "simulators": self._simulators(),
         }
+
+    def _simulators(self) -> dict[str, Any] | None:
+        runner = self.backends.task_runner
+        simulators = getattr(runner, "simulators", None)
+        return simulators.describe() if simulators is not None else None
 
     def reset(self) -> dict[str, Any]:
         self._reset()

@@ -29,6 +29,8 @@ OPENQASM = "braket.ir.openqasm.program"
 #: Environment variable naming a JSON device catalogue that adds emulated devices.
 CATALOGUE_ENV = "BRAKET_EMULATOR_DEVICES"
 _NOISE_RE = re.compile(r"#pragma\s+braket\s+noise", re.IGNORECASE)
+_ADJOINT_GRADIENT_RE = re.compile(r"#pragma\s+braket\s+result\s+adjoint_gradient\b")
+_MEASURE_RE = re.compile(r"\bmeasure\b")
 _NOT_GATES = frozenset({"measure", "reset", "barrier", "qubit", "bit", "let", "box"})
 #: A gate applied to qubits: ``h q[0];``, ``rx(0.1) $3;``, ``cnot __qubits__[0], ...``.
 _GATE_LINE_RE = re.compile(
@@ -53,6 +55,9 @@ class Device:
         connectivity: For emulated QPUs, the coupling graph ``{"0": ["1"], ...}``; None is all-to-all.
         emulated_qpu: Marks a QPU stand-in; its name and capabilities say so.
         status: ``deviceStatus``.
+        adjoint_gradient: Whether it computes the ``adjoint_gradient`` result type (SV1).
+        all_qubits_measured: Whether a program that measures must measure every qubit it uses
+            (SV1 refuses partial measurement).
     """
 
     arn: str
@@ -67,6 +72,8 @@ class Device:
     connectivity: dict[str, list[str]] | None = None
     emulated_qpu: bool = False
     status: str = "ONLINE"
+    adjoint_gradient: bool = False
+    all_qubits_measured: bool = False
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -129,6 +136,24 @@ class Device:
                     "connectivityGraph": self.connectivity or {},
                 },
             }
+        if self.adjoint_gradient:
+            action["supportedPragmas"] = [
+                *action.get("supportedPragmas", []),
+                "braket_result_type_adjoint_gradient",
+            ]
+            action["forbiddenPragmas"] = [
+                p for p in action.get("forbiddenPragmas", []) if "adjoint_gradient" not in p
+            ]
+            action.setdefault("supportedResultTypes", []).append(
+                {
+                    "name": "AdjointGradient",
+                    "observables": ["x", "y", "z", "h", "i"],
+                    "minShots": 0,
+                    "maxShots": 0,
+                }
+            )
+        if self.all_qubits_measured:
+            action["requiresAllQubitsMeasurement"] = True
         base["emulated"] = {
             "by": "covalent-braket-plugin Braket-in-a-box",
             "simulator": self.simulator,
@@ -147,6 +172,17 @@ class Device:
             raise ValidationException(
                 f"Device {self.arn} does not support noise pragmas; use DM1 ({DM1}) for noise simulation"
             )
+        if _ADJOINT_GRADIENT_RE.search(source):
+            if not self.adjoint_gradient:
+                raise ValidationException(
+                    f"Device {self.arn} does not support the adjoint_gradient result type"
+                )
+            if shots != 0:
+                raise ValidationException(
+                    "The adjoint_gradient result type is only supported with shots=0"
+                )
+        if self.all_qubits_measured and _MEASURE_RE.search(source):
+            _check_all_measured(source)
         if self.native_gates:
             used = set(_GATE_LINE_RE.findall(source))
             unknown = sorted(
@@ -159,6 +195,23 @@ class Device:
                     f"Device {self.arn} does not support the operations {unknown}; "
                     f"its native gates are {sorted(self.native_gates)}"
                 )
+
+
+def _check_all_measured(source: str) -> None:
+    """A program that measures must measure every qubit it uses, numbered 0 to n - 1."""
+    from braket.default_simulator.openqasm.interpreter import Interpreter
+
+    try:
+        circuit = Interpreter().build_circuit(source)
+    except Exception:  # an input left open, or the like: the simulator will say what is wrong
+        return
+    measured = set(getattr(circuit, "measured_qubits", ()) or ())
+    every = set(circuit.qubit_set) | measured
+    if measured and (measured != every or every != set(range(len(every)))):
+        raise ValidationException(
+            "Device requires all qubits in the program to be measured. This may be caused by "
+            "declaring non-contiguous qubits or measuring partial qubits"
+        )
 
 
 @lru_cache(maxsize=4)
@@ -192,9 +245,19 @@ def simulator_class(simulator: str) -> Any:
 
 def builtin_devices() -> list[Device]:
     return [
-        Device(SV1, "SV1", "Amazon Braket", "SIMULATOR", "braket_sv", (0, 100_000)),
+        Device(
+            SV1,
+            "SV1",
+            "Amazon Braket",
+            "SIMULATOR",
+            "braket_sv",
+            (0, 100_000),
+            adjoint_gradient=True,
+            all_qubits_measured=True,
+        ),
         Device(DM1, "dm1", "Amazon Braket", "SIMULATOR", "braket_dm", (0, 100_000), noise=True),
-        Device(TN1, "TN1", "Amazon Braket", "SIMULATOR", "braket_sv", (1, 1_000)),
+        # Retired by the service; kept so that its ARN answers as the service answers it.
+        Device(TN1, "TN1", "Amazon Braket", "SIMULATOR", "braket_sv", (1, 1_000), status="RETIRED"),
     ]
 
 

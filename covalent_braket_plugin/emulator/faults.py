@@ -32,6 +32,10 @@ class FaultSettings:
     fail: dict[str, int] = field(default_factory=dict)
     #: Operation name -> times it is carried out but its response lost (HTTP 500).
     lose: dict[str, int] = field(default_factory=dict)
+    #: The next so many simulations crash their worker process (as a native crash would).
+    crash_simulations: int = 0
+    #: The next so many simulations hang until the task's time limit stops them.
+    hang_simulations: int = 0
     #: Services faults apply to (``braket``, ``s3``, ...); empty means all.
     services: list[str] = field(default_factory=list)
     seed: int | None = None
@@ -44,7 +48,9 @@ class FaultInjector:
         self._lock = threading.Lock()
         self.settings = FaultSettings()
         self._random = random.Random()
-        self.injected: dict[str, int] = {"throttle": 0, "error": 0, "lost": 0, "fail": 0}
+        self.injected: dict[str, int] = dict.fromkeys(
+            ("throttle", "error", "lost", "fail", "crash", "hang"), 0
+        )
 
     def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -64,6 +70,8 @@ class FaultInjector:
             current["fail"] = {str(k): int(v) for k, v in dict(current["fail"]).items()}
             current["lose"] = {str(k): int(v) for k, v in dict(current["lose"]).items()}
             current["services"] = [str(s) for s in current["services"]]
+            for name in ("crash_simulations", "hang_simulations"):
+                current[name] = max(0, int(current[name]))
             self.settings = FaultSettings(**current)
             self._random = random.Random(self.settings.seed)
             return self.describe()
@@ -75,6 +83,16 @@ class FaultInjector:
 
     def describe(self) -> dict[str, Any]:
         return {**asdict(self.settings), "injected": dict(self.injected)}
+
+    def simulation_fault(self) -> str | None:
+        """``crash`` or ``hang`` for a simulation staged to fail so, else None."""
+        with self._lock:
+            for fault, name in (("crash", "crash_simulations"), ("hang", "hang_simulations")):
+                if getattr(self.settings, name) > 0:
+                    setattr(self.settings, name, getattr(self.settings, name) - 1)
+                    self.injected[fault] += 1
+                    return fault
+        return None
 
     def choose(self, service: str, operation: str | None) -> str | None:
         """``throttle``, ``error``, ``lost``, ``fail`` or None; sleeps for the added latency."""

@@ -62,7 +62,8 @@ class Job:
         end = self.ended_at or now()
         return int((end - self.started_at).total_seconds() * 1000)
 
-    def describe(self, queue_info: bool = False) -> dict[str, Any]:
+    def describe(self, queue_position: str | None = None) -> dict[str, Any]:
+        """GetJob's answer; with ``queueInfo`` when a queue position is given (asked for)."""
         body = {
             key: copy.deepcopy(value)
             for key, value in self.request.items()
@@ -85,8 +86,8 @@ class Job:
         ):
             if value is not None:
                 body[key] = value
-        if queue_info and self.status == "QUEUED":
-            body["queueInfo"] = {"queue": "JOBS_QUEUE", "position": "1"}
+        if queue_position is not None:
+            body["queueInfo"] = _queue_info("JOBS_QUEUE", "Job", self.status, queue_position)
         return body
 
     def summary(self) -> dict[str, Any]:
@@ -133,6 +134,16 @@ class QuantumTask:
     def results_key(self) -> str:
         return f"{self.output_directory}/results.json"
 
+    def action_metadata(self) -> dict[str, Any]:
+        """``actionMetadata``: the kind of program (one program per task here)."""
+        import json
+
+        try:
+            header = json.loads(self.request["action"])["braketSchemaHeader"]["name"]
+        except (ValueError, TypeError, KeyError):
+            header = "braket.ir.openqasm.program"
+        return {"actionType": header, "programCount": 1}
+
     def summary(self) -> dict[str, Any]:
         body = {
             "quantumTaskArn": self.arn,
@@ -148,17 +159,16 @@ class QuantumTask:
             body["endedAt"] = _iso(self.ended_at)
         return body
 
-    def describe(self, queue_info: bool = False) -> dict[str, Any]:
+    def describe(self, queue_position: str | None = None) -> dict[str, Any]:
+        """GetQuantumTask's answer; with ``queueInfo`` when a queue position is given."""
         body = self.summary()
         body["deviceParameters"] = self.request.get("deviceParameters") or "{}"
-        if queue_info:
-            body["queueInfo"] = {"queue": "QUANTUM_TASKS_QUEUE", "queuePriority": "Normal"}
-            if self.status == "QUEUED":
-                body["queueInfo"]["position"] = "1"
-            else:
-                body["queueInfo"]["message"] = (
-                    f"Task is in {self.status} status. AmazonBraket does not show queue position for this status."
-                )
+        body["actionMetadata"] = self.action_metadata()
+        if queue_position is not None:
+            body["queueInfo"] = {
+                **_queue_info("QUANTUM_TASKS_QUEUE", "Task", self.status, queue_position),
+                "queuePriority": "Normal",
+            }
         if self.failure_reason:
             body["failureReason"] = self.failure_reason
         if self.job_arn:
@@ -166,3 +176,16 @@ class QuantumTask:
         if self.request.get("associations"):
             body["associations"] = self.request["associations"]
         return body
+
+
+def _queue_info(queue: str, kind: str, status: str, position: str) -> dict[str, Any]:
+    """``queueInfo`` as the service gives it: a position while QUEUED, else ``"None"`` and a
+    message."""
+    if status == "QUEUED":
+        return {"queue": queue, "position": position}
+    return {
+        "queue": queue,
+        "position": "None",
+        "message": f"{kind} is in {status} status. "
+        "AmazonBraket does not show queue position for this status.",
+    }

@@ -1,30 +1,43 @@
-"""Running quantum tasks on the local Braket simulators, and their ``results.json``."""
+"""Running quantum tasks: queued, then simulated in a worker process, their ``results.json``
+stored where the service stores it, their end reported to the backend that took them."""
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .clients import InternalClients
-from .devices import Device, simulator_class
+from .devices import Device
+from .faults import FaultInjector
 from .models import QuantumTask
 from .settings import RuntimeSettings
+from .simulators import SimulationFailed, SimulatorProcesses
 
 if TYPE_CHECKING:
     from .backend import BraketBackend
 
 
 class QuantumTaskRunner:
-    """Runs quantum tasks on the local simulators, a few at a time, in worker threads."""
+    """Runs quantum tasks on the local simulators, in worker processes.
+
+    Each task waits on a thread of its own (cheap: it only waits) for ``task_queue_seconds``
+    and for a free simulator worker, while QUEUED; it is RUNNING while a worker simulates it.
+
+    Args:
+        clients: The emulator's own clients, to store results.
+        settings: The queue delay, the number of simulator workers, the time limit.
+        faults: Simulations staged to crash or hang, for tests.
+    """
 
     def __init__(
-        self, clients: InternalClients, settings: RuntimeSettings, workers: int = 4
+        self, clients: InternalClients, settings: RuntimeSettings, faults: FaultInjector
     ) -> None:
         self.clients = clients
         self.settings = settings
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="quantum-task")
+        self.faults = faults
+        self.simulators = SimulatorProcesses(settings)
+        self._pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="quantum-task")
 
     def start(self, task: QuantumTask, device: Device, states: BraketBackend) -> None:
         self._pool.submit(self._execute, task, device, states)
@@ -33,37 +46,39 @@ class QuantumTaskRunner:
         deadline = time.monotonic() + self.settings.task_queue_seconds
         while time.monotonic() < deadline and task.status == "QUEUED":
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-        if not states.start_task(task):
+        if task.status != "QUEUED":
             return
+        request = task.request
+        simulation = {
+            "simulator": device.simulator,
+            "action": request["action"],
+            "shots": int(request["shots"]),
+            "inputs": request.get("inputs") or None,
+            "taskArn": task.arn,
+            "deviceArn": device.arn,
+        }
+        fault = self.faults.simulation_fault()
+        if fault:
+            simulation["fault"] = fault
         try:
-            request = task.request
-            inputs = request.get("inputs") or None
-            results = simulate(device, request["action"], int(request["shots"]), inputs, task.arn)
+            results = self.simulators.run(simulation, on_start=lambda: states.start_task(task))
+            if results is None:  # cancelled while it waited for a worker
+                return
             self.clients.get("s3", task.region).put_object(
                 Bucket=request["outputS3Bucket"], Key=task.results_key, Body=results.encode()
             )
-        except Exception as exc:  # a program the simulator rejects fails the task, as on AWS
+        except SimulationFailed as exc:  # the program, the simulator or its process failed
+            states.finish_task(task, "FAILED", str(exc))
+            return
+        except Exception as exc:  # storing the results failed
             states.finish_task(task, "FAILED", f"{type(exc).__name__}: {exc}")
             return
         states.finish_task(task, "COMPLETED")
 
+    def reset(self) -> None:
+        """After an emulator reset (tasks were forgotten): count the workers afresh."""
+        self.simulators.reset()
+
     def shutdown(self) -> None:
+        self.simulators.shutdown()
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def simulate(
-    device: Device, action: str, shots: int, inputs: dict[str, Any] | None, task_id: str
-) -> str:
-    """Run an OpenQASM program on the device's local simulator; return ``results.json`` text."""
-    from braket.ir.openqasm import Program
-
-    program = Program.parse_raw(action)
-    if inputs:
-        program = Program(source=program.source, inputs={**(program.inputs or {}), **inputs})
-    result = simulator_class(device.simulator)().run(program, shots=shots)
-    result.taskMetadata.id = task_id
-    result.taskMetadata.deviceId = device.arn
-    body = json.loads(result.json(exclude_none=True))
-    if not body.get("measurements"):
-        body.pop("measurements", None)  # the schema rejects an empty list
-    return json.dumps(body)

@@ -191,9 +191,15 @@ class JobRuntime:
         if run.stop_requested.is_set():
             run.cancelled()
             return
-        states.add_event(job, "UPLOADING_RESULTS")
-        container.upload_outputs()
+        failure = container.failure_text()
         limit = job.request["stoppingCondition"]["maxRuntimeInSeconds"]
+        if code == 0 and not failure and not timed_out:
+            states.add_event(job, "UPLOADING_RESULTS")
+            container.upload_results()
+            container.upload_checkpoints()
+            states.transition(job, "COMPLETED", event="COMPLETED")
+            return
+        container.upload_checkpoints()
         if timed_out:
             states.transition(
                 job,
@@ -201,14 +207,11 @@ class JobRuntime:
                 event="MAX_RUNTIME_EXCEEDED",
                 reason=f"MaxRuntimeExceeded: the job ran longer than maxRuntimeInSeconds={limit}",
             )
-        elif code == 0:
-            states.transition(job, "COMPLETED", event="COMPLETED")
-        else:
-            failure = container.failure_text()
-            if not failure and code < 0:
-                failure = f"the job process was killed by signal {-code}"
-            reason = f"AlgorithmError: {failure or 'the job process failed'}, exit code: {code}"
-            states.transition(job, "FAILED", event="FAILED", reason=reason)
+            return
+        if not failure and code < 0:
+            failure = f"the job process was killed by signal {-code}"
+        reason = f"AlgorithmError: {failure or 'the job process failed'}, exit code: {code}"
+        states.transition(job, "FAILED", event="FAILED", reason=reason)
 
     def _execute(
         self, run: _Run, container: JobContainer, command: list[str], env: dict[str, str]

@@ -20,6 +20,8 @@ from .app import EmulatorApp
 from .backend import BraketBackends
 from .clients import InternalClients
 from .devices import CATALOGUE_ENV, DeviceCatalogue, load_catalogue
+from .faults import FaultInjector
+from .images import ManagedImages
 from .quantum_tasks import QuantumTaskRunner
 from .runtime import JobRuntime
 from .settings import RuntimeSettings
@@ -92,12 +94,14 @@ class BraketEmulator:
         self._url = f"http://{host}:{port}"
         clients = InternalClients(self._url)
         settings = dataclasses.replace(self._initial_settings or RuntimeSettings())
+        faults = FaultInjector()
         self.runtime = JobRuntime(clients, self.work_dir, settings)
-        self.tasks = QuantumTaskRunner(clients, settings)
+        self.tasks = QuantumTaskRunner(clients, settings, faults)
         catalogue = load_catalogue(self.devices_file or os.environ.get(CATALOGUE_ENV))
         backends = BraketBackends(self.runtime, DeviceCatalogue(catalogue), self.tasks)
         moto = DomainDispatcherApplication(create_backend_app)
-        self.app = EmulatorApp(backends, self.runtime, moto)
+        images = ManagedImages(clients, settings)
+        self.app = EmulatorApp(backends, self.runtime, moto, faults, images)
         try:
             self._server = make_server(
                 self.host,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 
@@ -16,5 +17,12 @@ class RuntimeSettings:
     max_concurrent_jobs: int = 32
     #: Seconds a quantum task stays QUEUED before it runs.
     task_queue_seconds: float = 0.0
+    #: Simulations that run at once, each in a worker process; more tasks wait in QUEUED.
+    simulator_workers: int = 4
+    #: A simulation running longer is stopped and its task FAILED (SV1 allows 3 hours).
+    task_time_limit_seconds: float = 10_800.0
+    #: The Python (``major.minor``) the managed job images are tagged with in the emulated
+    #: ECR: the one emulated jobs run on, unless a mismatch is staged.
+    managed_image_python: str = f"{sys.version_info.major}.{sys.version_info.minor}"
     #: Image-mode jobs: container image URI -> the command (argv) that stands in for it.
     image_commands: dict[str, list[str]] = field(default_factory=dict)

@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ..service import JOB_NAME_MAX, JOB_NAME_PATTERN, MAX_RUNTIME_SECONDS, instance_types
-from .exceptions import DeviceOfflineException, ValidationException
+from .exceptions import DeviceOfflineException, DeviceRetiredException, ValidationException
 
 if TYPE_CHECKING:
     from .devices import Device
@@ -165,8 +165,14 @@ def validate_create_quantum_task(body: dict[str, Any], devices: Any) -> Device:
     device = devices.get(device_arn)
     if device is None:
         raise ValidationException(f"Device {device_arn} does not exist")
+    if device.status == "RETIRED":
+        raise DeviceRetiredException(f"Device {device_arn} is retired")
     if device.status != "ONLINE":
         raise DeviceOfflineException(f"Device {device_arn} is {device.status}")
+    if body.get("associations") and device.device_type == "SIMULATOR":
+        raise ValidationException(
+            f"Braket Direct is not supported for {device.name}: reservations are for QPUs"
+        )
     shots = int_in("shots", require(body, "shots"), 0)
     require(body, "outputS3Bucket")
     if not isinstance(body.get("outputS3KeyPrefix"), str) or not body["outputS3KeyPrefix"]:

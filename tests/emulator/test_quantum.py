@@ -23,9 +23,13 @@ FOLDER = (BUCKET, "tasks")
 def test_managed_simulators_are_online_with_capabilities_the_sdk_parses(aws: Any) -> None:
     from braket.aws import AwsDevice
 
-    for arn, name in ((SV1, "SV1"), (DM1, "dm1"), (TN1, "TN1")):
+    for arn, name, status in (
+        (SV1, "SV1", "ONLINE"),
+        (DM1, "dm1", "ONLINE"),
+        (TN1, "TN1", "RETIRED"),
+    ):
         device = AwsDevice(arn)
-        assert (device.name, device.status, device.type.value) == (name, "ONLINE", "SIMULATOR")
+        assert (device.name, device.status, device.type.value) == (name, status, "SIMULATOR")
         assert "braket.ir.openqasm.program" in device.properties.action
         assert device.properties.paradigm.qubitCount > 0
     assert {d["deviceArn"] for d in aws.braket.search_devices(filters=[])["devices"]} >= {
@@ -104,12 +108,12 @@ def test_programs_a_device_cannot_run_are_rejected_with_the_reason(aws: Any) -> 
     assert info.value.response["Error"]["Code"] == "ValidationException"
     assert "noise" in info.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as info:
-        AwsDevice(TN1).run(
-            Circuit().h(0).expectation(observable=observables.Z(), target=0),
-            s3_destination_folder=FOLDER,
-            shots=0,
-        )
-    assert "shots between 1 and 1000" in info.value.response["Error"]["Message"]
+        AwsDevice(SV1).run(Circuit().h(0), s3_destination_folder=FOLDER, shots=100_001)
+    assert "shots between 0 and 100000" in info.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as info:  # retired by the service
+        AwsDevice(TN1).run(Circuit().h(0), s3_destination_folder=FOLDER, shots=10)
+    assert info.value.response["Error"]["Code"] == "DeviceRetiredException"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 410
 
 
 def test_quantum_task_cancelled_before_it_runs_ends_cancelled(aws: Any) -> None:
