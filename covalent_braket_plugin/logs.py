@@ -19,7 +19,7 @@ def tail(settings: BraketSettings, job: dict[str, Any], limit: int = 200) -> str
             logs,
             "describe_log_streams",
             logGroupName=LOG_GROUP,
-            logStreamNamePrefix=log_stream_prefix(job["jobName"]),
+            logStreamNamePrefix=log_stream_prefix(job["jobName"], job["jobArn"]),
         ).get("logStreams", [])
         for stream in streams:
             events = aws.call(

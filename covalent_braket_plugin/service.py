@@ -18,7 +18,8 @@ MAX_RUNTIME_SECONDS = 432_000
 #: ``jobName``: 1 to 50 characters of ``[a-zA-Z0-9-]``, starting with a letter or digit.
 JOB_NAME_MAX = 50
 JOB_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,50}$"
-#: The CloudWatch Logs group every hybrid job writes to; a job's streams start ``<jobName>/``.
+#: The CloudWatch Logs group every hybrid job writes to; a job's streams start
+#: ``<jobName>/<job id>/`` (see :func:`log_stream_prefix`).
 LOG_GROUP = "/aws/braket/jobs"
 #: The Regions that have Braket.
 REGIONS = ("us-east-1", "us-west-1", "us-west-2", "eu-west-2", "eu-north-1")
@@ -39,9 +40,10 @@ def managed_image_uri(repository: str, region: str, tag: str = "latest") -> str:
     return f"{MANAGED_IMAGE_REGISTRY}.dkr.ecr.{region}.amazonaws.com/{repository}:{tag}"
 
 
-def log_stream_prefix(job_name: str) -> str:
-    """The prefix of a job's log streams in :data:`LOG_GROUP`."""
-    return f"{job_name}/"
+def log_stream_prefix(job_name: str, job_arn: str) -> str:
+    """The prefix of a job's log streams in :data:`LOG_GROUP`: its name and the id that ends
+    its ARN (``job/<id>``), as the Braket SDK reads them."""
+    return f"{job_name}/{job_arn.rsplit('/', 1)[-1]}/"
 
 
 def timestamp(moment: datetime) -> str:

@@ -227,15 +227,13 @@ class BraketBackend:
             return task.describe(_position(task, queued, 2000) if queue_info else None)
 
     def cancel_quantum_task(self, arn: str) -> dict[str, Any]:
+        """CANCELLING at once; CANCELLED when the runner next looks (a queued task at once)."""
         with self._lock:
             task = self.get_quantum_task(arn)
             if task.status in TERMINAL_STATES:
                 raise ConflictException(
-                    f"Quantum task {arn} is already {task.status} and cannot be cancelled"
+                    f"Amazon Braket cannot cancel a quantum task in the {task.status} status"
                 )
-            if task.status == "QUEUED":
-                self.finish_task(task, "CANCELLED")
-                return {"quantumTaskArn": arn, "cancellationStatus": "CANCELLED"}
             task.status = "CANCELLING"
         return {"quantumTaskArn": arn, "cancellationStatus": "CANCELLING"}
 

@@ -18,7 +18,7 @@ class LogShipper:
 
     def __init__(self, clients: InternalClients, job: Job) -> None:
         self.logs = clients.get("logs", job.region)
-        self.stream = f"{log_stream_prefix(job.name)}algo-1-{int(time.time())}"
+        self.stream = f"{log_stream_prefix(job.name, job.arn)}algo-1-{int(time.time())}"
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()

@@ -46,7 +46,8 @@ class QuantumTaskRunner:
         deadline = time.monotonic() + self.settings.task_queue_seconds
         while time.monotonic() < deadline and task.status == "QUEUED":
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-        if task.status != "QUEUED":
+        if task.status != "QUEUED":  # cancelled while queued
+            states.finish_task(task, "CANCELLED")
             return
         request = task.request
         simulation = {
@@ -63,6 +64,7 @@ class QuantumTaskRunner:
         try:
             results = self.simulators.run(simulation, on_start=lambda: states.start_task(task))
             if results is None:  # cancelled while it waited for a worker
+                states.finish_task(task, "CANCELLED")
                 return
             self.clients.get("s3", task.region).put_object(
                 Bucket=request["outputS3Bucket"], Key=task.results_key, Body=results.encode()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from . import iam, urls
+from . import iam, model_check, urls
 from .backend import BraketBackend, BraketBackends
 from .exceptions import BraketError, InternalServiceException, ValidationException
 from .identity import Scope, account_of
@@ -64,9 +64,11 @@ class BraketResponses:
                 query=parse_qs(environ.get("QUERY_STRING", "")),
                 body=read_object(environ),
             )
+            operation = urls.operation_of(handler)
+            model_check.check_request(operation, request.body, request.query)
             policy = self.policies.get(scope.access_key)
             if policy is not None:
-                iam.authorize(policy, urls.operation_of(handler), request)
+                iam.authorize(policy, operation, request)
             status, body = getattr(self, handler)(request)
             return json_response(start_response, status, body)
         except BraketError as error:

@@ -52,7 +52,7 @@ def read_json(environ: dict[str, Any], empty: Any) -> Any:
         return empty
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ValidationException("request body is not valid JSON") from None
 
 

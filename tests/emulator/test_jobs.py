@@ -402,12 +402,12 @@ def test_search_jobs_filters_and_pages(aws: Any) -> None:
     )
     assert {job["jobArn"] for job in later["jobs"]} >= set(arns[2:])
     # The service filters on jobArn and createdAt only, with 1 to 10 values.
-    for bad in (
-        {"name": "status", "operator": "EQUAL", "values": ["QUEUED"]},
-        {"name": "jobArn", "operator": "EQUAL", "values": arns * 3},
+    for bad, named in (
+        ({"name": "status", "operator": "EQUAL", "values": ["QUEUED"]}, "status"),
+        ({"name": "jobArn", "operator": "EQUAL", "values": arns * 3}, "values"),
     ):
         code, _, message = error_of(lambda bad=bad: aws.braket.search_jobs(filters=[bad]))
-        assert code == "ValidationException" and bad["name"] in message
+        assert code == "ValidationException" and named in message
 
 
 def test_tags_round_trip(aws: Any) -> None:
