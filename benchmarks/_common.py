@@ -22,12 +22,15 @@ IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/covalent-braket:latest"
 
 
 @contextlib.contextmanager
-def emulator(max_concurrent_jobs: int = 32, lowest_priority: bool = False) -> Iterator[str]:
+def emulator(
+    max_concurrent_jobs: int = 32, lowest_priority: bool = False, quotas: bool = True
+) -> Iterator[str]:
     """Start ``covalent-braket emulator`` in its own process (so it does not share this
     process's GIL and event loop) and point this process's AWS settings at it.
 
     ``lowest_priority`` runs the emulator and its job processes at nice 19: they stand in for
     the service's own machines, so they must not take the CPU from the process measured.
+    ``quotas`` False turns off Braket's request quotas (enforced by default).
     """
     process = subprocess.Popen(
         [
@@ -39,6 +42,7 @@ def emulator(max_concurrent_jobs: int = 32, lowest_priority: bool = False) -> It
             "0",
             "--max-concurrent-jobs",
             str(max_concurrent_jobs),
+            *([] if quotas else ["--no-quotas"]),
         ],
         stdout=subprocess.PIPE,
         text=True,

@@ -69,11 +69,22 @@ def main() -> None:
         help="the executors' freeze_heap setting (default on): while tasks run, full garbage "
         "collections skip the objects alive when the first began",
     )
+    parser.add_argument(
+        "--quotas",
+        choices=("on", "off"),
+        default="off",
+        help="the emulator's request quotas (default off: this measures the executor alone; "
+        "benchmarks/quotas.py measures it within them)",
+    )
     args = parser.parse_args()
     args.freeze_heap = args.freeze_heap == "on"
     rows = []
     lowest = args.emulator_priority == "lowest"
-    with emulator(max_concurrent_jobs=args.max_concurrent_jobs, lowest_priority=lowest) as url:
+    with emulator(
+        max_concurrent_jobs=args.max_concurrent_jobs,
+        lowest_priority=lowest,
+        quotas=args.quotas == "on",
+    ) as url:
         # Warm-up: clients, pre-flight cache.
         asyncio.run(batch(2, args.poll, args.freeze_heap))
         for size in (int(s) for s in args.sizes.split(",")):

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from .config import BraketSettings
+from .covalent_loader import server_log
 
 #: botocore's standard retry mode retries throttling and 5xx with exponential backoff. S3
 #: bodies are not SHA-256 signed: every upload carries a CRC32 (the executor's own, computed
@@ -29,6 +33,9 @@ _CLIENT_CONFIG_KWARGS: dict[str, Any] = {
     "connect_timeout": 10,
     "read_timeout": 60,
 }
+#: Braket calls are retried by the executor itself, waiting on the event loop rather than in
+#: one of the few I/O threads: botocore only tries a call a few times.
+_BRAKET_ATTEMPTS = 3
 
 _SERVICES = ("braket", "s3", "sts", "logs", "iam", "ecr")
 #: Error codes worth another try after a pause (botocore has already retried them).
@@ -72,6 +79,51 @@ def offload(function: Any, *args: Any) -> Any:
     return asyncio.get_running_loop().run_in_executor(io_pool, functools.partial(function, *args))
 
 
+#: How long :func:`persistently` keeps trying a call that fails transiently.
+PERSIST_SECONDS = 900.0
+
+
+async def persistently(
+    function: Any, *args: Any, seconds: float = PERSIST_SECONDS, before: Any = None
+) -> Any:
+    """:func:`offload` ``function(*args)``, and again after a pause, on the event loop, while
+    it fails transiently (throttling, a 5xx, a dropped connection: botocore has retried
+    already) or because the credentials expired (the clients are then built anew, reading
+    the credential chain again), for up to ``seconds``. Other errors, and the last one, are
+    raised. ``function`` must be safe to repeat (idempotent). ``before``, if given, is
+    awaited before each try (the pacing of its calls)."""
+    deadline = time.monotonic() + seconds
+    pause = 1.0
+    while True:
+        try:
+            if before is not None:
+                await before()
+            return await offload(function, *args)
+        except AwsError as exc:
+            if not (exc.transient or exc.expired) or time.monotonic() + pause > deadline:
+                raise
+            if exc.expired:
+                server_log.warning(f"AWS credentials expired ({exc}); trying with new clients")
+            await asyncio.sleep(pause * (0.5 + random.random() / 2))
+            pause = min(pause * 2, 30.0)
+
+
+#: The caller's credentials are no longer good (a session ended, a token expired): the
+#: clients are built again, so that the credential chain is read afresh.
+EXPIRED_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+        "TokenRefreshRequired",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "InvalidToken",
+        "InvalidAccessKeyId",
+    }
+)
+
+
 class AwsError(RuntimeError):
     """An AWS call failed; the message names the operation, the AWS error code and the text."""
 
@@ -86,6 +138,11 @@ class AwsError(RuntimeError):
         """Throttling, a 5xx or a broken connection: the same call may succeed later."""
         return self.code in TRANSIENT_CODES or (self.status is not None and self.status >= 500)
 
+    @property
+    def expired(self) -> bool:
+        """The credentials expired: the same call may succeed with clients built anew."""
+        return self.code in EXPIRED_CODES
+
 
 @dataclass(frozen=True)
 class AwsClients:
@@ -98,11 +155,19 @@ class AwsClients:
     iam: Any
     ecr: Any
     region: str
+    #: The session they share, for the clients of the tools (``setup``, ``doctor``).
+    session: Any = None
+    config: Any = None
+
+    def client(self, service: str) -> Any:
+        """A client of another service on the same session, Region and configuration."""
+        return self.session.client(service, region_name=self.region, config=self.config)
 
 
 _lock = threading.Lock()
 _cache: dict[tuple[str | None, str | None, str | None], AwsClients] = {}
 _account_cache: dict[tuple[str | None, str | None, str | None], tuple[str, str]] = {}
+_role_cache: dict[Any, str] = {}
 
 
 def client_key(settings: BraketSettings) -> tuple[str | None, str | None, str | None]:
@@ -145,10 +210,16 @@ def clients_for(settings: BraketSettings) -> AwsClients:
                 "required: set region, AWS_REGION / AWS_DEFAULT_REGION, or a profile region",
             )
         config = botocore.config.Config(**_CLIENT_CONFIG_KWARGS)
+        braket_config = config.merge(
+            botocore.config.Config(retries={"mode": "standard", "max_attempts": _BRAKET_ATTEMPTS})
+        )
         built = {
-            name: session.client(name, region_name=region, config=config) for name in _SERVICES
+            name: session.client(
+                name, region_name=region, config=braket_config if name == "braket" else config
+            )
+            for name in _SERVICES
         }
-        cached = AwsClients(region=region, **built)
+        cached = AwsClients(region=region, session=session, config=config, **built)
         _cache[key] = cached
         return cached
 
@@ -168,12 +239,44 @@ def caller_account(settings: BraketSettings) -> tuple[str, str]:
     return result
 
 
+def quota_key(settings: BraketSettings) -> tuple[Any, str]:
+    """Whose quota these settings' Braket calls count against: (account, Region). The account
+    is the caller's once it is known (any call that needed it looked it up), else the
+    credentials that stand for it."""
+    key = client_key(settings)
+    with _lock:
+        known = _account_cache.get(key)
+    return (known[0] if known else key, settings.region)
+
+
 def role_arn(settings: BraketSettings) -> str:
-    """The job execution role's ARN: as given, or built from the caller's account."""
+    """The job execution role's ARN: as given, or the ARN IAM has for the name (its path
+    included: ``role/service-role/NAME``), or, if the caller may not look it up, the ARN the
+    name makes without a path. Blocking: call off the loop."""
+    name = settings.braket_job_execution_role_name
     if settings.role_is_arn:
-        return settings.braket_job_execution_role_name
-    account, partition = caller_account(settings)
-    return f"arn:{partition}:iam::{account}:role/{settings.braket_job_execution_role_name}"
+        return name
+    key = (client_key(settings), name)
+    with _lock:
+        known = _role_cache.get(key)
+    if known is not None:
+        return known
+    try:
+        arn = call(clients_for(settings).iam, "get_role", RoleName=name)["Role"]["Arn"]
+    except AwsError as exc:
+        if exc.code not in DENIED:
+            raise
+        account, partition = caller_account(settings)
+        arn = f"arn:{partition}:iam::{account}:role/{name}"
+    with _lock:
+        _role_cache[key] = arn
+    return arn
+
+
+def bucket_owner(settings: BraketSettings) -> dict[str, str]:
+    """``ExpectedBucketOwner`` for every S3 call: S3 refuses the call if the bucket belongs to
+    another account than the caller's, before anything is read or written."""
+    return {"ExpectedBucketOwner": caller_account(settings)[0]}
 
 
 def call(client: Any, operation: str, **kwargs: Any) -> Any:
@@ -185,11 +288,28 @@ def call(client: Any, operation: str, **kwargs: Any) -> Any:
     except ClientError as exc:
         error = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        raise AwsError(
+        failure = AwsError(
             operation, error.get("Code", "Unknown"), error.get("Message", str(exc)), status
-        ) from exc
+        )
+        if failure.expired:  # the next use of these clients builds them anew
+            _forget_clients_of(client)
+        raise failure from exc
     except BotoCoreError as exc:
         raise AwsError(operation, type(exc).__name__, str(exc)) from exc
+
+
+def _forget_clients_of(client: Any) -> None:
+    with _lock:
+        for key, clients in list(_cache.items()):
+            if client in (
+                clients.braket,
+                clients.s3,
+                clients.sts,
+                clients.logs,
+                clients.iam,
+                clients.ecr,
+            ):
+                _cache.pop(key, None)
 
 
 def call_unless(codes: frozenset[str], client: Any, operation: str, **kwargs: Any) -> Any:
@@ -203,8 +323,27 @@ def call_unless(codes: frozenset[str], client: Any, operation: str, **kwargs: An
         raise
 
 
+_forgetters: list[Callable[[], None]] = []
+
+
+def on_reset(forget: Callable[[], None]) -> None:
+    """Have :func:`reset_cache` call ``forget`` too (for caches kept by other rooms)."""
+    _forgetters.append(forget)
+
+
 def reset_cache() -> None:
-    """Forget every cached client (for tests that change endpoints or credentials)."""
+    """Forget every cached client and what was learnt through them (for tests that change
+    endpoints or credentials)."""
     with _lock:
         _cache.clear()
         _account_cache.clear()
+        _role_cache.clear()
+    for forget in _forgetters:
+        forget()
+
+
+def forget_clients(settings: BraketSettings) -> None:
+    """Build these settings' clients anew at their next use, reading the credential chain
+    again (after the credentials expired)."""
+    with _lock:
+        _cache.pop(client_key(settings), None)

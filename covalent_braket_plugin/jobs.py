@@ -5,53 +5,93 @@ Blocking: the executor calls these through :func:`~covalent_braket_plugin.aws.of
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from . import aws, results, transfer
 from .config import BraketSettings
 from .job.runner import RESULT_KEY
-from .job_request import create_job_request
+from .images import JobImage
+from .job_request import Submission, create_job_request
 from .location import TaskLocation
 
 
 def submit_attempt(
-    settings: BraketSettings, location: TaskLocation, python: str, digest: str
+    settings: BraketSettings,
+    location: TaskLocation,
+    python: str,
+    upload: transfer.Upload,
+    image: JobImage,
 ) -> dict[str, Any] | None:
-    """Build this attempt's ``CreateJob`` request and :func:`submit` it."""
-    role_arn = aws.role_arn(settings)
-    return submit(
-        settings, location, create_job_request(settings, location, role_arn, python, digest)
-    )
+    """Submit this attempt's job; return the job to follow, or None if the attempt is spent.
 
+    A fresh upload means a fresh attempt: ``CreateJob`` alone, no read of the job after it
+    (the watcher's first look comes soon; and a new job may not be found for a moment). An
+    attempt whose input was there already (an executor rebuilt for the same task) may have a
+    job: it is looked up by its name first, so that an old client token, which the service
+    keeps only for a while, is not relied on. A job found FAILED or CANCELLED, or COMPLETED
+    with its result already collected, belongs to an earlier run: the attempt is spent.
 
-def submit(
-    settings: BraketSettings, location: TaskLocation, request: dict[str, Any]
-) -> dict[str, Any] | None:
-    """CreateJob (idempotent); return the job to follow, or None if this attempt is spent.
-
-    The same client token returns the same job, so a retried request (or a rebuilt
-    executor) never makes a second job. A job found FAILED or CANCELLED, or COMPLETED
-    with its result already collected, belongs to an earlier attempt. A refusal deletes
-    the attempt's objects.
+    Raises:
+        AwsError: transient (the caller tries again, with the same client token) or not (the
+            attempt's objects have been deleted).
     """
+    if upload.resumed:
+        found = find_by_name(settings, location.job_name)
+        if found is not None:
+            return _still_running(settings, location, found)
+    submission = Submission(
+        role_arn=aws.role_arn(settings),
+        image_uri=image.uri,
+        python=python,
+        digest=upload.sha256,
+        client_token=upload.client_token,
+        bucket_owner=aws.caller_account(settings)[0],
+        pins=image.pins,
+    )
+    request = create_job_request(settings, location, submission)
     braket = aws.clients_for(settings).braket
     try:
         job_arn = aws.call(braket, "create_job", **request)["jobArn"]
     except aws.AwsError as exc:
         if exc.code == "ConflictException":  # the name is taken by an older attempt
             return None
-        results.delete_task_objects(settings, location)
+        if not exc.transient and not exc.expired:  # refused: what it would have run goes
+            results.delete_task_objects(settings, location)
         raise
-    try:
-        job = get(settings, job_arn)
-    except aws.AwsError as exc:
-        if not exc.transient:
-            raise
-        return {
-            "jobArn": job_arn,
-            "jobName": location.job_name,
-            "status": "QUEUED",
-        }  # polling tells
+    job = {
+        "jobArn": job_arn,
+        "jobName": location.job_name,
+        "status": "QUEUED",
+        "createdAt": datetime.now(timezone.utc),
+    }
+    if upload.resumed:  # the client token may have handed back an existing job
+        try:
+            job = get(settings, job_arn)
+        except aws.AwsError as exc:
+            if exc.code != "ResourceNotFoundException" and not exc.transient:
+                raise
+            return job  # too new to be read, or not readable now: the watcher will tell
+        return _still_running(settings, location, job)
+    return job
+
+
+def find_by_name(settings: BraketSettings, name: str) -> dict[str, Any] | None:
+    """The job of this name in the job's Region, read in full, or None."""
+    braket = aws.clients_for(settings).braket
+    page = aws.call(
+        braket,
+        "search_jobs",
+        filters=[{"name": "jobName", "operator": "EQUAL", "values": [name]}],
+        maxResults=1,
+    )
+    found = page.get("jobs") or []
+    return get(settings, found[0]["jobArn"]) if found else None
+
+
+def _still_running(
+    settings: BraketSettings, location: TaskLocation, job: dict[str, Any]
+) -> dict[str, Any] | None:
     status = job["status"]
     if status in ("FAILED", "CANCELLED"):
         return None

@@ -22,8 +22,10 @@ class TaskLocation:
     """Where attempt ``attempt`` of one electron lives: S3 prefix, job name, idempotency token.
 
     All three are derived from (dispatch, node, attempt), so an executor rebuilt for the same
-    task (a server restart) finds the same job again: ``CreateJob`` with the same client token
-    returns the existing job instead of creating a second one.
+    task (a server restart) finds the same job again. The client token here is the fallback
+    for inputs an older version uploaded: a fresh upload records a token of its own (see
+    :class:`~covalent_braket_plugin.transfer.Upload`), so that a new run of an attempt that
+    was collected and cleaned up gets a new job, not the old one back.
     """
 
     bucket: str

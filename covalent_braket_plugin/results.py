@@ -32,7 +32,9 @@ def download(
     key = location.key(RESULT_KEY)
     where = f"s3://{location.bucket}/{key}"
     try:
-        data, spool = transfer.fetch(clients, location.bucket, key, settings.cache_dir)
+        data, spool = transfer.fetch(
+            clients, location.bucket, key, settings.cache_dir, aws.bucket_owner(settings)
+        )
     except aws.AwsError as exc:
         if job["status"] == "FAILED":
             return None
@@ -68,6 +70,7 @@ def delete_task_objects(settings: BraketSettings, location: TaskLocation) -> Non
             "delete_objects",
             Bucket=location.bucket,
             Delete={"Objects": keys, "Quiet": True},
+            **aws.bucket_owner(settings),
         )
     except aws.AwsError as exc:
         server_log.warning(f"Could not delete task objects under {location.uri}: {exc}")

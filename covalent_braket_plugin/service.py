@@ -35,6 +35,29 @@ MANAGED_IMAGE_REPOSITORIES = (
 SEARCH_PAGE_MAX = 100
 
 
+#: Request quotas of the Braket API, per account and Region: operation -> (requests per second,
+#: burst). The burst is the most requests that may go at once; the rate refills it. Source:
+#: "Amazon Braket Quotas" in the Amazon Braket developer guide (also "Amazon Braket endpoints
+#: and quotas" in the AWS general reference), December 2026. Rates can be raised (to at most
+#: twice these); bursts cannot. Operations not listed count only against :data:`API_QUOTA`.
+QUOTAS: dict[str, tuple[float, int]] = {
+    "CreateQuantumTask": (20.0, 40),
+    "GetQuantumTask": (100.0, 500),
+    "SearchQuantumTasks": (5.0, 50),
+    "CancelQuantumTask": (2.0, 20),
+    "GetDevice": (5.0, 50),
+    "SearchDevices": (5.0, 50),
+    "CreateJob": (1.0, 5),
+    "GetJob": (5.0, 25),
+    "SearchJobs": (5.0, 50),
+    "CancelJob": (2.0, 5),
+}
+#: Every Braket request of an account in a Region counts against this too.
+API_QUOTA: tuple[float, int] = (140.0, 600)
+#: What a throttled request is told (the model's words for ``ThrottlingException``).
+THROTTLED_MESSAGE = "The API throttling rate limit is exceeded."
+
+
 def managed_image_uri(repository: str, region: str, tag: str = "latest") -> str:
     """The URI of one of Amazon's managed job images in a Region."""
     return f"{MANAGED_IMAGE_REGISTRY}.dkr.ecr.{region}.amazonaws.com/{repository}:{tag}"

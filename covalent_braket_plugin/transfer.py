@@ -9,20 +9,26 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
+from dataclasses import dataclass
 from typing import Any
 
 from . import aws
-from .config import BraketSettings
+from .config import BraketSettings, InvalidSettingError
 from .job import runner_archive, runner_archive_with
-from .job.runner import INPUT_KEY
+from .job.runner import INPUT_KEY, REQUIREMENTS_FILE
 from .location import RUNNER_KEY, TaskLocation
 from .spool import Concatenation, Spool
 
+#: The object metadata key that records an attempt's CreateJob client token.
+TOKEN = "client-token"
 #: Objects up to this size go in one request; larger ones in parallel parts of this size.
 SMALL_OBJECT_BYTES = 8 * 1024 * 1024
 PART_BYTES = 8 * 1024 * 1024
+#: S3's most parts in one multipart upload.
+MAX_PARTS = 10_000
 #: Results up to this size are read into memory; larger ones stream into a spool file.
 IN_MEMORY_RESULT_BYTES = 1024 * 1024
 #: Threads sending the parts of inputs held in memory, shared by every upload of the process.
@@ -31,9 +37,29 @@ _part_pool = ThreadPoolExecutor(max_workers=10, thread_name_prefix="covalent-bra
 _side_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="covalent-braket-side")
 
 
-def upload_task(settings: BraketSettings, location: TaskLocation, payload: Any) -> str:
-    """Upload the runner and ``payload`` (``(function, args, kwargs)``); return the input's
-    SHA-256.
+@dataclass(frozen=True)
+class Upload:
+    """What an upload left: the input's SHA-256, the attempt's ``CreateJob`` client token
+    (both recorded with the input), and whether this attempt's input was there already (an
+    executor rebuilt for the same task; its job may exist too).
+
+    The token is new with each fresh upload: a run of the same dispatch, node and attempt
+    after an earlier one was collected and cleaned up is not handed the earlier job back.
+    """
+
+    sha256: str
+    resumed: bool
+    client_token: str
+
+
+def upload_task(
+    settings: BraketSettings,
+    location: TaskLocation,
+    payload: Any,
+    requirements: str = "",
+) -> Upload:
+    """Upload the runner (with a ``requirements.txt`` for the job, if any) and ``payload``
+    (``(function, args, kwargs)``).
 
     The pickle is hashed as it is written and kept as the pieces written, large buffers
     by reference (see :class:`~covalent_braket_plugin.spool.Spool`). Up to 8 MiB it travels
@@ -43,31 +69,59 @@ def upload_task(settings: BraketSettings, location: TaskLocation, payload: Any) 
     for the same task), it is kept and its recorded digest returned, so the resubmitted
     ``CreateJob`` is identical.
     """
+    members = {REQUIREMENTS_FILE: requirements.encode()} if requirements else {}
+    try:
+        return _upload(settings, location, payload, members)
+    except aws.AwsError as exc:
+        if exc.code in aws.DENIED:  # before anything was written, with the owner named
+            raise _refused(settings, exc) from exc
+        raise
+
+
+def _refused(settings: BraketSettings, exc: aws.AwsError) -> InvalidSettingError:
+    account = aws.caller_account(settings)[0]
+    region = aws.clients_for(settings).region
+    return InvalidSettingError(
+        "s3_bucket_name",
+        settings.s3_bucket_name,
+        f"a bucket of your account {account} that you may write to: S3 refused the write "
+        f"({exc.code}) with ExpectedBucketOwner={account}. The bucket belongs to another "
+        "account, or this principal may not write to it. A name such as the documented "
+        "default can be owned by only one account in the world: use one of your own, e.g. "
+        f"amazon-braket-covalent-{region}-{account}",
+    )
+
+
+def _upload(
+    settings: BraketSettings, location: TaskLocation, payload: Any, members: dict[str, bytes]
+) -> Upload:
     import cloudpickle
 
     clients = aws.clients_for(settings)
+    owner = aws.bucket_owner(settings)
     with Spool(settings.cache_dir, SMALL_OBJECT_BYTES) as spool:
         cloudpickle.dump(payload, spool)
         spool.settle()
         sha = spool.sha256()
-        extra = {**settings.encryption, "Metadata": {"sha256": sha}}
+        token = str(uuid.uuid4())
+        extra = {**settings.encryption, **owner, "Metadata": {"sha256": sha, TOKEN: token}}
         if spool.name is None and spool.size <= SMALL_OBJECT_BYTES:
-            bundle = Concatenation(runner_archive_with(spool.pieces, INPUT_KEY))
+            bundle = Concatenation(runner_archive_with(spool.pieces, INPUT_KEY, members))
             checked = {**extra, "ChecksumCRC32": bundle.checksum_crc32()}
             if _put_new(settings, location, RUNNER_KEY, bundle, checked):
-                return sha
-            return recorded_digest(settings, location, RUNNER_KEY) or sha
+                return Upload(sha, resumed=False, client_token=token)
+            return _recorded_upload(settings, location, RUNNER_KEY, sha)
         spool.flush()
         # The runner goes up beside the input, at the same time (it is small; the input is
         # not); every path waits for it, so a job is never created without its entry point.
-        runner = _side_pool.submit(_upload_runner, settings, location)
+        runner = _side_pool.submit(_upload_runner, settings, location, members)
         try:
-            recorded = recorded_digest(settings, location, INPUT_KEY)
+            recorded = _recorded(settings, location, INPUT_KEY)
             key = location.key(INPUT_KEY)
             if recorded:
-                sha = recorded
+                pass  # this attempt's input is there: kept, with its digest and token
             elif spool.name is None:  # large buffers held by reference: sent from memory
-                upload_parts(clients.s3, location.bucket, key, spool.pieces, extra)
+                upload_parts(clients.s3, location.bucket, key, spool.pieces, extra, owner)
             else:
                 aws.call(
                     clients.s3,
@@ -82,7 +136,9 @@ def upload_task(settings: BraketSettings, location: TaskLocation, payload: Any) 
             wait_for([runner])  # not left running; the first error is the one raised
             raise
         runner.result()
-    return sha
+    if recorded:
+        return _recorded_upload(settings, location, INPUT_KEY, sha, recorded)
+    return Upload(sha, resumed=False, client_token=token)
 
 
 def _put_new(
@@ -110,22 +166,42 @@ def head(settings: BraketSettings, location: TaskLocation, name: str) -> dict[st
         "head_object",
         Bucket=location.bucket,
         Key=location.key(name),
+        **aws.bucket_owner(settings),
     )
 
 
-def recorded_digest(settings: BraketSettings, location: TaskLocation, name: str) -> str | None:
-    """The input SHA-256 recorded on this attempt's existing object, or None if there is none."""
+def _recorded(settings: BraketSettings, location: TaskLocation, name: str) -> dict[str, str]:
+    """The metadata recorded on this attempt's existing object; empty if there is none."""
     found = head(settings, location, name)
-    return found.get("Metadata", {}).get("sha256") if found is not None else None
+    return dict(found.get("Metadata", {})) if found is not None else {}
 
 
-def _upload_runner(settings: BraketSettings, location: TaskLocation) -> None:
+def _recorded_upload(
+    settings: BraketSettings,
+    location: TaskLocation,
+    name: str,
+    sha: str,
+    recorded: dict[str, str] | None = None,
+) -> Upload:
+    """The upload this attempt already made, as its object records it (an object of an
+    older version of the plugin records no token: the one derived from the task is used)."""
+    recorded = recorded if recorded is not None else _recorded(settings, location, name)
+    return Upload(
+        recorded.get("sha256") or sha,
+        resumed=True,
+        client_token=recorded.get(TOKEN) or location.client_token,
+    )
+
+
+def _upload_runner(
+    settings: BraketSettings, location: TaskLocation, members: dict[str, bytes]
+) -> None:
     """Upload the job runner next to the task's input.
 
     It lives under the task prefix (not shared between tasks), so a lifecycle rule or a
     clean-up elsewhere in the bucket can never leave a job without its entry point.
     """
-    data, _ = runner_archive()
+    data, _ = runner_archive(tuple(members.items()))
     aws.call(
         aws.clients_for(settings).s3,
         "put_object",
@@ -133,26 +209,44 @@ def _upload_runner(settings: BraketSettings, location: TaskLocation) -> None:
         Key=location.key(RUNNER_KEY),
         Body=data,
         **settings.encryption,
+        **aws.bucket_owner(settings),
     )
 
 
-def upload_parts(s3: Any, bucket: str, key: str, pieces: list[Any], extra: dict) -> None:
-    """A multipart upload of a body held in memory as ``pieces``: 8 MiB parts sent in
-    parallel, each a view of the pieces (no copy of the body is made); aborted on failure, so
-    no parts are left behind (and should the abort itself fail, the bucket's lifecycle rule
-    in ``infra/terraform`` removes incomplete uploads after a day).
+def part_size(total: int) -> int:
+    """The part size of a multipart upload of ``total`` bytes: 8 MiB, or more (in whole MiB)
+    when 8 MiB parts would pass S3's 10,000 parts."""
+    mib = 1024 * 1024
+    return max(PART_BYTES, -(-total // (MAX_PARTS * mib)) * mib)
+
+
+def upload_parts(
+    s3: Any, bucket: str, key: str, pieces: list[Any], extra: dict, owner: dict | None = None
+) -> None:
+    """A multipart upload of a body held in memory as ``pieces``: parts of
+    :func:`part_size` sent in parallel, each a view of the pieces (no copy of the body is
+    made); aborted on failure, so no parts are left behind (and should the abort itself fail,
+    the bucket's lifecycle rule in ``infra/terraform`` removes incomplete uploads after a
+    day). ``owner`` (``ExpectedBucketOwner``) goes with every call of the upload.
 
     The pieces include the arguments' own buffers, read here, after the hash was taken: the
     arguments must not change in between (Covalent hands each task arguments of its own).
     """
     body = Concatenation(pieces)
+    size = part_size(len(body))
+    owned = dict(owner or {})
     started = aws.call(
-        s3, "create_multipart_upload", Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32", **extra
+        s3,
+        "create_multipart_upload",
+        Bucket=bucket,
+        Key=key,
+        ChecksumAlgorithm="CRC32",
+        **{**extra, **owned},
     )
-    upload = {"Bucket": bucket, "Key": key, "UploadId": started["UploadId"]}
+    upload = {"Bucket": bucket, "Key": key, "UploadId": started["UploadId"], **owned}
 
     def send(number: int, start: int) -> dict[str, Any]:
-        part = body.section(start, min(start + PART_BYTES, len(body)))
+        part = body.section(start, min(start + size, len(body)))
         crc = part.checksum_crc32()
         answer = aws.call(
             s3, "upload_part", PartNumber=number, Body=part, ChecksumCRC32=crc, **upload
@@ -161,7 +255,7 @@ def upload_parts(s3: Any, bucket: str, key: str, pieces: list[Any], extra: dict)
 
     parts: list[Any] = []
     try:
-        for number, start in enumerate(range(0, len(body), PART_BYTES), start=1):
+        for number, start in enumerate(range(0, len(body), size), start=1):
             parts.append(_part_pool.submit(send, number, start))
         done = [part.result() for part in parts]
         aws.call(s3, "complete_multipart_upload", MultipartUpload={"Parts": done}, **upload)
@@ -186,13 +280,16 @@ def transfer_config(concurrency: int = 10) -> Any:
     )
 
 
-def fetch(clients: aws.AwsClients, bucket: str, key: str, cache_dir: str) -> tuple[bytes, Any]:
+def fetch(
+    clients: aws.AwsClients, bucket: str, key: str, cache_dir: str, owner: dict | None = None
+) -> tuple[bytes, Any]:
     """Read an object: up to 1 MiB into memory, ``(data, None)``; larger streamed into a
     spool file in ``cache_dir`` (ranged GETs in parallel beyond 8 MiB), ``(b"", file)``
     with the file at its start. Never a second copy of a large object in memory."""
     from botocore.exceptions import BotoCoreError
 
-    response = aws.call(clients.s3, "get_object", Bucket=bucket, Key=key)
+    owned = dict(owner or {})
+    response = aws.call(clients.s3, "get_object", Bucket=bucket, Key=key, **owned)
     body = response["Body"]
     size = response.get("ContentLength", 0)
     try:
@@ -210,6 +307,7 @@ def fetch(clients: aws.AwsClients, bucket: str, key: str, cache_dir: str) -> tup
                     Bucket=bucket,
                     Key=key,
                     Fileobj=spool,
+                    ExtraArgs=owned,
                     Config=transfer_config(concurrency=4),
                 )
             else:

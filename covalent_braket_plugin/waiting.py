@@ -6,19 +6,19 @@ Every BraketExecutor in the Covalent server runs on the server's event loop. Ins
 (profile, credentials file and Region) asks ``SearchJobs`` for every job created since the
 oldest one it watches (100 per page), so Braket calls per interval grow with the number of
 pages, not of jobs. With one job to watch it uses ``GetJob``. A job the search does not
-return is looked up with ``GetJob``.
+return is looked up with ``GetJob``. Each state change it sees goes into the server log
+(:mod:`~covalent_braket_plugin.progress`), a queued job's place in the queue with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from . import aws, jobs
+from . import aws, jobs, pacing, progress
 from .config import BraketSettings
 from .covalent_loader import server_log
 from .errors import BraketJobError
@@ -26,6 +26,9 @@ from .service import SEARCH_PAGE_MAX, TERMINAL_STATES, timestamp
 
 #: Consecutive failed look-ups after which the waiting tasks are given the error.
 MAX_ERRORS = 10
+#: For this long after its creation, a job GetJob does not find yet is taken as not seen
+#: yet (the service's reads can lag its writes), not as gone.
+NOT_FOUND_GRACE_SECONDS = 120.0
 #: The first status check comes this soon after submission, so fast failures surface at once.
 FIRST_POLL_SECONDS = 1.0
 #: Time allowed past ``time_limit`` for the service to start, stop and upload a running job.
@@ -41,34 +44,54 @@ class Watched:
     created_at: datetime
     poll_freq: float
     status: str = "QUEUED"
-    #: The full GetJob answer, when the last look-up was a GetJob (saves reading it again).
+    #: The job as last read: GetJob's answer, or SearchJobs' summary of it.
     job: dict[str, Any] | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     error: BaseException | None = None
+    #: What the server log has said of the job (None: the job is not reported).
+    report: progress.JobProgress | None = None
 
 
 class JobWatcher:
-    """Watches jobs for the executors of one event loop and one AWS client set."""
+    """Watches jobs for the executors of one event loop and one AWS client set; its calls are
+    paced within Braket's quotas.
 
-    def __init__(self, get_clients: Callable[[], Any], first_poll: float) -> None:
-        self._get_clients = get_clients
+    A new job gets a first look soon (``first_poll``), so that a fast failure surfaces at
+    once; but while jobs keep coming, looks come at most once per interval: each covers
+    every job watched.
+    """
+
+    def __init__(self, settings: BraketSettings, first_poll: float) -> None:
+        self._settings = settings
+        self._get_clients = lambda: aws.clients_for(settings)
         self._first_poll = first_poll
         self._jobs: dict[str, Watched] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_due = 0.0
+        self._search_denied = False
+        self._last_round = -1e9
         self.calls = 0  # Braket status calls made (for benchmarks)
+        self.queue_lookups = 0  # of which extra GetJob for a queued job's place
         self.rounds = 0  # look-up rounds (one per interval)
         self.watched = 0  # sum over rounds of the jobs watched
 
-    def watch(self, job_arn: str, created_at: datetime | None, poll_freq: float) -> Watched:
+    def watch(
+        self,
+        job_arn: str,
+        created_at: datetime | None,
+        poll_freq: float,
+        report: progress.JobProgress | None = None,
+    ) -> Watched:
         created = created_at or (datetime.now(timezone.utc) - timedelta(minutes=5))
         entry = self._jobs.get(job_arn)
         if entry is None:
-            entry = self._jobs[job_arn] = Watched(created, poll_freq)
-        # A new job gets a first look soon, so that a fast failure surfaces at once.
-        due = time.monotonic() + min(self._first_poll, poll_freq)
-        self._next_due = min(self._next_due, due) if self._next_due > time.monotonic() else due
+            entry = self._jobs[job_arn] = Watched(created, poll_freq, report=report)
+        # A new job gets a first look soon, unless a look was made less than an interval ago:
+        # then the next regular look comes first (it covers the new job too).
+        now = time.monotonic()
+        due = max(now + min(self._first_poll, poll_freq), self._last_round + poll_freq)
+        self._next_due = min(self._next_due, due) if self._next_due > now else due
         self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -94,16 +117,33 @@ class JobWatcher:
                 except asyncio.TimeoutError:
                     pass
             interval = min(entry.poll_freq for entry in self._jobs.values()) if self._jobs else 1.0
-            self._next_due = time.monotonic() + interval
+            searching = len(self._jobs) > 1 and not self._search_denied
+            calls = (
+                ["SearchJobs"] * pacing.pages(len(self._jobs), SEARCH_PAGE_MAX)
+                if searching
+                else ["GetJob"] * len(self._jobs)
+            )
+            await pacing.paced(*aws.quota_key(self._settings), calls)
+            self._last_round = time.monotonic()
+            self._next_due = self._last_round + interval
             self.rounds += 1
             self.watched += len(self._jobs)
+            reporting = progress.enabled()
             try:
-                statuses = await aws.offload(self._look_up_sync, dict(self._jobs))
+                statuses = await aws.offload(
+                    self._look_up_sync, dict(self._jobs), interval, reporting
+                )
                 errors = 0
-            except aws.AwsError as exc:
+            except aws.AwsError as exc:  # the round failed: every job is unknown this time
                 errors += 1
-                server_log.warning(f"Braket status look-up failed ({exc}); trying again")
-                if not exc.transient or errors >= MAX_ERRORS:
+                if exc.expired:  # the clients are built anew for the next round
+                    server_log.warning(
+                        f"AWS credentials expired while following Braket jobs ({exc}); "
+                        "reading the credentials again and following on"
+                    )
+                else:
+                    server_log.warning(f"Braket status look-up failed ({exc}); trying again")
+                if not (exc.transient or exc.expired) or errors >= MAX_ERRORS:
                     for entry in self._jobs.values():
                         entry.error = exc
                         entry.changed.set()
@@ -111,22 +151,100 @@ class JobWatcher:
                     return
                 self._next_due = time.monotonic() + min(interval * 2**errors, 300.0)
                 continue
-            for arn, (status, job) in statuses.items():
+            for arn, answer in statuses.items():
                 entry = self._jobs.get(arn)
-                if entry is not None:
-                    entry.job = job
-                    if status != entry.status:
-                        entry.status = status
-                        entry.changed.set()
+                if entry is None:
+                    continue
+                if isinstance(answer, aws.AwsError):  # this job's own error: its task's
+                    entry.error = answer
+                    entry.changed.set()
+                    self._jobs.pop(arn, None)
+                    continue
+                status, job = answer
+                entry.job = job
+                if reporting and entry.report is not None:
+                    line = entry.report.observe(status, job)
+                    if line:
+                        server_log.info(line)
+                if status != entry.status:
+                    entry.status = status
+                    entry.changed.set()
 
-    def _look_up_sync(self, watched: dict[str, Watched]) -> dict[str, tuple[str, Any]]:
-        """``{arn: (status, full job or None)}`` for the watched jobs."""
+    def _look_up_sync(
+        self, watched: dict[str, Watched], interval: float = 1.0, reporting: bool = False
+    ) -> dict[str, Any]:
+        """``{arn: (status, job as read) or its own AwsError}`` for the watched jobs; a job
+        not in the answer is unknown this round. One SearchJobs page per 100 jobs (a job it
+        does not show is read with GetJob); a single job, or a caller who may not search, is
+        read with GetJob. When ``reporting``, a queued job's GetJob asks for its place in the
+        queue when it is due, and a few jobs the search showed queued are read with GetJob
+        for it (see :mod:`~covalent_braket_plugin.progress`)."""
         braket = self._get_clients().braket
-        if len(watched) <= 1:
-            return {arn: self._get_job(braket, arn) for arn in watched}
+        found: dict[str, Any] = {}
+        if len(watched) > 1 and not self._search_denied:
+            try:
+                found = self._search_sync(braket, watched)
+            except aws.AwsError as exc:
+                if exc.transient or exc.expired or exc.code not in aws.DENIED:
+                    raise
+                self._search_denied = True  # from now on, each job on its own
+                server_log.warning(f"Braket SearchJobs refused ({exc}); reading jobs one by one")
+        searched = bool(found) or (len(watched) > 1 and not self._search_denied)
+        for arn in watched.keys() - found.keys():  # not in the search (yet): ask directly
+            if searched and not pacing.take_now(*aws.quota_key(self._settings), "GetJob"):
+                continue  # not now: the quota has no room; next round
+            entry = watched[arn]
+            ask = (
+                reporting
+                and entry.report is not None
+                and entry.status == "QUEUED"
+                and entry.report.wants_queue_info(interval)
+            )
+            try:
+                found[arn] = self._get_job(braket, arn, queue_info=ask)
+            except aws.AwsError as exc:
+                if exc.expired:
+                    raise  # everyone's credentials: the round fails, clients are rebuilt
+                if exc.transient:
+                    continue  # unknown this round
+                if exc.code == "ResourceNotFoundException" and _just_created(entry):
+                    continue  # a new job may not be seen at once
+                found[arn] = exc
+            if ask and entry.report is not None:
+                entry.report.asked_at = time.monotonic()
+        if reporting and searched:
+            self._ask_queue_places(braket, watched, found, interval)
+        return found
+
+    def _ask_queue_places(
+        self, braket: Any, watched: dict[str, Watched], found: dict[str, Any], interval: float
+    ) -> None:
+        """Read a few of the jobs the search showed QUEUED with GetJob and ``QueueInfo``,
+        when the GetJob quota has room at once (never waiting, never at another call's
+        expense); a failure leaves the search's answer."""
+        queued = {
+            arn: entry.report
+            for arn, entry in watched.items()
+            if entry.report is not None
+            and isinstance(found.get(arn), tuple)
+            and found[arn][0] == "QUEUED"
+            and "queueInfo" not in found[arn][1]
+        }
+        for arn in progress.choose_for_queue_info(queued, interval, searching=True):
+            if not pacing.take_now(*aws.quota_key(self._settings), "GetJob"):
+                return
+            queued[arn].asked_at = time.monotonic()
+            self.queue_lookups += 1
+            try:
+                found[arn] = self._get_job(braket, arn, queue_info=True)
+            except aws.AwsError as exc:
+                if exc.expired:
+                    raise
+
+    def _search_sync(self, braket: Any, watched: dict[str, Watched]) -> dict[str, Any]:
         oldest = min(entry.created_at for entry in watched.values()) - timedelta(seconds=1)
         since = timestamp(oldest)
-        found: dict[str, tuple[str, Any]] = {}
+        found: dict[str, Any] = {}
         token: str | None = None
         while True:
             request: dict[str, Any] = {
@@ -139,18 +257,23 @@ class JobWatcher:
             page = aws.call(braket, "search_jobs", **request)
             for summary in page.get("jobs", []):
                 if summary["jobArn"] in watched:
-                    found[summary["jobArn"]] = (summary["status"], None)
+                    found[summary["jobArn"]] = (summary["status"], summary)
             token = page.get("nextToken")
             if not token or len(found) == len(watched):
                 break
-        for arn in watched.keys() - found.keys():  # not in the search (yet): ask directly
-            found[arn] = self._get_job(braket, arn)
         return found
 
-    def _get_job(self, braket: Any, arn: str) -> tuple[str, Any]:
+    def _get_job(self, braket: Any, arn: str, queue_info: bool = False) -> tuple[str, Any]:
         self.calls += 1
-        job = aws.call(braket, "get_job", jobArn=arn)
+        extra = {"additionalAttributeNames": ["QueueInfo"]} if queue_info else {}
+        job = aws.call(braket, "get_job", jobArn=arn, **extra)
         return job["status"], job
+
+
+def _just_created(entry: Watched) -> bool:
+    """Whether a job is young enough that the service may not show it yet."""
+    age = datetime.now(timezone.utc) - entry.created_at
+    return age < timedelta(seconds=NOT_FOUND_GRACE_SECONDS)
 
 
 _watchers: dict[tuple[int, Any], JobWatcher] = {}
@@ -164,9 +287,7 @@ def watcher_for(settings: BraketSettings) -> JobWatcher:
     index = (id(loop), aws.client_key(settings))
     watcher = _watchers.get(index)
     if watcher is None:
-        watcher = _watchers[index] = JobWatcher(
-            lambda: aws.clients_for(settings), FIRST_POLL_SECONDS
-        )
+        watcher = _watchers[index] = JobWatcher(settings, FIRST_POLL_SECONDS)
     return watcher
 
 
@@ -176,8 +297,13 @@ def watchers_of_running_loop() -> list[JobWatcher]:
     return [watcher for watcher in _watchers.values() if watcher.loop is loop]
 
 
-async def until_done(settings: BraketSettings, job: dict[str, Any]) -> dict[str, Any]:
-    """Wait until the job is terminal and return it as GetJob describes it.
+async def until_done(
+    settings: BraketSettings, job: dict[str, Any], task: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """Wait until the job is terminal and return it as last read (GetJob's answer, or
+    SearchJobs' summary of a COMPLETED or CANCELLED job; a FAILED one is read in full).
+    With ``task`` (dispatch id, node id), each state change of the job goes into the server
+    log.
 
     A job may stay QUEUED for up to :data:`QUEUED_DEADLINE_SECONDS` (QPU queues are long),
     and run for ``time_limit`` plus :data:`RUNNING_GRACE_SECONDS`; past that, its
@@ -188,7 +314,12 @@ async def until_done(settings: BraketSettings, job: dict[str, Any]) -> dict[str,
         return job
     job_arn = job["jobArn"]
     watcher = watcher_for(settings)
-    entry = watcher.watch(job_arn, job.get("createdAt"), settings.poll_freq)
+    report = None
+    if task is not None:
+        report = progress.JobProgress(str(task[0]), str(task[1]), job.get("jobName", ""), job_arn)
+        if isinstance(job.get("createdAt"), datetime):
+            report.created_at = job["createdAt"]
+    entry = watcher.watch(job_arn, job.get("createdAt"), settings.poll_freq, report)
     submitted = time.monotonic()
     started: float | None = None
     try:
@@ -198,9 +329,20 @@ async def until_done(settings: BraketSettings, job: dict[str, Any]) -> dict[str,
                 raise entry.error
             status = entry.status
             if status in TERMINAL_STATES:
-                if entry.job is not None and entry.job["status"] == status:
-                    return entry.job
-                return await aws.offload(jobs.get, settings, job_arn)
+                seen = entry.job
+                if (
+                    seen is not None
+                    and seen["status"] == status
+                    and (status != "FAILED" or "failureReason" in seen)
+                ):
+                    return seen  # a COMPLETED or CANCELLED job needs nothing more
+                # A FAILED job is read in full, for its failure reason.
+                return await aws.persistently(
+                    jobs.get,
+                    settings,
+                    job_arn,
+                    before=lambda: pacing.paced(*aws.quota_key(settings), ["GetJob"]),
+                )
             now = time.monotonic()
             if status == "QUEUED":
                 limit, since = QUEUED_DEADLINE_SECONDS, submitted
@@ -208,7 +350,13 @@ async def until_done(settings: BraketSettings, job: dict[str, Any]) -> dict[str,
                 started = started if started is not None else now
                 limit, since = settings.time_limit + RUNNING_GRACE_SECONDS, started
             if now - since > limit:
-                await aws.offload(jobs.cancel, settings, job_arn)
+                await aws.persistently(
+                    jobs.cancel,
+                    settings,
+                    job_arn,
+                    seconds=60.0,
+                    before=lambda: pacing.paced(*aws.quota_key(settings), ["CancelJob"]),
+                )
                 raise BraketJobError(
                     f"Braket job {job_arn} still {status} after {limit} s "
                     f"(time_limit={settings.time_limit}); cancellation was requested"

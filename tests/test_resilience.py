@@ -200,10 +200,12 @@ def test_a_rebuilt_executor_keeps_the_attempts_upload_and_its_digest(aws: Any, s
     first = hosted(braket_job_execution_role_name=ROLE)
     settings = first.settings()
     location = TaskLocation.new(BUCKET, "5e55-upload", 0)
-    digest = upload_task(settings, location, (len, [b"a" * size], {}))
+    first_upload = upload_task(settings, location, (len, [b"a" * size], {}))
+    assert not first_upload.resumed
     stored = {key: aws.s3.head_object(Bucket=BUCKET, Key=key)["ETag"] for key in keys(aws)}
     rebuilt = hosted(braket_job_execution_role_name=ROLE)  # pickles something else this time
-    assert upload_task(rebuilt.settings(), location, (len, [b"b" * size], {})) == digest
+    again = upload_task(rebuilt.settings(), location, (len, [b"b" * size], {}))
+    assert again.sha256 == first_upload.sha256 and again.resumed
     after = {key: aws.s3.head_object(Bucket=BUCKET, Key=key)["ETag"] for key in keys(aws)}
     assert after == stored  # nothing overwritten: the job reads what the digest names
 

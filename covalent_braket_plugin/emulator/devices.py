@@ -75,6 +75,16 @@ class Device:
     adjoint_gradient: bool = False
     all_qubits_measured: bool = False
 
+    @property
+    def region(self) -> str:
+        """The Region in the device's ARN; empty for the managed simulators (every Region)."""
+        parts = self.arn.split(":")
+        return parts[3] if len(parts) > 3 else ""
+
+    def serves(self, region: str) -> bool:
+        """Whether the device answers in ``region``: its own, or any, for a simulator."""
+        return not self.region or self.region == region
+
     def summary(self) -> dict[str, Any]:
         return {
             "deviceArn": self.arn,

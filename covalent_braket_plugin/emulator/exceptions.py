@@ -48,3 +48,14 @@ class DeviceOfflineException(BraketError):
 
 class DeviceRetiredException(BraketError):
     code, status = "DeviceRetiredException", 410
+
+
+class ServiceUnavailableException(BraketError):
+    """Not a Braket error code: what a client meets where Braket has no endpoint (it cannot
+    connect there; the emulator, on one endpoint, answers this instead)."""
+
+    code, status = "ServiceUnavailable", 503
+
+
+class ExpiredTokenException(BraketError):
+    code, status = "ExpiredTokenException", 403

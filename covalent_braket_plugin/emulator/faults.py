@@ -32,6 +32,11 @@ class FaultSettings:
     fail: dict[str, int] = field(default_factory=dict)
     #: Operation name -> times it is carried out but its response lost (HTTP 500).
     lose: dict[str, int] = field(default_factory=dict)
+    #: Operation name -> times it is throttled (the service's throttling error).
+    throttle: dict[str, int] = field(default_factory=dict)
+    #: Access key ids whose session has expired: every request signed with one is refused
+    #: with the service's expired-token error until the key is taken off this list.
+    expired_keys: list[str] = field(default_factory=list)
     #: The next so many simulations crash their worker process (as a native crash would).
     crash_simulations: int = 0
     #: The next so many simulations hang until the task's time limit stops them.
@@ -49,7 +54,7 @@ class FaultInjector:
         self.settings = FaultSettings()
         self._random = random.Random()
         self.injected: dict[str, int] = dict.fromkeys(
-            ("throttle", "error", "lost", "fail", "crash", "hang"), 0
+            ("throttle", "error", "lost", "fail", "crash", "hang", "expired"), 0
         )
 
     def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
@@ -69,6 +74,8 @@ class FaultInjector:
             current["latency_seconds"] = max(0.0, float(current["latency_seconds"]))
             current["fail"] = {str(k): int(v) for k, v in dict(current["fail"]).items()}
             current["lose"] = {str(k): int(v) for k, v in dict(current["lose"]).items()}
+            current["throttle"] = {str(k): int(v) for k, v in dict(current["throttle"]).items()}
+            current["expired_keys"] = [str(k) for k in current["expired_keys"]]
             current["services"] = [str(s) for s in current["services"]]
             for name in ("crash_simulations", "hang_simulations"):
                 current[name] = max(0, int(current[name]))
@@ -94,15 +101,24 @@ class FaultInjector:
                     return fault
         return None
 
-    def choose(self, service: str, operation: str | None) -> str | None:
-        """``throttle``, ``error``, ``lost``, ``fail`` or None; sleeps for the added latency."""
+    def choose(
+        self, service: str, operation: str | None, access_key: str | None = None
+    ) -> str | None:
+        """``expired``, ``throttle``, ``error``, ``lost``, ``fail`` or None; sleeps for the
+        added latency."""
         with self._lock:
             settings = self.settings
+            if access_key is not None and access_key in settings.expired_keys:
+                self.injected["expired"] += 1
+                return "expired"
             if settings.services and service not in settings.services:
                 return None
             latency = settings.latency_seconds
             choice = None
-            if operation and settings.fail.get(operation, 0) > 0:
+            if operation and settings.throttle.get(operation, 0) > 0:
+                settings.throttle[operation] -= 1
+                choice = "throttle"
+            elif operation and settings.fail.get(operation, 0) > 0:
                 settings.fail[operation] -= 1
                 choice = "fail"
             elif operation and settings.lose.get(operation, 0) > 0:
@@ -127,24 +143,33 @@ class FaultInjector:
 
 
 def error_reply(
-    service: str, json_protocol: bool, throttle: bool, message: str
+    service: str, json_protocol: bool, kind: str, message: str
 ) -> tuple[int, list[tuple[str, str]], bytes]:
-    """An error response in the called service's own protocol."""
+    """An error response in the called service's own protocol: ``kind`` is ``throttle``,
+    ``expired`` (the session's credentials expired) or anything else (a server error)."""
     if service == "braket":
-        code, status = (
-            ("ThrottlingException", 429) if throttle else ("InternalServiceException", 500)
-        )
+        code, status = {
+            "throttle": ("ThrottlingException", 429),
+            "expired": ("ExpiredTokenException", 403),
+        }.get(kind, ("InternalServiceException", 500))
         body = json.dumps({"__type": code, "message": message}).encode()
         return status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", code)], body
     if service == "s3":
-        code, status = ("SlowDown", 503) if throttle else ("InternalError", 500)
+        code, status = {"throttle": ("SlowDown", 503), "expired": ("ExpiredToken", 400)}.get(
+            kind, ("InternalError", 500)
+        )
         body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
         return status, [("Content-Type", "application/xml")], body.encode()
     if json_protocol:
-        code, status = ("ThrottlingException", 400) if throttle else ("InternalFailure", 500)
+        code, status = {
+            "throttle": ("ThrottlingException", 400),
+            "expired": ("ExpiredTokenException", 400),
+        }.get(kind, ("InternalFailure", 500))
         body = json.dumps({"__type": code, "message": message}).encode()
         return status, [("Content-Type", "application/x-amz-json-1.1")], body
-    code, status = ("Throttling", 400) if throttle else ("InternalFailure", 500)
+    code, status = {"throttle": ("Throttling", 400), "expired": ("ExpiredToken", 403)}.get(
+        kind, ("InternalFailure", 500)
+    )
     body = (
         "<ErrorResponse><Error><Type>Sender</Type>"
         f"<Code>{code}</Code><Message>{message}</Message></Error>"

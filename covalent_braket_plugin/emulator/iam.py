@@ -45,7 +45,7 @@ def _conditions_hold(conditions: dict[str, Any], context: dict[str, str]) -> boo
     return True
 
 
-def _statement_matches(
+def statement_allows(
     statement: dict[str, Any], action: str, resource: str, context: dict[str, str]
 ) -> bool:
     if "Action" in statement:
@@ -69,27 +69,33 @@ def is_allowed(
     context = context or {}
     statements = _as_list(policy.get("Statement"))
     if any(
-        s.get("Effect") == "Deny" and _statement_matches(s, action, resource, context)
+        s.get("Effect") == "Deny" and statement_allows(s, action, resource, context)
         for s in statements
     ):
         return False
     return any(
-        s.get("Effect") == "Allow" and _statement_matches(s, action, resource, context)
+        s.get("Effect") == "Allow" and statement_allows(s, action, resource, context)
         for s in statements
     )
 
 
 def authorize(policy: dict[str, Any], operation: str, request: Any) -> None:
     """Raise AccessDeniedException unless ``policy`` allows the Braket ``operation`` of
-    ``request`` (and, for CreateJob, passing its role to Braket)."""
+    ``request`` (and, for CreateJob, passing its role to Braket).
+
+    The resource is what IAM evaluates the action on: the ARN in the path, if any; for
+    ``CreateJob`` and ``CreateQuantumTask``, which have no resource type of their own, the
+    device (Braket's guidance restricts them by device ARN, so a statement on ``job/*`` grants
+    neither); ``*`` otherwise.
+    """
     from .exceptions import AccessDeniedException
 
-    base = f"arn:aws:braket:{request.region}:{request.account}"
-    resource = request.params.get("arn") or {
-        "CreateJob": f"{base}:job/*",
-        "CreateQuantumTask": f"{base}:quantum-task/*",
-    }.get(operation, "*")
-    checks = [(f"braket:{operation}", resource, {})]
+    device = {
+        "CreateJob": (request.body.get("deviceConfig") or {}).get("device"),
+        "CreateQuantumTask": request.body.get("deviceArn"),
+    }.get(operation)
+    resource = request.params.get("arn") or device or "*"
+    checks = [(f"braket:{operation}", str(resource), {})]
     if operation == "CreateJob":
         role = str(request.body.get("roleArn", ""))
         checks.append(("iam:PassRole", role, {"iam:PassedToService": "braket.amazonaws.com"}))

@@ -13,10 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from ..service import REGIONS
 from . import iam, model_check, urls
 from .backend import BraketBackend, BraketBackends
-from .exceptions import BraketError, InternalServiceException, ValidationException
+from .exceptions import (
+    BraketError,
+    InternalServiceException,
+    ServiceUnavailableException,
+    ValidationException,
+)
 from .identity import Scope, account_of
+from .quotas import QuotaGate
 from .wsgi import StartResponse, error_response, json_response, read_object
 
 
@@ -41,30 +48,41 @@ class BraketResponses:
     Args:
         backends: Every account's and Region's Braket state.
         policies: IAM policies enforced per access key id (see :mod:`.iam`).
+        quotas: The request quotas, checked first, as the service's front door does.
     """
 
-    def __init__(self, backends: BraketBackends, policies: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self, backends: BraketBackends, policies: dict[str, dict[str, Any]], quotas: QuotaGate
+    ) -> None:
         self.backends = backends
         self.policies = policies
+        self.quotas = quotas
 
     def __call__(
         self, environ: dict[str, Any], start_response: StartResponse, scope: Scope
     ) -> Iterable[bytes]:
         try:
+            if scope.region not in REGIONS:
+                raise ServiceUnavailableException(
+                    f"Amazon Braket has no endpoint in {scope.region}; it is in "
+                    + ", ".join(REGIONS)
+                )
             method = environ.get("REQUEST_METHOD", "GET")
             path = urls.raw_path(environ)
             found = urls.route(method, path)
             if found is None:
                 raise ValidationException(f"No Braket operation for {method} {path}")
             handler, match = found
+            account = account_of(environ, scope.access_key)
+            operation = urls.operation_of(handler)
+            self.quotas.admit(account, scope.region, operation)
             request = BraketRequest(
-                account=account_of(environ, scope.access_key),
+                account=account,
                 region=scope.region,
                 params={key: unquote(value) for key, value in match.groupdict().items()},
                 query=parse_qs(environ.get("QUERY_STRING", "")),
                 body=read_object(environ),
             )
-            operation = urls.operation_of(handler)
             model_check.check_request(operation, request.body, request.query)
             policy = self.policies.get(scope.access_key)
             if policy is not None:

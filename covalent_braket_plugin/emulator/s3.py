@@ -1,6 +1,7 @@
 """S3 as moto serves it, with what S3 does and moto does not: operations named for the
 journal and for named faults, bodies checked against their checksum headers (``BadDigest``),
-and bucket listings that survive a concurrent write."""
+bucket listings that survive a concurrent write, and new buckets encrypted and closed to the
+public as S3 makes them."""
 
 from __future__ import annotations
 
@@ -142,20 +143,24 @@ class MotoFront:
         self.app = app
 
     def __call__(
-        self, environ: dict[str, Any], start_response: StartResponse, scope: Scope | None
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        scope: Scope | None,
+        internal: bool = False,
     ) -> Iterable[bytes]:
         s3 = scope is not None and scope.service == "s3"
         method = environ.get("REQUEST_METHOD")
+        if s3 and not internal:
+            refusal = _ownership_refusal(environ, scope)
+            if refusal:
+                return _error(start_response, "403 Forbidden", "AccessDenied", refusal)
         if s3 and method == "PUT":
             mismatch = _checksum_mismatch(environ)
             if mismatch:  # as S3 answers; moto stores the body whatever its checksum says
-                body = (
-                    "<?xml version='1.0' encoding='UTF-8'?><Error><Code>BadDigest</Code>"
-                    f"<Message>{mismatch}</Message></Error>"
-                ).encode()
-                headers = [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
-                start_response("400 Bad Request", headers)
-                return [body]
+                return _error(start_response, "400 Bad Request", "BadDigest", mismatch)
+        if s3 and method == "PUT" and operation(environ) == "CreateBucket":
+            return _created_as_s3_creates(self.app, environ, start_response)
         if s3 and method == "GET" and operation(environ) in _LISTINGS:
             # moto lists a bucket by walking its key dict unguarded: a key put or deleted by
             # another request meanwhile breaks the walk (KeyError, RuntimeError) where S3
@@ -166,3 +171,93 @@ class MotoFront:
                 except (KeyError, RuntimeError):
                     time.sleep(0.005)
         return self.app(environ, start_response)
+
+
+#: What S3 gives every new bucket (since January and April 2023): SSE-S3 default encryption
+#: and Block Public Access on all four counts. moto gives a new bucket neither.
+NEW_BUCKET_ENCRYPTION = {
+    "Rule": {
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+        "BucketKeyEnabled": "false",
+    }
+}
+NEW_BUCKET_PUBLIC_ACCESS_BLOCK = {
+    "BlockPublicAcls": "true",
+    "IgnorePublicAcls": "true",
+    "BlockPublicPolicy": "true",
+    "RestrictPublicBuckets": "true",
+}
+
+
+def _created_as_s3_creates(
+    app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+    environ: dict[str, Any],
+    start_response: StartResponse,
+) -> Iterable[bytes]:
+    """CreateBucket through moto, then the defaults S3 gives a new bucket."""
+    from moto.s3.models import s3_backends
+
+    status: list[str] = []
+
+    def recording(code: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+        status.append(code)
+        return start_response(code, headers, *args)
+
+    reply = list(app(environ, recording))
+    bucket = bucket_of(environ)
+    owner = s3_backends.bucket_accounts.get(bucket or "")
+    if status and status[0].startswith("200") and owner is not None:
+        backend = s3_backends[owner[1]][owner[0]]
+        created = backend.get_bucket(bucket)
+        if created.encryption is None:
+            backend.put_bucket_encryption(bucket, NEW_BUCKET_ENCRYPTION)
+        if created.public_access_block is None:
+            backend.put_public_access_block(bucket, NEW_BUCKET_PUBLIC_ACCESS_BLOCK)
+    return reply
+
+
+def _error(start_response: StartResponse, status: str, code: str, message: str) -> list[bytes]:
+    body = (
+        "<?xml version='1.0' encoding='UTF-8'?>"
+        f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    ).encode()
+    start_response(
+        status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+def bucket_of(environ: dict[str, Any]) -> str | None:
+    """The bucket a request names, virtual-hosted or path-style."""
+    bucket = _virtual_bucket(environ.get("HTTP_HOST", ""))
+    if bucket:
+        return bucket
+    return environ.get("PATH_INFO", "").lstrip("/").partition("/")[0] or None
+
+
+def _ownership_refusal(environ: dict[str, Any], scope: Any) -> str | None:
+    """Why S3 refuses a request for another account's bucket, or None.
+
+    A request that names an ``x-amz-expected-bucket-owner`` other than the bucket's owner is
+    refused; so is any request from another account than the owner's (the emulator keeps no
+    bucket policies that could grant one). Creating a bucket whose name is taken is left to
+    moto (``BucketAlreadyExists``).
+    """
+    from moto.s3.models import s3_backends
+
+    from .identity import account_of
+
+    bucket = bucket_of(environ)
+    if not bucket:
+        return None
+    owner = s3_backends.bucket_accounts.get(bucket)
+    if owner is None:
+        return None
+    owner_account = owner[1]
+    expected = environ.get("HTTP_X_AMZ_EXPECTED_BUCKET_OWNER")
+    if expected and expected != owner_account:
+        return "Access Denied"
+    creating = environ.get("REQUEST_METHOD") == "PUT" and operation(environ) == "CreateBucket"
+    if not creating and account_of(environ, scope.access_key) != owner_account:
+        return "Access Denied"
+    return None

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ..service import SEARCH_PAGE_MAX, timestamp
@@ -27,18 +29,35 @@ def _decode_token(token: str | None) -> int:
         raise ValidationException(f"nextToken {token!r} is invalid") from None
 
 
-#: SearchJobs filters on what the service filters on: jobArn and createdAt.
-JOB_FILTERS: dict[str, Any] = {
-    "jobArn": lambda j: j.arn,
-    "createdAt": lambda j: timestamp(j.created_at),
+_ALL = ("EQUAL", "CONTAINS", "LT", "LTE", "GT", "GTE", "BETWEEN")
+_TIMES = ("EQUAL", "LT", "LTE", "GT", "GTE", "BETWEEN")
+
+
+@dataclass(frozen=True)
+class Field:
+    """A field a search filters on: how to read it, with which operators, how many values
+    (the service's SearchJobs takes one, two for BETWEEN), and whether it stands alone."""
+
+    read: Callable[[Any], Any]
+    operators: tuple[str, ...] = _ALL
+    one_value: bool = False
+    alone: bool = False
+
+
+#: SearchJobs filters, as the service documents them.
+JOB_FILTERS: dict[str, Field] = {
+    "jobArn": Field(lambda j: j.arn, ("EQUAL",), one_value=True, alone=True),
+    "jobName": Field(lambda j: j.name, ("EQUAL", "CONTAINS"), one_value=True),
+    "deviceArn": Field(lambda j: j.device, ("EQUAL",), one_value=True),
+    "createdAt": Field(lambda j: timestamp(j.created_at), _TIMES, one_value=True),
 }
-TASK_FILTERS: dict[str, Any] = {
-    "quantumTaskArn": lambda t: t.arn,
-    "status": lambda t: t.status,
-    "deviceArn": lambda t: t.request["deviceArn"],
-    "jobArn": lambda t: t.job_arn or "",
-    "createdAt": lambda t: timestamp(t.created_at),
-    "tags.<key>": None,
+TASK_FILTERS: dict[str, Field] = {
+    "quantumTaskArn": Field(lambda t: t.arn),
+    "status": Field(lambda t: t.status),
+    "deviceArn": Field(lambda t: t.request["deviceArn"]),
+    "jobArn": Field(lambda t: t.job_arn or ""),
+    "createdAt": Field(lambda t: timestamp(t.created_at)),
+    "tags.<key>": Field(lambda t: None),
 }
 DEVICE_FILTERS = {
     "deviceArn": "deviceArn",
@@ -60,34 +79,54 @@ def page(items: list[Any], body: dict[str, Any], key: str, render: Any) -> dict[
 
 
 def search(
-    records: list[Any], body: dict[str, Any], fields: dict[str, Any], key: str, render: Any
+    records: list[Any], body: dict[str, Any], fields: dict[str, Field], key: str, render: Any
 ) -> dict[str, Any]:
     filters = body.get("filters") or []
     if not isinstance(filters, list):
         raise ValidationException("filters must be a list")
+    for spec in filters:
+        field = _field(spec, fields)
+        if field.alone and len(filters) > 1:
+            raise ValidationException(
+                f"filter {spec['name']!r} cannot be combined with other filters"
+            )
     records = sorted(records, key=lambda r: r.created_at)
     matched = [r for r in records if all(_matches(r, spec, fields) for spec in filters)]
     return page(matched, body, key, render)
 
 
-def _matches(record: Any, spec: dict[str, Any], fields: dict[str, Any]) -> bool:
+def _field(spec: Any, fields: dict[str, Field]) -> Field:
     if not isinstance(spec, dict):
         raise ValidationException("each filter must be an object with name, values and operator")
     name = spec.get("name")
-    values = spec.get("values") or []
-    operator = spec.get("operator")
     if isinstance(name, str) and name.startswith("tags.") and "tags.<key>" in fields:
-        actual = record.tags.get(name[5:])
-        if actual is None:
-            return False
-    elif name in fields:
-        actual = fields[name](record)
-    else:
+        return fields["tags.<key>"]
+    if name not in fields:
         raise ValidationException(
             f"filter name {name!r} is not supported; use one of " + ", ".join(fields)
         )
-    if not values or len(values) > 10:
-        raise ValidationException(f"filter {name!r} takes 1 to 10 values")
+    return fields[name]
+
+
+def _matches(record: Any, spec: dict[str, Any], fields: dict[str, Field]) -> bool:
+    field = _field(spec, fields)
+    name = spec["name"]
+    values = spec.get("values") or []
+    operator = spec.get("operator")
+    if operator not in field.operators:
+        raise ValidationException(
+            f"filter {name!r} supports the operators {', '.join(field.operators)}, not {operator!r}"
+        )
+    wanted = 2 if operator == "BETWEEN" else 1
+    if (field.one_value and len(values) != wanted) or not 1 <= len(values) <= 10:
+        count = "two values" if wanted == 2 else "one value"
+        raise ValidationException(f"filter {name!r} with {operator} takes {count}")
+    if name.startswith("tags.") and "tags.<key>" in fields:
+        actual = record.tags.get(name[5:])
+        if actual is None:
+            return False
+    else:
+        actual = field.read(record)
     if operator == "EQUAL":
         return actual in values
     if operator == "CONTAINS":
@@ -100,8 +139,6 @@ def _matches(record: Any, spec: dict[str, Any], fields: dict[str, Any]) -> bool:
             "GT": actual > ref,
             "GTE": actual >= ref,
         }[operator]
-    if operator == "BETWEEN":
-        if len(values) != 2:
-            raise ValidationException("BETWEEN takes two values")
-        return values[0] <= actual <= values[1]
-    raise ValidationException(f"filter operator {operator!r} is not supported")
+    if len(values) != 2:  # BETWEEN
+        raise ValidationException("BETWEEN takes two values")
+    return values[0] <= actual <= values[1]

@@ -154,7 +154,26 @@ def validate_create_job(body: dict[str, Any]) -> None:
         raise ValidationException("tags must be a map of at most 50 entries")
 
 
-def validate_create_quantum_task(body: dict[str, Any], devices: Any) -> Device:
+def validate_job_associations(body: dict[str, Any], device: Device | None, region: str) -> None:
+    """A job's Braket Direct reservation (``associations``): for a QPU, in the job's Region.
+
+    Raises:
+        ValidationException: the device is a simulator, or the reservation is elsewhere.
+    """
+    for association in body.get("associations") or []:
+        arn = association.get("arn", "") if isinstance(association, dict) else ""
+        if device is not None and device.device_type == "SIMULATOR":
+            raise ValidationException(
+                f"Braket Direct is not supported for {device.name}: reservations are for QPUs"
+            )
+        parts = str(arn).split(":")
+        if len(parts) < 6 or parts[3] != region:
+            raise ValidationException(
+                f"Reservation {arn} is not a reservation in {region}, the Region of the job"
+            )
+
+
+def validate_create_quantum_task(body: dict[str, Any], devices: Any, region: str) -> Device:
     """Apply the rules the Braket service applies to CreateQuantumTask; return the device.
 
     Raises:
@@ -163,8 +182,8 @@ def validate_create_quantum_task(body: dict[str, Any], devices: Any) -> Device:
     """
     device_arn = require(body, "deviceArn")
     device = devices.get(device_arn)
-    if device is None:
-        raise ValidationException(f"Device {device_arn} does not exist")
+    if device is None or not device.serves(region):
+        raise ValidationException(f"Device {device_arn} does not exist in {region}")
     if device.status == "RETIRED":
         raise DeviceRetiredException(f"Device {device_arn} is retired")
     if device.status != "ONLINE":

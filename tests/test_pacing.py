@@ -1,0 +1,43 @@
+"""The executor stays inside Braket's request quotas by itself."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from covalent_braket_plugin.pacing import TokenBucket
+from tests.conftest import ROLE
+from tests.test_braket import hosted
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_many_electrons_against_the_enforcing_emulator_are_never_throttled(aws: Any) -> None:
+    count = 12  # more than CreateJob's burst of 5
+    assert aws.control.settings()["quotas"] is True
+
+    async def scenario() -> list[int]:
+        metadata = {"dispatch_id": "5e55-paced", "results_dir": "/tmp"}
+        return await asyncio.gather(
+            *(
+                hosted(braket_job_execution_role_name=ROLE, poll_freq=0.5).run(
+                    lambda i=i: i * i, [], {}, {**metadata, "node_id": i}
+                )
+                for i in range(count)
+            )
+        )
+
+    assert asyncio.run(scenario()) == [i * i for i in range(count)]
+    braket = aws.control.journal(service="braket")
+    assert [e for e in braket if e.get("error") == "ThrottlingException"] == []
+    assert sum(e["operation"] == "CreateJob" for e in braket) == count
+
+
+def test_a_token_bucket_books_calls_in_order_within_its_rate() -> None:
+    bucket = TokenBucket(rate=2.0, capacity=3)
+    delays = [bucket.book() for _ in range(6)]
+    assert delays[:3] == [0.0, 0.0, 0.0]  # the burst
+    assert delays[3:] == pytest.approx([0.5, 1.0, 1.5], abs=0.05)  # then one per 1/rate
+    assert not bucket.take()  # in debt: nothing to take now
