@@ -24,7 +24,7 @@ with covalent_loader.half_loaded_warning_hidden(__name__):
 from covalent._shared_files.exceptions import TaskCancelledError, TaskRuntimeError
 from covalent.executor.executor_plugins.remote_executor import RemoteExecutor
 
-from . import aws, heap, jobs, logs, preflight, results, transfer, waiting
+from . import aws, heap, images, jobs, logs, pacing, preflight, results, transfer, usage, waiting
 from .config import DEFAULTS, BraketSettings, InvalidSettingError, merged_settings
 from .errors import BraketJobError
 from .location import TaskLocation, job_name
@@ -63,7 +63,8 @@ class BraketExecutor(RemoteExecutor):
         profile: AWS profile name; ``"default"`` defers to ``AWS_PROFILE`` and the chain.
         region: AWS region; empty uses ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` / the profile.
         s3_bucket_name: Bucket for the task's inputs, results and the job's outputs.
-        ecr_image_uri: URI of the job container image in ECR (required).
+        ecr_image_uri: URI of the job container image in ECR; empty for Amazon's managed base
+            jobs image of the job's Region (its Python must be the server's).
         quantum_device: ARN of the Braket device the job is associated with.
         classical_device: Braket instance type of the job's classical host.
         storage: Volume size of the classical host, in GB.
@@ -76,6 +77,10 @@ class BraketExecutor(RemoteExecutor):
         freeze_heap: While tasks are in flight, keep the objects that were alive when the
             first began out of full garbage collections (``gc.freeze()``, undone when the last
             ends): far shorter pauses of the server's event loop. Process-wide.
+        requirements: The job's own packages, installed in the job before it runs: a list of
+            requirement lines, or the path of a requirements file.
+        reservation_arn: A Braket Direct reservation of the device, for the job.
+        tags: Tags added to every job (cost allocation), beside the executor's own.
     """
 
     def __init__(
@@ -95,6 +100,9 @@ class BraketExecutor(RemoteExecutor):
         kms_key_id: str | None = None,
         cleanup: bool | None = None,
         freeze_heap: bool | None = None,
+        requirements: str | list[str] | None = None,
+        reservation_arn: str | None = None,
+        tags: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         given = {name: value for name, value in locals().items() if name in DEFAULTS}
@@ -122,7 +130,7 @@ class BraketExecutor(RemoteExecutor):
     # ------------------------------------------------------------------ the task's story
     async def run(self, function: Any, args: list, kwargs: dict, task_metadata: dict) -> Any:
         """Run ``function(*args, **kwargs)`` in a Braket hybrid job and return its result."""
-        settings = self.settings()
+        settings = self.settings().for_job()  # a QPU's jobs run in its own Region
         with heap.frozen_while_running(settings.freeze_heap):
             return await self._run(settings, (function, args, kwargs), task_metadata)
 
@@ -131,21 +139,30 @@ class BraketExecutor(RemoteExecutor):
         await self._stop_if_cancelled(task, settings)
         python = await self._client_python()
         await aws.offload(preflight.check, settings)
+        image = await aws.offload(images.prepare, settings, python)
         location, job = await self._submit_first_free_attempt(
-            settings, task_metadata, payload, python
+            settings, task_metadata, payload, python, image
         )
         job_arn = job["jobArn"]
         app_log.debug(f"Braket job {job_arn} ({job['status']}) runs {task}")
         await self.set_job_handle(job_arn)
         if await self.get_cancel_requested():
-            await aws.offload(jobs.cancel, settings, job_arn)
-        job = await self._poll_task(settings, job)
+            await aws.persistently(
+                jobs.cancel,
+                settings,
+                job_arn,
+                before=lambda: pacing.paced(*aws.quota_key(settings), ["CancelJob"]),
+            )
+        job = await self._poll_task(settings, job, location)
         if job["status"] == "CANCELLED":
             raise TaskCancelledError(f"Braket job {job_arn} was cancelled")
         outcome = await self.query_result(settings, location, job)
-        if outcome is None:  # FAILED with no result object: the job never ran the electron
-            await self._fail_without_result(settings, job)
-        return self._deliver(settings, location, job_arn, outcome)
+        try:
+            if outcome is None:  # FAILED with no result object: the job never ran the electron
+                await self._fail_without_result(settings, job)
+            return self._deliver(settings, location, job_arn, outcome)
+        finally:  # what the job used and cost: usage.json and the server log, in the background
+            usage.account_later(settings, location, job, outcome)
 
     async def _stop_if_cancelled(
         self, task: str, settings: BraketSettings, location: TaskLocation | None = None
@@ -158,16 +175,21 @@ class BraketExecutor(RemoteExecutor):
             raise TaskCancelledError(f"task {task} was cancelled before submission")
 
     async def _submit_first_free_attempt(
-        self, settings: BraketSettings, task_metadata: dict, payload: Any, python: str
+        self,
+        settings: BraketSettings,
+        task_metadata: dict,
+        payload: Any,
+        python: str,
+        image: images.JobImage,
     ) -> tuple[TaskLocation, dict[str, Any]]:
         """Upload and submit the first attempt whose job is not spent (attempts of an earlier
         run of this node failed, or were collected)."""
         dispatch_id, node_id = task_metadata["dispatch_id"], task_metadata["node_id"]
         for attempt in range(MAX_ATTEMPTS):
             location = TaskLocation.new(settings.s3_bucket_name, dispatch_id, node_id, attempt)
-            digest = await self._upload_task(settings, location, payload)
+            upload = await self._upload_task(settings, location, payload, image.requirements)
             await self._stop_if_cancelled(f"{dispatch_id}:{node_id}", settings, location)
-            job = await self.submit_task(settings, location, python, digest)
+            job = await self.submit_task(settings, location, python, upload, image)
             if job is not None:
                 return location, job
         raise BraketJobError(
@@ -216,32 +238,65 @@ class BraketExecutor(RemoteExecutor):
         return True
 
     async def _upload_task(
-        self, settings: BraketSettings, location: TaskLocation, payload: Any
-    ) -> str:
-        return await aws.offload(transfer.upload_task, settings, location, payload)
+        self,
+        settings: BraketSettings,
+        location: TaskLocation,
+        payload: Any,
+        requirements: str = "",
+    ) -> transfer.Upload:
+        return await aws.offload(transfer.upload_task, settings, location, payload, requirements)
 
     async def submit_task(
-        self, settings: BraketSettings, location: TaskLocation, python: str, digest: str
+        self,
+        settings: BraketSettings,
+        location: TaskLocation,
+        python: str,
+        upload: transfer.Upload,
+        image: images.JobImage,
     ) -> dict[str, Any] | None:
-        return await aws.offload(jobs.submit_attempt, settings, location, python, digest)
+        """Submit the attempt, paced within Braket's quotas; a throttled or failed request is
+        sent again with the same client token (so at most one job is made) until it goes
+        through."""
+        calls = ["SearchJobs", "GetJob", "CreateJob"] if upload.resumed else ["CreateJob"]
+        return await aws.persistently(
+            jobs.submit_attempt,
+            settings,
+            location,
+            python,
+            upload,
+            image,
+            before=lambda: pacing.paced(*aws.quota_key(settings), calls),
+        )
 
     async def get_status(self, settings: BraketSettings, job_arn: str) -> dict[str, Any]:
-        return await aws.offload(jobs.get, settings, job_arn)
+        return await aws.persistently(jobs.get, settings, job_arn)
 
-    async def _poll_task(self, settings: BraketSettings, job: dict[str, Any]) -> dict[str, Any]:
-        """Wait until the job is terminal: :func:`~covalent_braket_plugin.waiting.until_done`."""
-        return await waiting.until_done(settings, job)
+    async def _poll_task(
+        self, settings: BraketSettings, job: dict[str, Any], location: TaskLocation | None = None
+    ) -> dict[str, Any]:
+        """Wait until the job is terminal: :func:`~covalent_braket_plugin.waiting.until_done`
+        (its state changes go into the server log, named by the task's dispatch and node)."""
+        task = (location.dispatch_id, location.node_id) if location is not None else None
+        return await waiting.until_done(settings, job, task)
 
     async def query_result(
         self, settings: BraketSettings, location: TaskLocation, job: dict[str, Any]
     ) -> Any:
-        return await aws.offload(results.download, settings, location, job)
+        return await aws.persistently(results.download, settings, location, job)
 
     async def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
         """Cancel the Braket job ``job_handle``; True once it is cancelling or cancelled."""
         if not job_handle:
             return False
-        status = await aws.offload(jobs.cancel, self.settings(), str(job_handle))
+        job_arn = str(job_handle)
+        settings = self.settings().in_region(job_arn.split(":")[3])  # the job's own Region
+        status = await aws.persistently(
+            jobs.cancel,
+            settings,
+            job_arn,
+            seconds=60.0,
+            before=lambda: pacing.paced(*aws.quota_key(settings), ["CancelJob"]),
+        )
         return status in {"CANCELLING", "CANCELLED"}
 
 

@@ -116,12 +116,7 @@ def check_device(value: Any) -> str:
 def check_image(value: Any) -> str:
     uri = _str("ecr_image_uri", value)
     if not uri:
-        raise InvalidSettingError(
-            "ecr_image_uri",
-            value,
-            "required: the URI of the job image in ECR, "
-            "e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/covalent-braket:latest",
-        )
+        return uri  # Amazon's managed base jobs image of the job's Region
     if not _IMAGE_URI_RE.match(uri):
         raise InvalidSettingError(
             "ecr_image_uri",
@@ -185,6 +180,93 @@ def check_kms_key(value: Any) -> str:
     return key
 
 
+_RESERVATION_RE = re.compile(r"^arn:aws[a-z-]*:braket:[a-z0-9-]+:\d{12}:reservation/[\w-]{1,128}$")
+#: Tag characters besides Unicode letters, numbers and separators.
+_TAG_PUNCTUATION = frozenset("_.:/=+-@")
+#: Tags the executor puts on every job itself; a ``tags`` setting may not use the prefix.
+OWN_TAG_PREFIX = "covalent:"
+#: Braket's most tags on a resource, less the executor's own.
+MAX_TAGS = 50 - 3
+
+
+def check_reservation(value: Any) -> str:
+    arn = _str("reservation_arn", value)
+    if arn and not _RESERVATION_RE.match(arn):
+        raise InvalidSettingError(
+            "reservation_arn",
+            value,
+            "empty, or a Braket Direct reservation ARN "
+            "arn:aws:braket:REGION:ACCOUNT:reservation/ID",
+        )
+    return arn
+
+
+def _tag_text_ok(text: str) -> bool:
+    """AWS's tag characters: ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]`` (letters, separators such as
+    spaces, numbers, and ``_.:/=+-@``; not tabs or newlines, which are control characters)."""
+    import unicodedata
+
+    return all(ch in _TAG_PUNCTUATION or unicodedata.category(ch)[0] in "LZN" for ch in text)
+
+
+def check_tags(value: Any) -> tuple[tuple[str, str], ...]:
+    """A mapping of tag keys to values, as AWS takes them: keys of 1-128 and values of 0-256
+    Unicode letters, numbers, separators (spaces) and ``_.:/=+-@``, no key starting ``aws:``
+    (AWS's) or ``covalent:`` (the executor's), in any case, and at most 47 tags (Braket takes
+    50 on a job, the executor adds 3). The error names the first tag that is not allowed."""
+    allowed = (
+        "a mapping of tag keys to values: keys of 1-128 and values of 0-256 Unicode letters, "
+        f"numbers, spaces and _.:/=+-@, keys not starting with aws: or {OWN_TAG_PREFIX}, at most "
+        f"{MAX_TAGS} tags (Braket's 50 less the executor's 3)"
+    )
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, (list, tuple)) and all(
+        isinstance(item, (list, tuple)) and len(item) == 2 for item in value
+    ):
+        items = [tuple(item) for item in value]
+    else:
+        raise InvalidSettingError("tags", value, allowed)
+
+    def refuse(problem: str) -> InvalidSettingError:
+        return InvalidSettingError("tags", value, f"{problem}; allowed: {allowed}")
+
+    if len(items) > MAX_TAGS:
+        raise refuse(f"{len(items)} tags")
+    seen: set[str] = set()
+    for key, text in items:
+        if not isinstance(key, str) or not isinstance(text, str):
+            raise refuse(f"tag {key!r}: keys and values must be strings")
+        if key in seen:
+            raise refuse(f"tag {key!r} is given twice")
+        seen.add(key)
+        if not 1 <= len(key) <= 128:
+            raise refuse(f"tag key {key!r} has {len(key)} characters")
+        if len(text) > 256:
+            raise refuse(f"tag {key!r} has a value of {len(text)} characters")
+        if not _tag_text_ok(key) or not _tag_text_ok(text):
+            raise refuse(f"tag {key!r}={text!r} has a character AWS does not take in tags")
+        if key.lower().startswith(("aws:", OWN_TAG_PREFIX)):
+            raise refuse(f"tag key {key!r} uses a reserved prefix")
+    return tuple(sorted((str(k), str(v)) for k, v in items))
+
+
+def check_requirements(value: Any) -> str | tuple[str, ...]:
+    """The job's own packages, as ``@hybrid_job(dependencies=...)`` takes them: a list of
+    requirement lines, or the path of a requirements file ("" for none)."""
+    allowed = "a list of requirements (pip's syntax), or the path of a requirements file"
+    if isinstance(value, str):
+        path = value.strip()
+        if path and not os.path.isfile(os.path.expanduser(path)):
+            raise InvalidSettingError("requirements", value, allowed + " that exists")
+        return path
+    if isinstance(value, (list, tuple)) and all(
+        isinstance(line, str) and line.strip() and "\n" not in line for line in value
+    ):
+        return tuple(line.strip() for line in value)
+    raise InvalidSettingError("requirements", value, allowed)
+
+
 def check_bool(setting: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -196,9 +278,11 @@ def check_bool(setting: str, value: Any) -> bool:
     raise InvalidSettingError(setting, value, "true or false")
 
 
-def _setting(default: Any, check: Any) -> Any:
-    """A field of :class:`BraketSettings`: its documented default and its check."""
-    return dataclasses.field(default=default, metadata={"check": check})
+def _setting(default: Any, check: Any, written: Any = None) -> Any:
+    """A field of :class:`BraketSettings`: its documented default and its check (and, for a
+    mapping, the default as covalent.conf writes it: a table)."""
+    metadata = {"check": check, "written": default if written is None else written}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,6 +313,9 @@ class BraketSettings:
     kms_key_id: str = _setting("", check_kms_key)
     cleanup: bool = _setting(True, lambda v: check_bool("cleanup", v))
     freeze_heap: bool = _setting(True, lambda v: check_bool("freeze_heap", v))
+    requirements: str | tuple[str, ...] = _setting("", check_requirements)
+    reservation_arn: str = _setting("", check_reservation)
+    tags: tuple[tuple[str, str], ...] = _setting((), check_tags, written={})
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> BraketSettings:
@@ -238,7 +325,7 @@ class BraketSettings:
         check costs the event loop next to nothing per task. File-system checks (the
         credentials file) are repeated, as the file may change.
         """
-        merged = tuple((name, values.get(name, DEFAULTS[name])) for name in DEFAULTS)
+        merged = tuple((name, _hashable(values.get(name, DEFAULTS[name]))) for name in DEFAULTS)
         try:
             settings = _validated(merged)
         except TypeError:  # an unhashable value: validate it (and fail) uncached
@@ -265,6 +352,24 @@ class BraketSettings:
         return self.profile
 
     @property
+    def device_region(self) -> str:
+        """The Region in ``quantum_device``'s ARN; empty for the managed simulators, which
+        every Braket Region serves."""
+        parts = self.quantum_device.split(":")
+        return parts[3] if len(parts) > 3 else ""
+
+    def in_region(self, region: str) -> BraketSettings:
+        """These settings with ``region`` for the job's Region (unchanged if empty)."""
+        if not region or region == self.region:
+            return self
+        return dataclasses.replace(self, region=region)
+
+    def for_job(self) -> BraketSettings:
+        """These settings in the Region the job runs in: its device's, or the configured one
+        for a simulator. A QPU's jobs, quantum tasks and queue are in its own Region."""
+        return self.in_region(self.device_region)
+
+    @property
     def role_is_arn(self) -> bool:
         return self.braket_job_execution_role_name.startswith("arn:")
 
@@ -283,7 +388,7 @@ class BraketSettings:
 _FIELDS = dataclasses.fields(BraketSettings)
 #: Defaults of every setting, as in the product documentation. They are also merged into
 #: ``[executors.braket]`` of covalent.conf by Covalent's plugin loader.
-DEFAULTS: dict[str, Any] = {field.name: field.default for field in _FIELDS}
+DEFAULTS: dict[str, Any] = {field.name: field.metadata["written"] for field in _FIELDS}
 _CHECKS: dict[str, Any] = {field.name: field.metadata["check"] for field in _FIELDS}
 
 
@@ -330,6 +435,15 @@ def read_covalent_config() -> dict[str, Any]:
         value = section.get(name)
         values[name] = default if value is None or (value == "" and default != "") else value
     return values
+
+
+def _hashable(value: Any) -> Any:
+    """A mapping or list setting as a tuple, so that validated settings can be reused."""
+    if isinstance(value, dict):
+        return tuple(sorted(value.items()))
+    if isinstance(value, list):
+        return tuple(_hashable(item) for item in value)
+    return value
 
 
 @functools.lru_cache(maxsize=256)

@@ -2,46 +2,73 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .config import BraketSettings
 from .job import ENTRY_POINT
-from .job.runner import HP_INPUT_SHA256, HP_KMS_KEY_ID, HP_PYTHON_VERSION, HP_TASK_URI
+from .job.runner import (
+    HP_BUCKET_OWNER,
+    HP_INPUT_SHA256,
+    HP_KMS_KEY_ID,
+    HP_PYTHON_VERSION,
+    HP_REQUIRED,
+    HP_TASK_URI,
+)
 from .location import RUNNER_KEY, TaskLocation
 
 
+@dataclass(frozen=True)
+class Submission:
+    """What one attempt's ``CreateJob`` needs beyond the settings and the attempt's place."""
+
+    #: The job execution role's ARN.
+    role_arn: str
+    #: The image the job runs on (the configured one, or Amazon's managed image).
+    image_uri: str
+    #: The client's Python ``major.minor``, which the runner checks.
+    python: str
+    #: The SHA-256 of the uploaded input, which the runner checks.
+    digest: str
+    #: The attempt's idempotency token (recorded with its input).
+    client_token: str
+    #: The account the runner expects to own the bucket.
+    bucket_owner: str
+    #: Versions the runner checks before it unpickles (``"covalent==X cloudpickle==Y"``).
+    pins: str = ""
+
+
 def create_job_request(
-    settings: BraketSettings, location: TaskLocation, role_arn: str, python: str, digest: str
+    settings: BraketSettings, location: TaskLocation, submission: Submission
 ) -> dict[str, Any]:
     """The arguments of ``CreateJob`` for one attempt of a task.
 
-    Args:
-        settings: The executor's validated settings.
-        location: Where the attempt lives (prefix, job name, client token).
-        role_arn: The job execution role's ARN.
-        python: The client's Python ``major.minor``, which the runner checks.
-        digest: The SHA-256 of the uploaded input, which the runner checks.
+    The job carries the executor's tags (dispatch, node, attempt) and the ``tags`` setting's;
+    a ``reservation_arn`` becomes its Braket Direct association.
     """
     hyperparameters = {
         HP_TASK_URI: location.uri,
-        HP_PYTHON_VERSION: python,
-        HP_INPUT_SHA256: digest,
+        HP_PYTHON_VERSION: submission.python,
+        HP_INPUT_SHA256: submission.digest,
+        HP_BUCKET_OWNER: submission.bucket_owner,
     }
+    if submission.pins:
+        hyperparameters[HP_REQUIRED] = submission.pins
     output: dict[str, Any] = {"s3Path": f"{location.uri}/output"}
     if settings.kms_key_id:
         hyperparameters[HP_KMS_KEY_ID] = settings.kms_key_id
         output["kmsKeyId"] = settings.kms_key_id
-    return {
-        "clientToken": location.client_token,
+    request: dict[str, Any] = {
+        "clientToken": submission.client_token,
         "jobName": location.job_name,
-        "roleArn": role_arn,
+        "roleArn": submission.role_arn,
         "algorithmSpecification": {
             "scriptModeConfig": {
                 "entryPoint": ENTRY_POINT,
                 "s3Uri": f"{location.uri}/{RUNNER_KEY}",
                 "compressionType": "GZIP",
             },
-            "containerImage": {"uri": settings.ecr_image_uri},
+            "containerImage": {"uri": submission.image_uri},
         },
         "deviceConfig": {"device": settings.quantum_device},
         "instanceConfig": {
@@ -54,8 +81,14 @@ def create_job_request(
         "checkpointConfig": {"s3Uri": f"{location.uri}/checkpoints"},
         "hyperParameters": hyperparameters,
         "tags": {
+            **dict(settings.tags),
             "covalent:dispatch_id": location.dispatch_id,
             "covalent:node_id": location.node_id,
             "covalent:attempt": str(location.attempt),
         },
     }
+    if settings.reservation_arn:
+        request["associations"] = [
+            {"arn": settings.reservation_arn, "type": "RESERVATION_TIME_WINDOW_ARN"}
+        ]
+    return request

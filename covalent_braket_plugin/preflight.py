@@ -1,9 +1,11 @@
 """Pre-flight: before anything is created, check that what the job needs is there.
 
-Read-only look-ups of the bucket, the job role, the image and the device. A setting that
-names nothing usable raises :class:`~covalent_braket_plugin.config.InvalidSettingError`; a
-look-up the caller is not allowed to make gives no verdict (least-privilege principals may
-lack the read permissions). A success is trusted for a while.
+The job's Region (its device's, or the configured one) must have Braket, and the bucket and
+the image must be in it. Then read-only look-ups of the bucket (owned by the caller's
+account), the job role, the image and the device. A setting that names nothing usable raises
+:class:`~covalent_braket_plugin.config.InvalidSettingError`; a look-up the caller is not
+allowed to make gives no verdict (least-privilege principals may lack the read permissions),
+and a transient failure is an error, not a verdict. A success is trusted for a while.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import threading
 import time
 from typing import Any
 
-from . import aws
+from . import aws, images, pacing
 from .config import BraketSettings, InvalidSettingError
+from .service import REGIONS
 
 #: How long a successful pre-flight check of the AWS resources is trusted.
 TTL_SECONDS = 300.0
@@ -23,40 +26,93 @@ _passed: dict[Any, float] = {}
 
 
 def check(settings: BraketSettings) -> None:
-    """Check the bucket, the role, the image and the device (blocking; call off the loop).
+    """Check the Region, the bucket, the role, the image and the device (blocking; call off
+    the loop). ``settings`` are in the job's Region (:meth:`BraketSettings.for_job`).
 
     Raises:
-        InvalidSettingError: naming the setting whose resource is missing or unusable.
+        InvalidSettingError: naming the setting whose resource is missing or unusable, or
+            whose Region is not the job's.
+        AwsError: a look-up failed for another reason (throttling, an outage).
     """
-    clients = aws.clients_for(settings)
-    key = (settings, clients.region)
+    key = (settings, aws.clients_for(settings).region)
     with _lock:
         if time.monotonic() - _passed.get(key, -1e9) < TTL_SECONDS:
             return
-    _look_up(
+    for one in CHECKS:
+        one(settings)
+    with _lock:
+        _passed[key] = time.monotonic()
+
+
+def check_region(settings: BraketSettings) -> None:
+    """The job's Region must have Braket: the device's, or the configured one."""
+    region = aws.clients_for(settings).region
+    if region in REGIONS:
+        return
+    allowed = "a Region with Amazon Braket: " + ", ".join(REGIONS)
+    if settings.device_region:
+        raise InvalidSettingError(
+            "quantum_device", settings.quantum_device, f"a device in {allowed}"
+        )
+    raise InvalidSettingError("region", settings.region or region, allowed)
+
+
+def check_bucket(settings: BraketSettings) -> None:
+    """The bucket exists, belongs to the caller's account and is in the job's Region."""
+    clients = aws.clients_for(settings)
+    head = _look_up(
         settings,
         "s3_bucket_name",
-        None,
-        "an existing bucket you can write to ({code})",
+        {"NoSuchBucket", "404", "NotFound"},
+        "an existing bucket ({code})",
         clients.s3,
         "head_bucket",
         Bucket=settings.s3_bucket_name,
+        **aws.bucket_owner(settings),
     )
-
-    role = settings.braket_job_execution_role_name
-    if not settings.role_is_arn or role.split(":")[4] == aws.caller_account(settings)[0]:
-        _look_up(
-            settings,
-            "braket_job_execution_role_name",
-            {"NoSuchEntity"},
-            "an existing IAM role that Braket can assume",
-            clients.iam,
-            "get_role",
-            RoleName=role.rsplit("/", 1)[-1],
+    bucket_region = (head or {}).get("BucketRegion") or (
+        (head or {}).get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region")
+    )
+    if bucket_region and bucket_region != clients.region:
+        raise InvalidSettingError(
+            "s3_bucket_name",
+            settings.s3_bucket_name,
+            f"a bucket in {clients.region}, the job's Region{_why(settings)} "
+            f"(this bucket is in {bucket_region})",
         )
 
-    registry = settings.ecr_image_uri.partition(".dkr.ecr.")[0]
-    repository_and_ref = settings.ecr_image_uri.split("/", 1)[1]
+
+def check_role(settings: BraketSettings) -> None:
+    """The job role exists (when it is the caller's account's: another's cannot be read)."""
+    role = settings.braket_job_execution_role_name
+    if settings.role_is_arn and role.split(":")[4] != aws.caller_account(settings)[0]:
+        return
+    _look_up(
+        settings,
+        "braket_job_execution_role_name",
+        {"NoSuchEntity"},
+        "an existing IAM role that Braket can assume",
+        aws.clients_for(settings).iam,
+        "get_role",
+        RoleName=role.rsplit("/", 1)[-1],
+    )
+
+
+def check_image(settings: BraketSettings) -> None:
+    """The job's image (the configured one, or Amazon's managed one) exists in the job's
+    Region."""
+    clients = aws.clients_for(settings)
+    image = images.job_image(settings, clients.region)
+    image_region = image.split(".dkr.ecr.", 1)[1].split(".", 1)[0]
+    if image_region != clients.region:
+        raise InvalidSettingError(
+            "ecr_image_uri",
+            settings.ecr_image_uri,
+            f"an image in {clients.region}, the job's Region{_why(settings)} "
+            f"(this one is in {image_region})",
+        )
+    registry = image.partition(".dkr.ecr.")[0]
+    repository_and_ref = image.split("/", 1)[1]
     if "@" in repository_and_ref:
         repository, digest = repository_and_ref.split("@", 1)
         image_id = {"imageDigest": digest}
@@ -75,6 +131,11 @@ def check(settings: BraketSettings) -> None:
         imageIds=[image_id],
     )
 
+
+def check_device(settings: BraketSettings) -> None:
+    """The device exists in the job's Region and is ONLINE."""
+    clients = aws.clients_for(settings)
+    pacing.wait_sync(*aws.quota_key(settings), ["GetDevice"])
     device = _look_up(
         settings,
         "quantum_device",
@@ -90,8 +151,17 @@ def check(settings: BraketSettings) -> None:
             settings.quantum_device,
             f"an ONLINE device (it is {device.get('deviceStatus')})",
         )
-    with _lock:
-        _passed[key] = time.monotonic()
+
+
+#: Every check, in the order pre-flight makes them (``covalent-braket doctor`` makes each).
+CHECKS = (check_region, check_bucket, check_role, check_image, check_device)
+
+
+def _why(settings: BraketSettings) -> str:
+    """Why the job runs in its Region: its device's, or the configured one."""
+    if settings.device_region:
+        return f", where its device {settings.quantum_device} is"
+    return ""
 
 
 def _look_up(

@@ -159,16 +159,6 @@ def test_bad_argument_names_the_setting_value_and_what_is_allowed(
     assert setting in message and repr(value) in message and allowed in message
 
 
-def test_run_without_an_image_fails_before_any_aws_call(aws: Any) -> None:
-    executor = HostedExecutor(
-        s3_bucket_name=BUCKET, poll_freq=0.3
-    )  # image left to covalent.conf: unset
-    with pytest.raises(InvalidSettingError, match="ecr_image_uri"):
-        run(executor, lambda: 1)
-    assert keys(aws) == []
-    assert aws.braket.search_jobs(filters=[])["jobs"] == []
-
-
 @pytest.mark.parametrize(
     ("dispatch_id", "node_id"),
     [("d0c0ffee-1234-5678-9abc-def012345678", 0), ("x" * 80, 10**15), ("__--__", "a_b"), ("", -1)],

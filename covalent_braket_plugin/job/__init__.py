@@ -53,9 +53,12 @@ def _padding(size: int) -> bytes:
 _STORED_BLOCK = 0xFFFF
 
 
-def runner_archive_with(data: Sequence[Any], input_name: str) -> list[Any]:
-    """The runner archive with the task's input beside the runner, as a list of buffers
-    whose concatenation is the gzip tarball: one object, one PUT.
+def runner_archive_with(
+    data: Sequence[Any], input_name: str, extra: dict[str, bytes] | None = None
+) -> list[Any]:
+    """The runner archive with the task's input beside the runner (and ``extra`` members:
+    name -> content, such as a ``requirements.txt``), as a list of buffers whose
+    concatenation is the gzip tarball: one object, one PUT.
 
     ``data`` is the input as a sequence of buffers (the pickle as it was written). Nothing is
     compressed (a pickle of numbers hardly shrinks, and deflate costs more than the bytes it
@@ -65,8 +68,12 @@ def runner_archive_with(data: Sequence[Any], input_name: str) -> list[Any]:
     views = [memoryview(piece).cast("B") for piece in data]
     size = sum(len(view) for view in views)
     source = _runner_source()
+    members = [
+        _tar_header(name, len(content)) + content + _padding(len(content))
+        for name, content in {f"{RUNNER_MODULE}.py": source, **(extra or {})}.items()
+    ]
     stream = [
-        _tar_header(f"{RUNNER_MODULE}.py", len(source)) + source + _padding(len(source)),
+        *members,
         memoryview(_tar_header(input_name, size)),
         *views,
         _padding(size) + bytes(2 * tarfile.BLOCKSIZE),  # and the end-of-archive marker
@@ -93,12 +100,17 @@ def runner_archive_with(data: Sequence[Any], input_name: str) -> list[Any]:
     return out
 
 
-@lru_cache(maxsize=1)
-def runner_archive() -> tuple[bytes, str]:
+def runner_archive(extra: tuple[tuple[str, bytes], ...] = ()) -> tuple[bytes, str]:
     """Return the runner as a reproducible gzip tarball and the tarball's SHA-256 digest.
 
-    The archive holds a single module, ``covalent_braket_runner.py``, and is byte-for-byte
-    the same for the same package version; it is used when the input travels separately.
+    The archive holds the module ``covalent_braket_runner.py`` (and ``extra`` members), and
+    is byte-for-byte the same for the same package version and members; it is used when the
+    input travels separately.
     """
-    data = _archive({f"{RUNNER_MODULE}.py": _runner_source()}, compresslevel=9)
+    return _runner_archive(tuple(extra))
+
+
+@lru_cache(maxsize=8)
+def _runner_archive(extra: tuple[tuple[str, bytes], ...]) -> tuple[bytes, str]:
+    data = _archive({f"{RUNNER_MODULE}.py": _runner_source(), **dict(extra)}, compresslevel=9)
     return data, hashlib.sha256(data).hexdigest()

@@ -9,9 +9,13 @@ built from the Braket base jobs image with covalent installed.
 What it does:
 
 1. reads the task location and the client's Python version from the job's hyperparameters;
-2. refuses to run when the job's Python minor version differs from the client's;
+2. refuses to run when the job's Python minor version differs from the client's, or when a
+   package the electron needs is missing or at another version than the one pinned (the
+   container installs the archive's ``requirements.txt`` but ignores pip's exit status);
 3. downloads ``input.pkl`` (``(function, args, kwargs)``) from its own task prefix;
-4. calls the function with stdout and stderr captured (and still echoed to the job log);
+4. calls the function with stdout and stderr captured (and still echoed to the job log),
+   and, when the Braket SDK is there, inside a ``braket.tracking.Tracker``, whose counts of
+   the quantum tasks (per device: tasks, shots, billed simulator time) go with the result;
 5. uploads ``result.pkl`` with the return value, or the exception and its traceback;
 6. raises on failure, so the bootstrap records a ``failureReason`` and the job ends FAILED.
 """
@@ -22,6 +26,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -34,6 +39,9 @@ HP_TASK_URI = "covalent_task_s3_uri"
 HP_PYTHON_VERSION = "covalent_python_version"
 HP_INPUT_SHA256 = "covalent_input_sha256"
 HP_KMS_KEY_ID = "covalent_kms_key_id"
+HP_BUCKET_OWNER = "covalent_bucket_owner"
+HP_REQUIRED = "covalent_required"
+REQUIREMENTS_FILE = "requirements.txt"
 RESULT_FORMAT = 1
 
 
@@ -88,6 +96,72 @@ def _check_python(expected: str | None) -> None:
         )
 
 
+def _installed(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _requirement(line: str) -> tuple[str, str] | None:
+    """``(name, specifier)`` of one ``requirements.txt`` line; None for what is not a
+    package requirement (comments, options, URLs, local paths)."""
+    line = line.split(" #", 1)[0].strip()
+    if not line or line.startswith(("#", "-")) or "://" in line or line.startswith((".", "/")):
+        return None
+    line = line.split(";", 1)[0].strip()  # environment markers are pip's business
+    match = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*(.*)", line)
+    if not match:
+        return None
+    return match.group(1), match.group(3).strip()
+
+
+def _satisfies(version: str, specifier: str) -> bool | None:
+    """Whether ``version`` meets ``specifier``; None when it cannot be told here."""
+    if not specifier:
+        return True
+    try:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    except ImportError:  # without packaging only an exact pin can be checked
+        if specifier.startswith("==") and "," not in specifier and "*" not in specifier:
+            return version == specifier[2:].strip()
+        return None
+    try:
+        return SpecifierSet(specifier).contains(version, prereleases=True)
+    except InvalidSpecifier:
+        return None
+
+
+def _check_requirements(pins: str | None, requirements: str) -> None:
+    """Refuse to unpickle when a package the job needs is missing or at the wrong version.
+
+    ``pins`` are the executor's (``"covalent==X cloudpickle==Y"``: the versions the pickle
+    was written with); ``requirements`` is the text of the archive's ``requirements.txt``.
+    """
+    wanted = [item for item in (pins or "").split() if item]
+    wanted += requirements.splitlines()
+    problems = []
+    for line in wanted:
+        parsed = _requirement(line)
+        if parsed is None:
+            continue
+        name, specifier = parsed
+        found = _installed(name)
+        if found is None:
+            problems.append(f"{name} (wanted {specifier or 'any version'}, found none installed)")
+        elif _satisfies(found, specifier) is False:
+            problems.append(f"{name} (wanted {specifier}, found {found})")
+    if problems:
+        raise RunnerSetupError(
+            "the job's image lacks what the electron needs: "
+            + "; ".join(problems)
+            + ". The job's requirements.txt did not install them (see the pip lines in the "
+            "job's log); fix the requirements setting, or use an image that has them"
+        )
+
+
 def _run_captured(function: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     out, err = _Tee(sys.stdout), _Tee(sys.stderr)
     saved = sys.stdout, sys.stderr
@@ -110,6 +184,54 @@ def _run_captured(function: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     return outcome
 
 
+def _start_tracker() -> Any:
+    """A started ``braket.tracking.Tracker``, or None when the SDK is not in the job (or its
+    tracker cannot start): tracking never stops the electron."""
+    try:
+        from braket.tracking import Tracker
+
+        return Tracker().start()
+    except Exception:
+        return None
+
+
+def _milliseconds(span: Any) -> int:
+    return int(span.total_seconds() * 1000) if span is not None else 0
+
+
+def _tracked_tasks(tracker: Any) -> dict[str, dict[str, Any]] | None:
+    """The tracker's quantum tasks per device: tasks by state, shots, execution and billed
+    time of simulations (ms), and what a QPU bills (tasks and shots neither failed,
+    cancelled nor in a reservation); None if it cannot tell."""
+    if tracker is None:
+        return None
+    try:
+        tracker.stop()
+        counted: dict[str, dict[str, Any]] = {}
+        for device, figures in tracker.quantum_tasks_statistics().items():
+            counted[str(device)] = {
+                "tasks": {str(k): int(v) for k, v in (figures.get("tasks") or {}).items()},
+                "shots": int(figures.get("shots") or 0),
+                "execution_ms": _milliseconds(figures.get("execution_duration")),
+                "billed_execution_ms": _milliseconds(figures.get("billed_execution_duration")),
+            }
+        per_task = getattr(tracker, "_resources", None)  # what the Tracker prices QPUs by
+        if isinstance(per_task, dict):
+            for entry in counted.values():
+                entry["billable_tasks"] = entry["billable_shots"] = 0
+            for details in per_task.values():
+                entry = counted.get(str(details.get("device")))
+                billed = details.get("status") not in ("FAILED", "CANCELLED") and not details.get(
+                    "has_reservation_arn"
+                )
+                if entry is not None and billed:
+                    entry["billable_tasks"] += 1
+                    entry["billable_shots"] += int(details.get("shots") or 0)
+        return counted
+    except Exception:
+        return None
+
+
 def _sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -130,6 +252,13 @@ def main() -> None:
         raise RunnerSetupError(f"hyperparameter {HP_TASK_URI} is missing")
     bucket, prefix = _split_s3_uri(task_uri)
     _check_python(hyperparameters.get(HP_PYTHON_VERSION))
+    here = os.path.dirname(os.path.abspath(__file__))
+    listed = os.path.join(here, REQUIREMENTS_FILE)
+    requirements = ""
+    if os.path.exists(listed):
+        with open(listed, encoding="utf-8") as handle:
+            requirements = handle.read()
+    _check_requirements(hyperparameters.get(HP_REQUIRED), requirements)
 
     s3 = boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 10}))
     kms_key = hyperparameters.get(HP_KMS_KEY_ID)
@@ -138,15 +267,17 @@ def main() -> None:
         if kms_key
         else {"ServerSideEncryption": "AES256"}
     )
+    owner = hyperparameters.get(HP_BUCKET_OWNER)  # S3 refuses the bucket of another account
+    owned = {"ExpectedBucketOwner": owner} if owner else {}
     job_name = os.environ.get("AMZN_BRAKET_JOB_NAME", "")
     with tempfile.TemporaryDirectory(prefix="covalent-braket-") as scratch:
-        bundled = os.path.join(os.path.dirname(os.path.abspath(__file__)), INPUT_KEY)
+        bundled = os.path.join(here, INPUT_KEY)
         if os.path.exists(bundled):  # a small input travels inside the job's script archive
             input_path = bundled
         else:
             input_path = os.path.join(scratch, INPUT_KEY)
             try:
-                s3.download_file(bucket, f"{prefix}/{INPUT_KEY}", input_path)
+                s3.download_file(bucket, f"{prefix}/{INPUT_KEY}", input_path, ExtraArgs=owned)
             except Exception as exc:
                 raise RunnerSetupError(
                     f"cannot download s3://{bucket}/{prefix}/{INPUT_KEY}: {exc}"
@@ -154,13 +285,17 @@ def main() -> None:
         expected = hyperparameters.get(HP_INPUT_SHA256)
         if not expected or _sha256(input_path) != expected:
             raise RunnerSetupError(
-                f"s3://{bucket}/{prefix}/{INPUT_KEY} does not match the digest the executor recorded; "
-                "refusing to unpickle it"
+                f"s3://{bucket}/{prefix}/{INPUT_KEY} does not match the digest the executor "
+                "recorded; refusing to unpickle it"
             )
         with open(input_path, "rb") as handle:
             function, args, kwargs = cloudpickle.load(handle)
 
+        tracker = _start_tracker()
         outcome = _run_captured(function, args, kwargs)
+        counted = _tracked_tasks(tracker)
+        if counted is not None:
+            outcome["quantum_tasks"] = counted
         outcome["format"] = RESULT_FORMAT
         outcome["job_name"] = job_name
         outcome["task_uri"] = task_uri
@@ -172,7 +307,7 @@ def main() -> None:
             result_path,
             bucket,
             f"{prefix}/{RESULT_KEY}",
-            ExtraArgs=encryption,
+            ExtraArgs={**encryption, **owned},
         )
 
     if not outcome["ok"]:
