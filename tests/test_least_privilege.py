@@ -22,7 +22,7 @@ from covalent_braket_plugin.aws import AwsError
 from covalent_braket_plugin.braket import wait_for_cleanups
 from covalent_braket_plugin.emulator.iam import is_allowed
 from covalent_braket_plugin.emulator.identity import CLIENT_ACCESS_KEY, JOB_ACCESS_KEY
-from tests.conftest import BUCKET, IMAGE, ROLE
+from tests.conftest import BUCKET, IMAGE, ROLE, SV1
 from tests.test_braket import hosted, keys, run
 
 pytestmark = pytest.mark.timeout(180)
@@ -39,12 +39,25 @@ VARS = {
     "prefix": "covalent-braket",
     "job_role_arn": ROLE,
     "repository_arn": REPOSITORY_ARN,
+    "kms_key_arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/example",
 }
 
 
 def policy(name: str) -> dict[str, Any]:
     text = (INFRA / "policies" / f"{name}.json.tpl").read_text()
     return json.loads(Template(text).substitute(VARS))
+
+
+def kms_calls(entry: dict[str, Any], key_arn: str) -> list[tuple[str, str, dict[str, str]]]:
+    """What S3 asks of KMS on the caller's behalf for a call on an SSE-KMS object: a data key
+    to write it, a decryption to read it (and both for the parts of a multipart upload)."""
+    if entry["service"] != "s3" or entry.get("sse") != "aws:kms":
+        return []
+    assert entry.get("sseKmsKeyId", key_arn) in (key_arn, key_arn.rsplit("/", 1)[-1]), entry
+    via = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
+    if entry["method"] in ("PUT", "POST"):
+        return [("kms:GenerateDataKey", key_arn, via), ("kms:Decrypt", key_arn, via)]
+    return [("kms:Decrypt", key_arn, via)]
 
 
 @pytest.mark.parametrize("name", ["submitter-policy", "job-role-policy"])
@@ -139,13 +152,11 @@ def iam_calls(entry: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
             if entry["path"].count("/") >= 2
             else ""
         )
-        base = f"arn:aws:braket:{REGION}:{ACCOUNT}"
         resource = (
             arn
             if arn.startswith("arn:")
-            else {"CreateJob": f"{base}:job/*", "CreateQuantumTask": f"{base}:quantum-task/*"}.get(
-                operation, "*"
-            )
+            # CreateJob and CreateQuantumTask are evaluated on their device (here SV1).
+            else {"CreateJob": SV1, "CreateQuantumTask": SV1}.get(operation, "*")
         )
         calls = [(f"braket:{operation}", resource, {})]
         if operation == "CreateJob":
@@ -226,12 +237,59 @@ def test_every_call_of_a_real_task_is_granted_to_the_principal_that_made_it(aws:
     print({principal: sorted(actions) for principal, actions in needed.items()})
 
 
+def test_with_a_kms_key_every_call_of_a_task_is_granted_on_that_key(aws: Any) -> None:
+    from covalent_braket_plugin import policies
+
+    key_arn = aws.control.client("kms").create_key()["KeyMetadata"]["Arn"]
+    variables = policies.Variables(
+        "aws", REGION, ACCOUNT, BUCKET, ROLE, REPOSITORY_ARN, kms_key_arn=key_arn
+    )
+    documents = policies.documents(variables)
+    aws.control.clear_journal()
+    executor = hosted(braket_job_execution_role_name=ROLE, kms_key_id=key_arn)
+    payload = b"x" * (9 * 1024 * 1024)  # beyond 8 MiB: a multipart upload beside the runner
+    assert run(executor, lambda data: len(data), payload) == len(payload)
+    wait_for_cleanups()
+    by_principal = {
+        CLIENT_ACCESS_KEY: documents[policies.SUBMITTER],
+        JOB_ACCESS_KEY: documents[policies.JOB_ROLE],
+    }
+    asked: dict[str, set[str]] = {CLIENT_ACCESS_KEY: set(), JOB_ACCESS_KEY: set()}
+    for entry in aws.control.journal():
+        if entry.get("accessKeyId") not in by_principal:
+            continue
+        document = by_principal[entry["accessKeyId"]]
+        for action, resource, context in iam_calls(entry) + kms_calls(entry, key_arn):
+            assert is_allowed(document, action, resource, context), (action, resource, entry)
+            if action.startswith("kms:"):
+                asked[entry["accessKeyId"]].add(action)
+                other = key_arn.replace(key_arn.rsplit("/", 1)[-1], "another-key")
+                assert not is_allowed(document, action, other, context)  # that key only
+    assert asked[CLIENT_ACCESS_KEY] == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert "kms:GenerateDataKey" in asked[JOB_ACCESS_KEY]  # the runner writes its result
+
+
+def test_without_a_kms_key_no_kms_action_is_granted() -> None:
+    from covalent_braket_plugin import policies
+
+    variables = policies.Variables("aws", REGION, ACCOUNT, BUCKET, ROLE, REPOSITORY_ARN)
+    for document in policies.documents(variables).values():
+        actions = json.dumps([s["Action"] for s in document["Statement"]])
+        assert "kms:" not in actions
+    terraform = (INFRA / "terraform" / "main.tf").read_text()
+    assert 'var.kms_key_arn == "" ? 0 : 1' in terraform  # the KMS policy only with a key
+
+
 def test_emulator_enforces_the_submitter_policy_on_braket_calls(aws: Any) -> None:
     aws.control.enforce_policy(policy("submitter-policy"))
     assert run(hosted(braket_job_execution_role_name=ROLE), lambda: "allowed") == "allowed"
 
     narrowed = policy("submitter-policy")
-    narrowed["Statement"][0]["Action"].remove("braket:CreateJob")
+    narrowed["Statement"] = [
+        statement
+        for statement in narrowed["Statement"]
+        if statement["Sid"] != "CreateJobsOnDevices"
+    ]
     aws.control.reset()
     from covalent_braket_plugin.testing import provision
 
@@ -242,3 +300,24 @@ def test_emulator_enforces_the_submitter_policy_on_braket_calls(aws: Any) -> Non
     assert info.value.code == "AccessDeniedException" and "braket:CreateJob" in str(info.value)
     assert aws.braket.search_jobs(filters=[])["jobs"] == []
     assert keys(aws) == []
+
+
+def test_the_terraform_job_role_is_one_braket_can_assume() -> None:
+    """Braket is not documented to send aws:SourceAccount or aws:SourceArn when it assumes the
+    job role: a trust policy that requires one fails every job."""
+    import json
+    import re
+
+    import hcl2
+
+    from covalent_braket_plugin.emulator.roles import trusts_braket
+
+    with open(INFRA / "terraform" / "main.tf", encoding="utf-8") as handle:
+        parsed = hcl2.load(handle)
+    [role] = [r['"aws_iam_role"']['"job"'] for r in parsed["resource"] if '"aws_iam_role"' in r]
+    hcl = role["assume_role_policy"].removeprefix("${jsonencode(").removesuffix(")}")
+    as_json = re.sub(r'(?<=[{,])\s*"?([\w:]+)"?\s*=', r'"\1":', hcl)
+    as_json = re.sub(r"(?<=: )(data\.[\w.]+)", r'"\1"', as_json)  # references, as strings
+    document = json.loads(as_json)
+    assert document["Statement"][0]["Principal"] == {"Service": "braket.amazonaws.com"}
+    assert trusts_braket(document)

@@ -4,17 +4,19 @@ Requests are told apart by the service in their SigV4 credential scope: ``braket
 the Braket handlers, everything else (S3, STS, IAM, CloudWatch Logs, ECR, ...) and unsigned
 ``/moto-api/*`` calls go to moto. ``/_emulator/*`` is the emulator's own control API;
 ``POST /moto-api/reset`` resets Braket state too; ``GET`` of :data:`.prices.PATH` is the
-Braket price list. Every client request is journaled, and may
+Braket price list; IAM's ``SimulatePrincipalPolicy``, which moto lacks, is answered by
+:mod:`.simulate`. Every client request is journaled, and may
 be answered with an injected fault; the emulator's own requests are neither.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 from collections.abc import Iterable
 from typing import Any
 
-from . import prices, s3
+from . import prices, s3, simulate
 from .backend import BraketBackends
 from .control import PREFIX as CONTROL_PREFIX
 from .control import ControlApi
@@ -22,6 +24,7 @@ from .faults import INTERNAL_AGENT, FaultInjector, error_reply
 from .identity import account_of, scope_of
 from .images import ManagedImages
 from .journal import Journal
+from .quotas import QuotaGate
 from .responses import BraketResponses
 from .runtime import JobRuntime
 from .wsgi import StartResponse
@@ -36,6 +39,7 @@ class EmulatorApp:
         moto: moto's server application, serving every other service.
         faults: The fault injector (shared with the quantum-task runner).
         images: Amazon's managed job images, put into an account's ECR on demand.
+        journal: The request journal (the runtime's launcher records its events there too).
     """
 
     def __init__(
@@ -45,15 +49,17 @@ class EmulatorApp:
         moto: Any,
         faults: FaultInjector,
         images: ManagedImages,
+        journal: Journal,
     ) -> None:
         self.backends = backends
         self.runtime = runtime
         self.images = images
-        self.journal = Journal()
+        self.journal = journal
         self.faults = faults
         #: Access key id -> IAM policy enforced on that principal's Braket calls.
         self.iam_policies: dict[str, dict[str, Any]] = {}
-        self.braket = BraketResponses(backends, self.iam_policies)
+        self.quotas = QuotaGate(runtime.settings)
+        self.braket = BraketResponses(backends, self.iam_policies, self.quotas)
         self.moto = s3.MotoFront(moto)
         self.control = ControlApi(
             backends, runtime, self.journal, self.faults, self.iam_policies, self.reset
@@ -69,6 +75,7 @@ class EmulatorApp:
         self.journal.clear()
         self.faults.reset()
         self.iam_policies.clear()
+        self.quotas.reset()
         moto_api_backend.reset()
         self.images.forget()
         initial = dataclasses.replace(self._initial_settings)
@@ -99,12 +106,21 @@ class EmulatorApp:
         scope = scope_of(environ)
         service = scope.service if scope else "unsigned"
 
+        internal = INTERNAL_AGENT in environ.get("HTTP_USER_AGENT", "")
+
         def handler(respond: StartResponse) -> Iterable[bytes]:
             if service == "braket" and scope is not None:
                 return self.braket(environ, respond, scope)
-            return self.moto(environ, respond, scope)
+            if service == "iam" and scope is not None and environ.get("REQUEST_METHOD") == "POST":
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = environ["wsgi.input"].read(length) if length else b""
+                environ["wsgi.input"] = io.BytesIO(body)  # for moto, if it is not ours
+                reply = simulate.answer(body, scope, self.iam_policies, respond)
+                if reply is not None:
+                    return reply
+            return self.moto(environ, respond, scope, internal)
 
-        if INTERNAL_AGENT in environ.get("HTTP_USER_AGENT", ""):
+        if internal:
             return handler(start_response)  # the emulator's own calls: no faults, no journal
         if service == "ecr" and scope is not None:
             self.images.ensure(account_of(environ, scope.access_key), scope.region)
@@ -114,13 +130,20 @@ class EmulatorApp:
             status: str, headers: list[tuple[str, str]], *args: Any
         ) -> Any:
             entry["status"] = int(status.split(" ", 1)[0])
-            error = {k.lower(): v for k, v in headers}.get("x-amzn-errortype")
+            named = {k.lower(): v for k, v in headers}
+            if named.get("x-amz-server-side-encryption"):  # what S3 asks of KMS for the call
+                entry["sse"] = named["x-amz-server-side-encryption"]
+                key = named.get("x-amz-server-side-encryption-aws-kms-key-id")
+                if key:
+                    entry["sseKmsKeyId"] = key
+            error = named.get("x-amzn-errortype")
             if error:
                 entry["error"] = error.split(":", 1)[0]
             self.journal.record(entry)
             return start_response(status, headers, *args)
 
-        fault = self.faults.choose(service, entry["operation"]) if scope else None
+        access_key = scope.access_key if scope else None
+        fault = self.faults.choose(service, entry["operation"], access_key) if scope else None
         if fault is None:
             reply = handler(recording_start_response)
             if service == "s3" and entry.get("status", 0) >= 400 and "error" not in entry:
@@ -133,8 +156,11 @@ class EmulatorApp:
         if fault == "lost":  # carried out, but the client is told it failed
             for _ in handler(lambda *args, **kwargs: None):
                 pass
-        status, headers, body = error_reply(
-            service, "HTTP_X_AMZ_TARGET" in environ, fault == "throttle", f"injected fault: {fault}"
+        message = (
+            "The security token included in the request is expired"
+            if fault == "expired"
+            else f"injected fault: {fault}"
         )
+        status, headers, body = error_reply(service, "HTTP_X_AMZ_TARGET" in environ, fault, message)
         recording_start_response(f"{status} Fault", [*headers, ("Content-Length", str(len(body)))])
         return [body]

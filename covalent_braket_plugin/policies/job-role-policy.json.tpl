@@ -49,6 +49,12 @@
       "Resource": "${repository_arn}"
     },
     {
+      "Sid": "PullAmazonsManagedJobImages",
+      "Effect": "Allow",
+      "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+      "Resource": "arn:${partition}:ecr:*:292282985366:repository/amazon-braket-*"
+    },
+    {
       "Sid": "EcrLogin",
       "Effect": "Allow",
       "Action": "ecr:GetAuthorizationToken",

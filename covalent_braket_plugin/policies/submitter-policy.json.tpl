@@ -2,10 +2,16 @@
   "Version": "2012-10-17",
   "Statement": [
     {
+      "Sid": "CreateJobsOnDevices",
+      "Effect": "Allow",
+      "Action": "braket:CreateJob",
+      "Resource": "arn:${partition}:braket:*::device/*"
+    },
+    {
       "Sid": "BraketJobs",
       "Effect": "Allow",
-      "Action": ["braket:CreateJob", "braket:GetJob", "braket:CancelJob", "braket:SearchJobs", "braket:TagResource"],
-      "Resource": "arn:${partition}:braket:${region}:${account}:job/*"
+      "Action": ["braket:GetJob", "braket:CancelJob", "braket:TagResource"],
+      "Resource": "arn:${partition}:braket:*:${account}:job/*"
     },
     {
       "Sid": "BraketSearchAndDevices",
@@ -31,6 +37,12 @@
       "Effect": "Allow",
       "Action": "ecr:DescribeImages",
       "Resource": "${repository_arn}"
+    },
+    {
+      "Sid": "ReadAmazonsManagedJobImages",
+      "Effect": "Allow",
+      "Action": ["ecr:DescribeImages", "ecr:BatchGetImage"],
+      "Resource": "arn:${partition}:ecr:*:292282985366:repository/amazon-braket-*"
     },
     {
       "Sid": "TaskObjects",

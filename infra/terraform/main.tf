@@ -10,6 +10,8 @@ data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 locals {
+  # A bucket name is global: one of the account's own, unless a name is given.
+  bucket_name = var.bucket_name != "" ? var.bucket_name : "amazon-braket-covalent-${data.aws_region.current.name}-${data.aws_caller_identity.current.account_id}"
   policy_vars = {
     partition      = data.aws_partition.current.partition
     region         = data.aws_region.current.name
@@ -18,11 +20,12 @@ locals {
     prefix         = var.task_prefix
     job_role_arn   = aws_iam_role.job.arn
     repository_arn = aws_ecr_repository.jobs.arn
+    kms_key_arn    = var.kms_key_arn
   }
 }
 
 resource "aws_s3_bucket" "tasks" {
-  bucket = var.bucket_name
+  bucket = local.bucket_name
 }
 
 resource "aws_s3_bucket_public_access_block" "tasks" {
@@ -76,7 +79,8 @@ resource "aws_iam_role" "job" {
       Effect    = "Allow"
       Principal = { Service = "braket.amazonaws.com" }
       Action    = "sts:AssumeRole"
-      Condition = { StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id } }
+      # No aws:SourceAccount / aws:SourceArn condition: Braket is not documented to send
+      # them when it assumes the job role, and a condition it does not meet fails every job.
     }]
   })
 }
@@ -92,8 +96,30 @@ resource "aws_iam_policy" "submitter" {
   policy = templatefile("${path.module}/../policies/submitter-policy.json.tpl", local.policy_vars)
 }
 
+# With a KMS key, both principals may use exactly that key, through S3 only: the submitter to
+# write inputs and read results, the job role to read inputs and write results. Without one,
+# no KMS action is granted.
+resource "aws_iam_role_policy" "job_kms" {
+  count  = var.kms_key_arn == "" ? 0 : 1
+  name   = "${var.name}-job-kms"
+  role   = aws_iam_role.job.id
+  policy = templatefile("${path.module}/../policies/kms-policy.json.tpl", local.policy_vars)
+}
+
+resource "aws_iam_policy" "submitter_kms" {
+  count  = var.kms_key_arn == "" ? 0 : 1
+  name   = "${var.name}-submitter-kms"
+  policy = templatefile("${path.module}/../policies/kms-policy.json.tpl", local.policy_vars)
+}
+
 resource "aws_iam_role_policy_attachment" "submitter" {
   for_each   = toset([for arn in var.submitter_principal_arns : arn if can(regex(":role/", arn))])
   role       = element(split("/", each.value), length(split("/", each.value)) - 1)
   policy_arn = aws_iam_policy.submitter.arn
+}
+
+resource "aws_iam_role_policy_attachment" "submitter_kms" {
+  for_each   = var.kms_key_arn == "" ? toset([]) : toset([for arn in var.submitter_principal_arns : arn if can(regex(":role/", arn))])
+  role       = element(split("/", each.value), length(split("/", each.value)) - 1)
+  policy_arn = aws_iam_policy.submitter_kms[0].arn
 }

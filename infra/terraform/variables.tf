@@ -5,8 +5,9 @@ variable "name" {
 }
 
 variable "bucket_name" {
-  description = "Name of the S3 bucket for task inputs, results and job outputs"
+  description = "Name of the S3 bucket for task inputs, results and job outputs; empty for amazon-braket-covalent-<region>-<account>"
   type        = string
+  default     = ""
 }
 
 variable "task_prefix" {
@@ -22,7 +23,7 @@ variable "artifact_expiry_days" {
 }
 
 variable "kms_key_arn" {
-  description = "KMS key for the bucket's default encryption; empty for SSE-S3"
+  description = "KMS key for the bucket's default encryption and the task objects (its use is granted to the job role and the submitter); empty for SSE-S3"
   type        = string
   default     = ""
 }

@@ -1,0 +1,165 @@
+"""IAM ``SimulatePrincipalPolicy``, which moto lacks: would this principal's policies allow
+these actions on this resource?
+
+``covalent-braket doctor`` asks it, as it would ask IAM, whether the job role may do what a
+job does and the caller what the executor does. The principal's policies are its inline and
+attached ones in moto's IAM (a user's groups' too), evaluated by :mod:`.iam`. An emulator
+client that is no IAM principal (moto's default identity, the dummy credentials) has the
+policy enforced on its access key (control API ``/policies``), else every permission, as
+the emulator grants it. Only identity-based policies are evaluated, as the API does without
+``ResourcePolicy``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qs, unquote
+from xml.sax.saxutils import escape
+
+from .iam import is_allowed, statement_allows
+from .identity import Scope
+from .wsgi import StartResponse
+
+ACTION = "SimulatePrincipalPolicy"
+_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
+
+
+def _members(form: dict[str, list[str]], name: str) -> list[str]:
+    found = []
+    for key, values in form.items():
+        match = re.fullmatch(rf"{name}\.member\.(\d+)", key)
+        if match:
+            found.append((int(match.group(1)), values[0]))
+    return [value for _, value in sorted(found)]
+
+
+def _context(form: dict[str, list[str]]) -> dict[str, str]:
+    context = {}
+    for key, values in form.items():
+        match = re.fullmatch(r"ContextEntries\.member\.(\d+)\.ContextKeyName", key)
+        if match:
+            number = match.group(1)
+            given = _members(form, f"ContextEntries.member.{number}.ContextKeyValues")
+            if given:
+                context[values[0]] = given[0]
+    return context
+
+
+def _document(text: Any) -> dict[str, Any]:
+    if isinstance(text, dict):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return json.loads(unquote(text))
+
+
+def _policies_of(arn: str) -> list[dict[str, Any]] | None:
+    """The identity-based policies of the IAM user or role ``arn`` names; None if none."""
+    from moto.iam.models import iam_backends
+
+    parts = arn.split(":")
+    if len(parts) < 6:
+        return None
+    account, partition, resource = parts[4], parts[1], parts[5]
+    backend = iam_backends[account][partition]
+    if resource.startswith("assumed-role/"):  # an STS session: its role's policies
+        resource = "role/" + resource.split("/")[1]
+    kind, _, name = resource.partition("/")
+    name = name.rsplit("/", 1)[-1]
+    try:
+        if kind == "role":
+            principal = backend.get_role(name)
+            groups: list[Any] = []
+        elif kind == "user":
+            principal = backend.get_user(name)
+            groups = list(backend.get_groups_for_user(name))
+        else:
+            return None
+    except Exception:
+        return None
+    documents = []
+    for holder in (principal, *groups):
+        documents += [_document(text) for text in getattr(holder, "policies", {}).values()]
+        for managed in getattr(holder, "managed_policies", {}).values():
+            documents.append(_document(managed.default_version.document))
+    return documents
+
+
+def answer(
+    body: bytes,
+    scope: Scope,
+    enforced: dict[str, dict[str, Any]],
+    start_response: StartResponse,
+) -> Iterable[bytes] | None:
+    """The reply to a ``SimulatePrincipalPolicy`` request; None for any other IAM request."""
+    form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    if form.get("Action", [""])[0] != ACTION:
+        return None
+    source = form.get("PolicySourceArn", [""])[0]
+    actions = _members(form, "ActionNames")
+    resources = _members(form, "ResourceArns") or ["*"]
+    context = _context(form)
+    documents = _policies_of(source)
+    if documents is None and ":iam::" in source and source.split(":")[5].startswith("role/"):
+        return _error(
+            start_response, "NoSuchEntity", f"The role with ARN {source} cannot be found."
+        )
+    results = []
+    for action in actions:
+        for resource in resources:
+            if documents is None:  # an emulator client: its enforced policy, or everything
+                policy = enforced.get(scope.access_key)
+                allowed = policy is None or is_allowed(policy, action, resource, context)
+            else:
+                allowed = any(
+                    is_allowed(d, action, resource, context) for d in documents
+                ) and not any(_denies(d, action, resource, context) for d in documents)
+            results.append((action, resource, "allowed" if allowed else "implicitDeny"))
+    members = "".join(
+        "<member>"
+        f"<EvalActionName>{escape(action)}</EvalActionName>"
+        f"<EvalResourceName>{escape(resource)}</EvalResourceName>"
+        f"<EvalDecision>{decision}</EvalDecision>"
+        "<MatchedStatements/><MissingContextValues/>"
+        "</member>"
+        for action, resource, decision in results
+    )
+    xml = (
+        f'<SimulatePrincipalPolicyResponse xmlns="{_NS}"><SimulatePrincipalPolicyResult>'
+        f"<IsTruncated>false</IsTruncated><EvaluationResults>{members}</EvaluationResults>"
+        "</SimulatePrincipalPolicyResult>"
+        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+        "</SimulatePrincipalPolicyResponse>"
+    ).encode()
+    start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(xml)))])
+    return [xml]
+
+
+def _denies(document: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> bool:
+    """Whether a statement of ``document`` denies the action explicitly (which no other
+    document's allow overrides)."""
+    return any(
+        statement.get("Effect") == "Deny" and statement_allows(statement, action, resource, context)
+        for statement in _as_list(document.get("Statement"))
+    )
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else ([] if value is None else [value])
+
+
+def _error(start_response: StartResponse, code: str, message: str) -> Iterable[bytes]:
+    xml = (
+        f'<ErrorResponse xmlns="{_NS}"><Error><Type>Sender</Type><Code>{code}</Code>'
+        f"<Message>{escape(message)}</Message></Error>"
+        f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+    ).encode()
+    start_response(
+        "404 Not Found", [("Content-Type", "text/xml"), ("Content-Length", str(len(xml)))]
+    )
+    return [xml]
