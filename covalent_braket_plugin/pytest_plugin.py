@@ -97,6 +97,12 @@ class EmulatorControl:
             and (operation is None or entry["operation"] == operation)
         ]
 
+    def events(self, source: str | None = None) -> list[dict[str, Any]]:
+        """The emulator's own events, oldest first (``source="launcher"``: the warm job
+        launcher's ``fork``, ``zygote-started``, ``zygote-replaced``, ``fallback``)."""
+        entries = self._call("GET", "/journal")["events"]
+        return [entry for entry in entries if source is None or entry["source"] == source]
+
     def clear_journal(self) -> None:
         self._call("DELETE", "/journal")
 

@@ -70,3 +70,20 @@ def test_payload_compares_both_paths_with_memory() -> None:
 def test_import_time_reports_no_braket_sdk() -> None:
     output = bench("import_time.py", "--runs", "1")
     assert "Braket SDK or PennyLane imported: False" in output
+
+
+def test_quotas_reports_the_floor_throttling_and_calls() -> None:
+    output = bench("quotas.py", "--sizes", "8", "--poll", "1")
+    (row,) = rows(output, "8")
+    assert row[-1] == "True"  # every result right
+    assert float(row[2]) == 3  # (8 - 5) / 1 s of CreateJob
+    assert row[5] == "0"  # no throttled response
+    assert "CreateJob 8" in row[7]
+
+
+def test_job_start_compares_warm_and_cold_jobs() -> None:
+    output = bench("job_start.py", "--runs", "1")
+    for kind in ("prints one line", "imports covalent, cloudpickle", "one SV1 task (Braket SDK)"):
+        (row,) = rows(output, kind)
+        assert len(row) == 6 and row[-1].endswith("x")
+    assert "fallbacks 0" in output and "jobs forked 0" not in output

@@ -19,7 +19,13 @@ from . import search
 from .devices import Device, DeviceCatalogue
 from .exceptions import ConflictException, ResourceNotFoundException, ValidationException
 from .models import Job, QuantumTask, now
-from .validation import validate_create_job, validate_create_quantum_task
+from .roles import check_job_role
+from .settings import RuntimeSettings
+from .validation import (
+    validate_create_job,
+    validate_create_quantum_task,
+    validate_job_associations,
+)
 
 JOB_ARN_RE = re.compile(r"^arn:aws[a-z-]*:braket:([a-z0-9-]+):(\d{12}):job/(.+)$")
 
@@ -31,7 +37,7 @@ class JobRunner(Protocol):
 
     def stop(self, job: Job, states: BraketBackend) -> None: ...
 
-    def shutdown(self) -> None: ...
+    def stop_all(self) -> None: ...
 
 
 class TaskRunner(Protocol):
@@ -52,9 +58,11 @@ class BraketBackend:
         runtime: JobRunner | None,
         devices: DeviceCatalogue,
         tasks: TaskRunner | None,
+        settings: RuntimeSettings,
     ) -> None:
         self.account = account
         self.region = region
+        self.settings = settings
         self.runtime = runtime
         self.devices = devices
         self.task_runner = tasks
@@ -69,6 +77,14 @@ class BraketBackend:
     # ---------------------------------------------------------------- jobs
     def create_job(self, body: dict[str, Any]) -> Job:
         validate_create_job(body)
+        check_job_role(body["roleArn"])
+        device = body["deviceConfig"]["device"]
+        if not device.startswith("local:") and self._device(device) is None:
+            raise ValidationException(
+                f"Device {device} is not available in {self.region}: a job runs in the Region "
+                "of its device (the managed simulators are in every Braket Region)"
+            )
+        validate_job_associations(body, self._device(device), self.region)
         token = body.get("clientToken")
         with self._lock:
             if token and token in self._tokens:
@@ -102,10 +118,15 @@ class BraketBackend:
             self.runtime.start(job, self)
         return job
 
+    def _visible(self, job: Job) -> bool:
+        """Whether reads see the job yet (see ``job_visibility_seconds``)."""
+        lag = self.settings.job_visibility_seconds
+        return not lag or (now() - job.created_at).total_seconds() >= lag
+
     def get_job(self, arn: str) -> Job:
         with self._lock:
             job = self._jobs.get(arn)
-            if job is None:
+            if job is None or not self._visible(job):
                 if not JOB_ARN_RE.match(arn or ""):
                     raise ValidationException(f"{arn!r} is not a valid job ARN")
                 raise ResourceNotFoundException(f"Job {arn} not found")
@@ -135,9 +156,8 @@ class BraketBackend:
 
     def search_jobs(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return search.search(
-                list(self._jobs.values()), body, search.JOB_FILTERS, "jobs", Job.summary
-            )
+            jobs = [job for job in self._jobs.values() if self._visible(job)]
+            return search.search(jobs, body, search.JOB_FILTERS, "jobs", Job.summary)
 
     def transition(
         self, job: Job, status: str, event: str | None = None, reason: str | None = None
@@ -166,14 +186,21 @@ class BraketBackend:
             job.add_event(event, message)
 
     # ---------------------------------------------------------------- devices
-    def get_device(self, arn: str) -> dict[str, Any]:
+    def _device(self, arn: str) -> Device | None:
+        """The device, if it answers in this backend's Region."""
         device = self.devices.get(arn)
+        return device if device is not None and device.serves(self.region) else None
+
+    def get_device(self, arn: str) -> dict[str, Any]:
+        device = self._device(arn)
         if device is None:
-            raise ResourceNotFoundException(f"Braket device {arn} not found")
+            raise ResourceNotFoundException(f"Braket device {arn} not found in {self.region}")
         return device.describe()
 
     def search_devices(self, body: dict[str, Any]) -> dict[str, Any]:
-        devices = sorted(self.devices.all(), key=lambda d: d.arn)
+        devices = sorted(
+            (d for d in self.devices.all() if d.serves(self.region)), key=lambda d: d.arn
+        )
         for spec in body.get("filters") or []:  # SearchDevices filters: name + values (any)
             name, values = spec.get("name"), spec.get("values") or []
             if name not in search.DEVICE_FILTERS:
@@ -186,12 +213,18 @@ class BraketBackend:
 
     # ---------------------------------------------------------------- quantum tasks
     def create_quantum_task(self, body: dict[str, Any]) -> QuantumTask:
-        device = validate_create_quantum_task(body, self.devices)
+        device = validate_create_quantum_task(body, self.devices, self.region)
         token = body.get("clientToken")
         with self._lock:
             if token and token in self._task_tokens:
                 return self._tasks[self._task_tokens[token]]
             job_arn = self._job_tokens.get(body.get("jobToken") or "")
+            job = self._jobs.get(job_arn or "")
+            if job is not None and job.request.get("associations") and job.device != device.arn:
+                raise ValidationException(
+                    f"Hybrid job {job.name} runs in a Braket Direct reservation of {job.device}: "
+                    f"its quantum tasks go to that device only, not to {device.arn}"
+                )
             arn = f"arn:aws:braket:{self.region}:{self.account}:quantum-task/{uuid.uuid4()}"
             task = QuantumTask(
                 arn,
@@ -325,11 +358,16 @@ class BraketBackends:
     job runner, one device catalogue and one task runner."""
 
     def __init__(
-        self, runtime: JobRunner | None, devices: DeviceCatalogue, tasks: TaskRunner | None
+        self,
+        runtime: JobRunner | None,
+        devices: DeviceCatalogue,
+        tasks: TaskRunner | None,
+        settings: RuntimeSettings,
     ) -> None:
         self.runtime = runtime
         self.devices = devices
         self.task_runner = tasks
+        self.settings = settings
         self._lock = threading.Lock()
         self._backends: dict[tuple[str, str], BraketBackend] = {}
 
@@ -338,7 +376,7 @@ class BraketBackends:
             backend = self._backends.get((account, region))
             if backend is None:
                 backend = BraketBackend(
-                    account, region, self.runtime, self.devices, self.task_runner
+                    account, region, self.runtime, self.devices, self.task_runner, self.settings
                 )
                 self._backends[(account, region)] = backend
             return backend
@@ -356,7 +394,7 @@ class BraketBackends:
     def reset(self) -> None:
         """Stop every job and forget all state; devices added at run time are dropped."""
         if self.runtime is not None:
-            self.runtime.shutdown()
+            self.runtime.stop_all()
         if self.task_runner is not None:
             self.task_runner.reset()
         self.devices.reset()

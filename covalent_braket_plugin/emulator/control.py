@@ -98,6 +98,7 @@ class ControlApi:
             "running": sum(job.status == "RUNNING" for job in jobs),
             "quantumTasks": len(self.backends.tasks()),
             "simulators": self._simulators(),
+            "launcher": self.runtime.launcher.describe(),
         }
 
     def _simulators(self) -> dict[str, Any] | None:
@@ -140,11 +141,11 @@ class ControlApi:
         return self._faults.describe()
 
     def journal(self) -> dict[str, Any]:
-        return {"requests": self._journal.entries()}
+        return {"requests": self._journal.entries(), "events": self._journal.events()}
 
     def clear_journal(self) -> dict[str, Any]:
         self._journal.clear()
-        return {"requests": []}
+        return {"requests": [], "events": []}
 
     def policies(self) -> dict[str, Any]:
         return {"policies": self._policies}

@@ -7,6 +7,7 @@ import collections
 import io
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -42,10 +43,12 @@ def operation_name(environ: dict[str, Any], service: str) -> str | None:
 
 
 class Journal:
-    """A bounded, thread-safe record of requests."""
+    """A bounded, thread-safe record of requests, and of the emulator's own events (the
+    warm launcher's forks, zygotes started and replaced, cold fallbacks)."""
 
     def __init__(self, size: int = JOURNAL_SIZE) -> None:
         self._entries: collections.deque[dict[str, Any]] = collections.deque(maxlen=size)
+        self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=size)
         self._lock = threading.Lock()
 
     @staticmethod
@@ -62,6 +65,19 @@ class Journal:
             "operation": operation_name(environ, service),
         }
 
+    def event(self, source: str) -> Callable[[dict[str, Any]], None]:
+        """A callback that records the events of ``source`` (``{"event": NAME, ...}``)."""
+
+        def record(event: dict[str, Any]) -> None:
+            with self._lock:
+                self._events.append({"time": time.time(), "source": source, **event})
+
+        return record
+
+    def events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._events)
+
     def record(self, entry: dict[str, Any]) -> None:
         with self._lock:
             self._entries.append(entry)
@@ -73,3 +89,4 @@ class Journal:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._events.clear()

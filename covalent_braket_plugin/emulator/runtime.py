@@ -1,6 +1,9 @@
 """The job lifecycle: jobs wait for a slot, start as local processes in their emulated
 container, and end COMPLETED, FAILED, CANCELLED or past their runtime.
 
+A script-mode job's process is forked from the warm launcher's parent, which has the usual
+job imports loaded (:mod:`.launcher`); an image-mode job's command is started cold.
+
 Each job's process runs in a process group of its own (so that its whole tree can be stopped)
 inside the emulator's session, so it shares the emulator's scheduling group and priority:
 ``nice covalent-braket emulator`` lowers the jobs too. Its output goes to CloudWatch Logs
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from .clients import InternalClients
 from .container import JobContainer
+from .launcher import Launcher
 from .logs import LogShipper
 from .models import Job
 from .settings import RuntimeSettings
@@ -31,6 +35,8 @@ _OWN_PROCESS_GROUP: dict[str, object] = (
     {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
 )
 _KILL_GRACE_SECONDS = 3.0
+#: The command of a script-mode job: the container's bootstrap, which the warm launcher forks.
+_BOOTSTRAP = ["-u", "-m", "covalent_braket_plugin.emulator.bootstrap"]
 
 
 class _Run:
@@ -66,12 +72,20 @@ class JobRuntime:
         clients: The emulator's own clients (its endpoint, the job's credentials).
         work_dir: Where job working directories go.
         settings: Pace and concurrency, read afresh for every job.
+        launcher: Starts script-mode jobs forked from a warm parent (``warm_launcher``).
     """
 
-    def __init__(self, clients: InternalClients, work_dir: Path, settings: RuntimeSettings) -> None:
+    def __init__(
+        self,
+        clients: InternalClients,
+        work_dir: Path,
+        settings: RuntimeSettings,
+        launcher: Launcher,
+    ) -> None:
         self.clients = clients
         self.work_dir = Path(work_dir)
         self.settings = settings
+        self.launcher = launcher
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
         self._slots = threading.Condition(self._lock)
@@ -108,7 +122,8 @@ class JobRuntime:
             return False
         return True
 
-    def shutdown(self) -> None:
+    def stop_all(self) -> None:
+        """Stop every job (a reset); the launcher stays warm."""
         with self._lock:
             runs = list(self._runs.values())
             for run in runs:
@@ -121,6 +136,11 @@ class JobRuntime:
                 run.thread.join(timeout=10)
         with self._lock:
             self._runs.clear()
+
+    def shutdown(self) -> None:
+        """Stop every job and the launcher (the emulator stops)."""
+        self.stop_all()
+        self.launcher.shutdown()
 
     # ---------------------------------------------------------------- the job's life
     def _lifecycle(self, run: _Run) -> None:
@@ -219,15 +239,18 @@ class JobRuntime:
         """Run the job's process to its end (exit, stop or time-out); its exit code, and
         whether it ran out of time."""
         logger = LogShipper(self.clients, run.job)
-        run.process = subprocess.Popen(
-            command,
-            cwd=container.root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            **_OWN_PROCESS_GROUP,  # type: ignore[arg-type]
-        )
+        if self.settings.warm_launcher and command[1:] == _BOOTSTRAP:
+            run.process = self.launcher.spawn(command[-1], container.root, env)  # type: ignore[assignment]
+        else:
+            run.process = subprocess.Popen(
+                command,
+                cwd=container.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                **_OWN_PROCESS_GROUP,  # type: ignore[arg-type]
+            )
         reader = threading.Thread(target=logger.pump, args=(run.process.stdout,), daemon=True)
         reader.start()
         deadline = time.monotonic() + run.job.request["stoppingCondition"]["maxRuntimeInSeconds"]

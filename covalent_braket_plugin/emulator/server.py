@@ -22,6 +22,8 @@ from .clients import InternalClients
 from .devices import CATALOGUE_ENV, DeviceCatalogue, load_catalogue
 from .faults import FaultInjector
 from .images import ManagedImages
+from .journal import Journal
+from .launcher import Launcher
 from .quantum_tasks import QuantumTaskRunner
 from .runtime import JobRuntime
 from .settings import RuntimeSettings
@@ -95,13 +97,17 @@ class BraketEmulator:
         clients = InternalClients(self._url)
         settings = dataclasses.replace(self._initial_settings or RuntimeSettings())
         faults = FaultInjector()
-        self.runtime = JobRuntime(clients, self.work_dir, settings)
+        journal = Journal()
+        launcher = Launcher(on_event=journal.event("launcher"))
+        self.runtime = JobRuntime(clients, self.work_dir, settings, launcher)
         self.tasks = QuantumTaskRunner(clients, settings, faults)
         catalogue = load_catalogue(self.devices_file or os.environ.get(CATALOGUE_ENV))
-        backends = BraketBackends(self.runtime, DeviceCatalogue(catalogue), self.tasks)
+        backends = BraketBackends(self.runtime, DeviceCatalogue(catalogue), self.tasks, settings)
         moto = DomainDispatcherApplication(create_backend_app)
         images = ManagedImages(clients, settings)
-        self.app = EmulatorApp(backends, self.runtime, moto, faults, images)
+        self.app = EmulatorApp(backends, self.runtime, moto, faults, images, journal)
+        if settings.warm_launcher:
+            launcher.start()  # the parent loads its imports while the first requests come
         try:
             self._server = make_server(
                 self.host,

@@ -15,6 +15,9 @@ class RuntimeSettings:
     queue_seconds: float = 0.0
     #: Jobs that may run at once; more wait in QUEUED, as on the real service.
     max_concurrent_jobs: int = 32
+    #: Seconds after CreateJob during which the new job is not found yet (GetJob, CancelJob,
+    #: SearchJobs), as the service's reads can lag its writes.
+    job_visibility_seconds: float = 0.0
     #: Seconds a quantum task stays QUEUED before it runs.
     task_queue_seconds: float = 0.0
     #: Simulations that run at once, each in a worker process; more tasks wait in QUEUED.
@@ -24,5 +27,12 @@ class RuntimeSettings:
     #: The Python (``major.minor``) the managed job images are tagged with in the emulated
     #: ECR: the one emulated jobs run on, unless a mismatch is staged.
     managed_image_python: str = f"{sys.version_info.major}.{sys.version_info.minor}"
+    #: Braket's request quotas enforced (per account, Region and operation; see .quotas).
+    quotas: bool = True
+    #: Quotas changed: operation (or ``"*"``, the whole API) -> [rate per second, burst].
+    quota_limits: dict[str, list[float]] = field(default_factory=dict)
+    #: Script-mode jobs are forked from a warm parent that has their usual imports loaded
+    #: (see .launcher); off: each starts as a fresh Python process.
+    warm_launcher: bool = True
     #: Image-mode jobs: container image URI -> the command (argv) that stands in for it.
     image_commands: dict[str, list[str]] = field(default_factory=dict)
