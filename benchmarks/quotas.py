@@ -6,18 +6,34 @@ time against that floor (plus one job's runtime, the target's allowance), the th
 responses in the emulator's journal, the Braket calls per job by operation, the event loop's
 worst lag, and whether every result is right.
 
-    python benchmarks/quotas.py [--sizes 100,500] [--poll 5]
+With ``--progress on`` the server log shows INFO, as a server does that shows the executor's
+progress lines: the watcher then also asks for queued jobs' places in the queue (a few extra
+``GetJob``); ``--progress off,on`` measures both.
+
+    python benchmarks/quotas.py [--sizes 100,500] [--poll 5] [--progress off,on]
+        [--queue-seconds 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import statistics
 import uuid
 from collections import Counter
 
-from _common import BenchExecutor, LoopLag, clear_journal, emulator, journal, machine, now, table
+from _common import (
+    BenchExecutor,
+    LoopLag,
+    clear_journal,
+    control,
+    emulator,
+    journal,
+    machine,
+    now,
+    table,
+)
 
 from covalent_braket_plugin.service import QUOTAS
 
@@ -39,6 +55,9 @@ async def batch(size: int, poll: float) -> tuple[float, LoopLag, bool, str]:
             )
         )
         wall = now() - started
+    from covalent_braket_plugin.usage import wait_for_accounts
+
+    wait_for_accounts()  # each job's usage.json is written before the next measurement
     return wall, lag, results == [i * i for i in range(size)], dispatch
 
 
@@ -57,22 +76,62 @@ def job_runtime(dispatch: str) -> float:
     return statistics.median(runtimes) if runtimes else 0.0
 
 
+class Counted(logging.Handler):
+    """Counts the progress lines of the server log."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines += "after submission" in record.getMessage()
+
+
+def progress(on: bool) -> Counted:
+    """The server log at INFO (progress lines on) or WARNING (off); a handler that counts."""
+    from covalent_braket_plugin.covalent_loader import server_log
+
+    for handler in [h for h in server_log.handlers if isinstance(h, Counted)]:
+        server_log.removeHandler(handler)
+    counted = Counted()
+    server_log.addHandler(counted)
+    server_log.setLevel(logging.INFO if on else logging.WARNING)
+    return counted
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="100,500")
     parser.add_argument("--poll", type=float, default=5.0)
     parser.add_argument("--max-concurrent-jobs", type=int, default=8)
+    parser.add_argument(
+        "--progress",
+        default="off",
+        help="on, off, or both (off,on): the server log at INFO, with the progress lines",
+    )
+    parser.add_argument(
+        "--queue-seconds",
+        type=float,
+        default=0.0,
+        help="seconds each job waits QUEUED in the emulator (the queue places are asked then)",
+    )
     args = parser.parse_args()
+    modes = [mode.strip() for mode in args.progress.split(",")]
+    if not modes or any(mode not in ("on", "off") for mode in modes):
+        parser.error(f"--progress takes on, off or off,on, not {args.progress!r}")
     rate, burst = QUOTAS["CreateJob"]
     rows = []
     with emulator(max_concurrent_jobs=args.max_concurrent_jobs, lowest_priority=True) as url:
         asyncio.run(batch(2, args.poll))  # warm-up: clients, pre-flight cache
-        for size in (int(s) for s in args.sizes.split(",")):
+        control(url, "/settings", {"queue_seconds": args.queue_seconds}, method="POST")
+        for mode, size in ((m, int(s)) for m in modes for s in args.sizes.split(",")):
+            counted = progress(mode == "on")
             clear_journal(url)
             wall, lag, correct, dispatch = asyncio.run(batch(size, args.poll))
             entries = [e for e in journal(url) if e["service"] == "braket"]
             ours = [e for e in entries if e["accessKeyId"] == "testing"]  # not the jobs' own
             calls = Counter(e["operation"] for e in ours)
+            queue_info = sum("QueueInfo" in (e.get("query") or "") for e in ours)
             throttled = sum(e.get("error") == "ThrottlingException" for e in entries)
             floor = max(size - burst, 0) / rate
             runtime = job_runtime(dispatch)
@@ -86,6 +145,9 @@ def main() -> None:
                     throttled,
                     f"{sum(calls.values()) / size:.2f}",
                     ", ".join(f"{op} {n}" for op, n in sorted(calls.items())),
+                    mode,
+                    queue_info,
+                    counted.lines,
                     f"{lag.worst * 1000:.1f}",
                     correct,
                 ]
@@ -93,7 +155,7 @@ def main() -> None:
     print(
         table(
             f"Quotas ({machine()}, poll {args.poll:g} s, CreateJob {rate:g}/s burst {burst}, "
-            "quotas enforced by the emulator)",
+            f"jobs queued {args.queue_seconds:g} s, quotas enforced by the emulator)",
             [
                 "electrons",
                 "wall s",
@@ -103,6 +165,9 @@ def main() -> None:
                 "throttled responses",
                 "Braket calls/job",
                 "Braket calls",
+                "progress",
+                "GetJob with QueueInfo",
+                "progress lines",
                 "worst loop lag ms",
                 "all correct",
             ],

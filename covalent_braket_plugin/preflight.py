@@ -1,6 +1,7 @@
 """Pre-flight: before anything is created, check that what the job needs is there.
 
-The job's Region (its device's, or the configured one) must have Braket, and the bucket and
+A reservation must be for the job's QPU and Region. The job's Region (its device's, or
+the configured one) must have Braket, and the bucket and
 the image must be in it. Then read-only look-ups of the bucket (owned by the caller's
 account), the job role, the image and the device. A setting that names nothing usable raises
 :class:`~covalent_braket_plugin.config.InvalidSettingError`; a look-up the caller is not
@@ -26,8 +27,8 @@ _passed: dict[Any, float] = {}
 
 
 def check(settings: BraketSettings) -> None:
-    """Check the Region, the bucket, the role, the image and the device (blocking; call off
-    the loop). ``settings`` are in the job's Region (:meth:`BraketSettings.for_job`).
+    """Check the reservation, the Region, the bucket, the role, the image and the device
+    (blocking; call off the loop). ``settings`` are in the job's Region (:meth:`BraketSettings.for_job`).
 
     Raises:
         InvalidSettingError: naming the setting whose resource is missing or unusable, or
@@ -42,6 +43,39 @@ def check(settings: BraketSettings) -> None:
         one(settings)
     with _lock:
         _passed[key] = time.monotonic()
+
+
+#: Managed simulators' ARNs (``arn:aws:braket:::device/quantum-simulator/amazon/sv1``).
+_SIMULATOR = ":device/quantum-simulator/"
+
+
+def check_reservation(settings: BraketSettings) -> None:
+    """A Braket Direct reservation (``reservation_arn``) books one QPU in one Region: refuse
+    it for a simulator, and in another Region than the device's (no AWS call).
+
+    Raises:
+        InvalidSettingError: ``reservation_arn``, with what would be allowed.
+    """
+    arn = settings.reservation_arn
+    if not arn:
+        return
+    device = settings.quantum_device
+    if _SIMULATOR in device:
+        raise InvalidSettingError(
+            "reservation_arn",
+            arn,
+            f"empty for quantum_device {device}: Braket Direct reservations are for QPUs, "
+            "not simulators (set quantum_device to the reserved QPU, or reservation_arn empty)",
+        )
+    reserved_in = arn.split(":")[3] if arn.count(":") >= 5 else ""
+    job_region = settings.device_region or settings.region
+    if job_region and reserved_in != job_region:
+        raise InvalidSettingError(
+            "reservation_arn",
+            arn,
+            f"a reservation in {job_region}, the Region of quantum_device {device} where the "
+            f"job runs (this reservation is in {reserved_in or 'no Region'})",
+        )
 
 
 def check_region(settings: BraketSettings) -> None:
@@ -154,7 +188,14 @@ def check_device(settings: BraketSettings) -> None:
 
 
 #: Every check, in the order pre-flight makes them (``covalent-braket doctor`` makes each).
-CHECKS = (check_region, check_bucket, check_role, check_image, check_device)
+CHECKS = (
+    check_reservation,
+    check_region,
+    check_bucket,
+    check_role,
+    check_image,
+    check_device,
+)
 
 
 def _why(settings: BraketSettings) -> str:

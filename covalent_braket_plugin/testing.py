@@ -100,8 +100,8 @@ def provision(bucket: str, role: str, image_uri: str, client: Any = None) -> Non
     Braket) and the image in ECR. Meant for the emulator; existing resources are kept.
 
     Args:
-        bucket: Bucket name.
-        role: Role name or ARN.
+        bucket: Bucket name (made in the clients' Region).
+        role: Role name or ARN (an ARN's path, ``role/service-role/NAME``, is kept).
         image_uri: ``ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG``.
         client: ``client(service)`` factory; boto3's default clients by default.
     """
@@ -112,13 +112,19 @@ def provision(bucket: str, role: str, image_uri: str, client: Any = None) -> Non
 
         client = boto3.client
     s3, iam, ecr = client("s3"), client("iam"), client("ecr")
+    region = s3.meta.region_name
+    where = {} if region == "us-east-1" else {"LocationConstraint": region}
     try:
-        s3.create_bucket(Bucket=bucket)
+        s3.create_bucket(Bucket=bucket, **({"CreateBucketConfiguration": where} if where else {}))
     except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
         pass
+    name = role.rsplit("/", 1)[-1]
+    rest = role.split(":role/", 1)[1] if ":role/" in role else name
+    path = "/" + rest.rsplit("/", 1)[0] + "/" if "/" in rest else "/"
     try:
         iam.create_role(
-            RoleName=role.rsplit("/", 1)[-1],
+            RoleName=name,
+            Path=path,
             AssumeRolePolicyDocument=json.dumps(BRAKET_TRUST_POLICY),
         )
     except iam.exceptions.EntityAlreadyExistsException:

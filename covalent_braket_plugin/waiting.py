@@ -73,6 +73,7 @@ class JobWatcher:
         self._last_round = -1e9
         self.calls = 0  # Braket status calls made (for benchmarks)
         self.queue_lookups = 0  # of which extra GetJob for a queued job's place
+        self._last_place_lookup = float("-inf")
         self.rounds = 0  # look-up rounds (one per interval)
         self.watched = 0  # sum over rounds of the jobs watched
 
@@ -222,6 +223,8 @@ class JobWatcher:
         """Read a few of the jobs the search showed QUEUED with GetJob and ``QueueInfo``,
         when the GetJob quota has room at once (never waiting, never at another call's
         expense); a failure leaves the search's answer."""
+        if time.monotonic() - self._last_place_lookup < progress.QUEUE_INFO_EVERY * interval:
+            return  # the watcher's extra look-ups are spaced too, not only each job's
         queued = {
             arn: entry.report
             for arn, entry in watched.items()
@@ -230,10 +233,10 @@ class JobWatcher:
             and found[arn][0] == "QUEUED"
             and "queueInfo" not in found[arn][1]
         }
-        for arn in progress.choose_for_queue_info(queued, interval, searching=True):
+        for arn in progress.choose_for_queue_info(queued, interval):
             if not pacing.take_now(*aws.quota_key(self._settings), "GetJob"):
                 return
-            queued[arn].asked_at = time.monotonic()
+            queued[arn].asked_at = self._last_place_lookup = time.monotonic()
             self.queue_lookups += 1
             try:
                 found[arn] = self._get_job(braket, arn, queue_info=True)

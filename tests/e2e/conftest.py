@@ -15,7 +15,8 @@ from tests.e2e.helpers import CONFIGURED
 def server(emulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CovalentServer]:
     home = tmp_path_factory.mktemp("covalent-server-home")
     write_braket_config(home, CONFIGURED)
-    instance = CovalentServer(env=emulator_env(emulator.url), home=home)
+    # The server log at INFO: the executor's progress lines are in it (tests/e2e/test_progress).
+    instance = CovalentServer(env={**emulator_env(emulator.url), "LOGLEVEL": "INFO"}, home=home)
     instance.start()
     yield instance
     instance.stop()

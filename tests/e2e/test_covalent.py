@@ -172,8 +172,14 @@ def test_twenty_concurrent_electrons_run_side_by_side(aws: Any, server: Covalent
     assert sorted(many.result) == sorted(seconds + i / 1000 for i in range(20))
     jobs = [aws.braket.get_job(jobArn=job["jobArn"]) for job in jobs_of(aws, many.dispatch_id)]
     assert len(jobs) == 20
-    # One after another, no two jobs would be RUNNING at once; side by side, there is a moment
-    # when all twenty are: the last to start started before the first to end ended.
-    last_start = max(job["startedAt"] for job in jobs)
-    first_end = min(job["endedAt"] for job in jobs)
-    assert last_start < first_end, (last_start, first_end)
+    # One after another, no two jobs would be RUNNING at once. Side by side, many are: CreateJob
+    # is paced to Braket's quota (1 per second after a burst of 5), so the twentieth starts
+    # about 15 s after the first, and at the busiest moment at least half of them run.
+    changes = sorted(
+        [(job["startedAt"], 1) for job in jobs] + [(job["endedAt"], -1) for job in jobs]
+    )
+    running = busiest = 0
+    for _, change in changes:
+        running += change
+        busiest = max(busiest, running)
+    assert busiest >= 10, changes

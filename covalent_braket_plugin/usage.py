@@ -1,0 +1,478 @@
+"""What an electron's job used, and what it cost: ``usage.json`` beside the task's objects,
+and one line in the server log.
+
+The job is billed for its instance (``billableDuration`` times the instance type's price) and
+its quantum tasks (simulator time, QPU tasks and shots), which the job runner counts with the
+Braket SDK's ``Tracker``. Prices come from Amazon's price list (the CSV of the AWS price list
+bulk API that the SDK's Tracker reads: ``BRAKET_PRICE_OFFERS_URL``, or Amazon's), fetched
+once per process, on a thread of this room's own, with a time-out. Without it, the usage is
+still recorded, without a price.
+
+Accounting runs after the result was delivered, off the event loop and off the task's path
+(:func:`account_later`): nothing here can fail or delay a task. ``usage.json`` is not one of
+the objects the clean-up deletes (:data:`~covalent_braket_plugin.location.TASK_OBJECTS`), so
+it stays with the job's outputs; ``covalent-braket jobs`` reads it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from . import aws
+from .config import BraketSettings
+from .covalent_loader import server_log
+from .location import TaskLocation
+
+#: The record's object name under the task's prefix.
+USAGE_KEY = "usage.json"
+USAGE_FORMAT = 1
+#: Where the price list is read from: the variable the SDK's Tracker reads, else Amazon's.
+PRICE_LIST_VARIABLE = "BRAKET_PRICE_OFFERS_URL"
+PRICE_LIST_URL = (
+    "https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AmazonBraket/current/index.csv"
+)
+#: Seconds the price list may take to arrive.
+PRICE_LIST_TIMEOUT = 30.0
+#: After a failed fetch, tasks are accounted without prices for this long before another try.
+PRICE_LIST_RETRY_SECONDS = 600.0
+
+#: The price list's product families of a hybrid job's charges (jobs' tasks have their own).
+INSTANCE_FAMILY = "Braket Managed Jobs Instance"
+SIMULATOR_FAMILY = "Braket Managed Jobs Simulator Task"
+QPU_TASK_FAMILY = "Braket Managed Jobs QPU Task"
+QPU_SHOT_FAMILY = "Braket Managed Jobs QPU Task Shot"
+_FAMILIES = (INSTANCE_FAMILY, SIMULATOR_FAMILY, QPU_TASK_FAMILY, QPU_SHOT_FAMILY)
+#: Time units of the price list, in milliseconds.
+_UNIT_MS = {
+    "milliseconds": 1,
+    "millisecond": 1,
+    "ms": 1,
+    "seconds": 1000,
+    "second": 1000,
+    "secs": 1000,
+    "sec": 1000,
+    "minutes": 60_000,
+    "minute": 60_000,
+    "mins": 60_000,
+    "min": 60_000,
+    "hours": 3_600_000,
+    "hour": 3_600_000,
+    "hrs": 3_600_000,
+    "hr": 3_600_000,
+}
+
+
+class PriceListUnavailable(RuntimeError):
+    """The price list could not be fetched or read."""
+
+
+@dataclass(frozen=True)
+class Price:
+    """One row of the price list: a price per unit, in a currency."""
+
+    per_unit: Decimal
+    unit: str
+    currency: str
+
+    def per_ms(self) -> Decimal | None:
+        """The price of a millisecond, for a time unit; None for another kind of unit."""
+        ms = _UNIT_MS.get(self.unit.strip().lower())
+        return self.per_unit / ms if ms else None
+
+
+@dataclass
+class PriceList:
+    """The rows of the price list a hybrid job's charges are found by."""
+
+    source: str
+    #: (product family, Region code, product) -> price; the product is the instance type, the
+    #: simulator's ``Version`` (SV1) or the QPU's ``Device Name``.
+    prices: dict[tuple[str, str, str], Price] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, lines: Any, source: str) -> PriceList:
+        """Read the price list's CSV (AWS's format: metadata lines, the header, the rows)."""
+        found = cls(source)
+        header: list[str] | None = None
+        for row in csv.reader(lines):
+            if header is None:
+                if "PricePerUnit" in row and "Product Family" in row:
+                    header = row
+                continue
+            item = dict(zip(header, row, strict=False))
+            family = item.get("Product Family", "")
+            if family not in _FAMILIES or item.get("TermType", "OnDemand") not in ("OnDemand", ""):
+                continue
+            if family == INSTANCE_FAMILY:
+                product = item.get("Instance Type", "")
+            elif family == SIMULATOR_FAMILY:
+                if item.get("operation", "Managed-Jobs") not in ("Managed-Jobs", ""):
+                    continue
+                product = item.get("Version", "")
+            else:
+                product = item.get("Device Name", "")
+            try:
+                price = Price(Decimal(item["PricePerUnit"]), item.get("Unit", ""), item["Currency"])
+            except (KeyError, InvalidOperation):
+                continue
+            if product:
+                found.prices[(family, item.get("Region Code", ""), product)] = price
+        if header is None:
+            raise PriceListUnavailable(f"{source} is not a price list (no header row)")
+        return found
+
+    def get(self, family: str, region: str, product: str) -> Price | None:
+        return self.prices.get((family, region, product))
+
+
+_lock = threading.Lock()
+_price_list: PriceList | None = None
+_failure: tuple[float, str] | None = None
+
+
+def price_list_url() -> str:
+    return os.environ.get(PRICE_LIST_VARIABLE) or PRICE_LIST_URL
+
+
+def price_list(timeout: float = PRICE_LIST_TIMEOUT) -> PriceList:
+    """The price list, fetched at the first call of the process (blocking: a thread's work).
+
+    Raises:
+        PriceListUnavailable: it could not be fetched or read (this is remembered for
+            :data:`PRICE_LIST_RETRY_SECONDS`).
+    """
+    global _price_list, _failure
+    with _lock:
+        if _price_list is not None:
+            return _price_list
+        if _failure is not None and time.monotonic() - _failure[0] < PRICE_LIST_RETRY_SECONDS:
+            raise PriceListUnavailable(_failure[1])
+        url = price_list_url()
+        try:
+            _price_list = _fetch(url, timeout)
+            _failure = None
+            return _price_list
+        except Exception as exc:  # any failure: no prices for a while
+            reason = f"the price list {url} could not be read: {type(exc).__name__}: {exc}"
+            _failure = (time.monotonic(), reason)
+            raise PriceListUnavailable(reason) from exc
+
+
+def _fetch(url: str, timeout: float) -> PriceList:
+    import urllib.request
+
+    if not url.startswith(("https://", "http://")):
+        raise PriceListUnavailable(f"{PRICE_LIST_VARIABLE}={url!r} is not an http(s) URL")
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return PriceList.parse(io.TextIOWrapper(response, encoding="utf-8"), url)
+
+
+def forget_price_list() -> None:
+    """Fetch the price list again at its next use (for tests)."""
+    global _price_list, _failure
+    with _lock:
+        _price_list = None
+        _failure = None
+
+
+aws.on_reset(forget_price_list)
+
+
+# ---------------------------------------------------------------------------- the record
+def billable_ms(job: dict[str, Any]) -> tuple[int | None, str]:
+    """The job's billable time in milliseconds and where it was read: ``GetJob``'s
+    ``billableDuration`` when the job was read in full, else its ``endedAt - startedAt`` (the
+    search's summary, which the watcher reads instead of a ``GetJob`` per job)."""
+    if isinstance(job.get("billableDuration"), int):
+        return job["billableDuration"], "billableDuration"
+    started, ended = job.get("startedAt"), job.get("endedAt")
+    if isinstance(started, datetime) and isinstance(ended, datetime):
+        return max(int((ended - started).total_seconds() * 1000), 0), "endedAt - startedAt"
+    return None, "unknown"
+
+
+def qpu_name(device_arn: str) -> str:
+    """The name a QPU's prices are listed under (the SDK's Tracker's rule)."""
+    name = device_arn.rsplit("/", 1)[-1]
+    name = name[:1].upper() + name[1:]
+    if "Ibex" in name:
+        return name.replace("Ibex", "IBEX")
+    if "2000Q" in name:
+        return "2000Q"
+    if "Advantage_system" in name:
+        return "Advantage_system"
+    return name
+
+
+def is_simulator(device_arn: str) -> bool:
+    return "/quantum-simulator/" in device_arn or ":device/simulator" in device_arn
+
+
+def record(
+    settings: BraketSettings,
+    location: TaskLocation,
+    job: dict[str, Any],
+    outcome: dict[str, Any] | None,
+    prices: PriceList | None,
+    price_note: str = "",
+) -> dict[str, Any]:
+    """The usage record of one job (``usage.json``), priced when ``prices`` are given."""
+    arn = job["jobArn"]
+    region = arn.split(":")[3]
+    instance = job.get("instanceConfig") or {}
+    instance_type = instance.get("instanceType") or settings.classical_device
+    count = int(instance.get("instanceCount") or 1)
+    ms, source = billable_ms(job)
+    tasks = {
+        str(device): dict(figures)
+        for device, figures in ((outcome or {}).get("quantum_tasks") or {}).items()
+        if isinstance(figures, dict)
+    }
+    reservation = settings.reservation_arn
+    notes: list[str] = []
+    tracked = isinstance((outcome or {}).get("quantum_tasks"), dict)
+    if not tracked:
+        notes.append("the job did not count its quantum tasks (no braket.tracking in the job)")
+    cost: dict[str, Any] | None = None
+    if prices is None:
+        notes.append(price_note or "no price list")
+    else:
+        cost = _cost(prices, region, instance_type, count, ms, tasks, reservation, notes)
+    return {
+        "format": USAGE_FORMAT,
+        "dispatch_id": location.dispatch_id,
+        "node_id": location.node_id,
+        "attempt": location.attempt,
+        "job_arn": arn,
+        "job_name": job.get("jobName", location.job_name),
+        "status": job.get("status", ""),
+        "region": region,
+        "started_at": _iso(job.get("startedAt")),
+        "ended_at": _iso(job.get("endedAt")),
+        "instance": {
+            "type": instance_type,
+            "count": count,
+            "billable_ms": ms,
+            "billable_from": source,
+        },
+        "quantum_tasks": tasks,
+        "tracked": tracked,
+        "reservation_arn": reservation,
+        "cost": cost,
+        "notes": notes,
+        "price_list": prices.source if prices is not None else price_list_url(),
+        "recorded_at": _iso(datetime.now(timezone.utc)),
+    }
+
+
+def _cost(
+    prices: PriceList,
+    region: str,
+    instance_type: str,
+    count: int,
+    ms: int | None,
+    tasks: dict[str, dict[str, Any]],
+    reservation: str,
+    notes: list[str],
+) -> dict[str, Any]:
+    """The job's estimated cost in USD: its instance time and its quantum tasks."""
+    total = Decimal(0)
+    instance_cost: Decimal | None = None
+    price = prices.get(INSTANCE_FAMILY, region, instance_type)
+    rate = price.per_ms() if price is not None and price.currency == "USD" else None
+    if rate is None:
+        notes.append(f"no USD time price for instance type {instance_type} in {region}")
+    elif ms is None:
+        notes.append("the job's billable duration is not known")
+    else:
+        instance_cost = rate * ms * count
+        total += instance_cost
+    by_device: dict[str, float | None] = {}
+    for device, figures in tasks.items():
+        device_cost = _task_cost(prices, region, device, figures, reservation, notes)
+        by_device[device] = _money(device_cost) if device_cost is not None else None
+        total += device_cost or 0
+    return {
+        "currency": "USD",
+        "instance": _money(instance_cost) if instance_cost is not None else None,
+        "quantum_tasks": by_device,
+        "total": _money(total),
+        "complete": instance_cost is not None and None not in by_device.values(),
+    }
+
+
+def _task_cost(
+    prices: PriceList,
+    region: str,
+    device: str,
+    figures: dict[str, Any],
+    reservation: str,
+    notes: list[str],
+) -> Decimal | None:
+    if is_simulator(device):
+        version = device.rsplit("/", 1)[-1].upper()
+        price = prices.get(SIMULATOR_FAMILY, region, version)
+        rate = price.per_ms() if price is not None and price.currency == "USD" else None
+        if rate is None:
+            notes.append(f"no USD price for simulator {version} tasks in jobs in {region}")
+            return None
+        return rate * int(figures.get("billed_execution_ms") or 0)
+    if reservation:
+        notes.append(f"{device}: tasks in the reservation are billed by the reservation's hour")
+        return Decimal(0)
+    name = qpu_name(device)
+    task = prices.get(QPU_TASK_FAMILY, region, name)
+    shot = prices.get(QPU_SHOT_FAMILY, region, name)
+    if task is None or shot is None or {task.currency, shot.currency} != {"USD"}:
+        notes.append(f"no USD task and shot prices for {name} in {region}")
+        return None
+    states = figures.get("tasks") if isinstance(figures.get("tasks"), dict) else {}
+    unbilled = sum(n for state, n in states.items() if state in ("FAILED", "CANCELLED"))
+    tasks = _int(figures.get("billable_tasks"), sum(states.values()) - unbilled)
+    shots = _int(figures.get("billable_shots"), _int(figures.get("shots"), 0))
+    return task.per_unit * tasks + shot.per_unit * shots
+
+
+def _int(value: Any, default: int) -> int:
+    return (
+        int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+    )
+
+
+def _money(amount: Decimal) -> float:
+    return float(amount.quantize(Decimal("0.00000001")))
+
+
+def _iso(moment: Any) -> str | None:
+    if isinstance(moment, datetime):
+        return moment.astimezone(timezone.utc).isoformat()
+    return str(moment) if moment else None
+
+
+def summary(usage: dict[str, Any]) -> str:
+    """The record as one line of the server log."""
+    instance = usage["instance"]
+    ms = instance.get("billable_ms")
+    used = f"{instance['type']}" + (f" for {ms / 1000:.1f} s" if ms is not None else "")
+    tasks = []
+    for device, figures in usage["quantum_tasks"].items():
+        count = sum((figures.get("tasks") or {}).values())
+        billed = figures.get("billed_execution_ms")
+        tasks.append(
+            f"{device.rsplit('/', 1)[-1]}: {count} task{'s' * (count != 1)}, "
+            f"{figures.get('shots', 0)} shots"
+            + (f", {billed / 1000:.1f} s billed" if billed else "")
+        )
+    cost = usage.get("cost")
+    if cost is None:
+        priced = "no cost estimate: " + "; ".join(usage.get("notes") or ["no price list"])
+    else:
+        priced = f"estimated cost USD {cost['total']:.4f}" + (
+            "" if cost["complete"] else " (incomplete: " + "; ".join(usage["notes"]) + ")"
+        )
+    return (
+        f"Braket job {usage['job_name']} (dispatch {usage['dispatch_id']}, node "
+        f"{usage['node_id']}) {usage['status']}: used {used}; quantum tasks: "
+        + ("; ".join(tasks) if tasks else "none" if usage.get("tracked", True) else "not counted")
+        + f"; {priced}"
+    )
+
+
+# ---------------------------------------------------------------------------- S3
+def store(settings: BraketSettings, location: TaskLocation, usage: dict[str, Any]) -> None:
+    """Write ``usage.json`` under the task's prefix (encrypted, the bucket's owner named, as
+    every object of the task). Blocking."""
+    aws.call(
+        aws.clients_for(settings).s3,
+        "put_object",
+        Bucket=location.bucket,
+        Key=location.key(USAGE_KEY),
+        Body=json.dumps(usage, indent=2, sort_keys=True).encode(),
+        ContentType="application/json",
+        **settings.encryption,
+        **aws.bucket_owner(settings),
+    )
+
+
+def load(settings: BraketSettings, bucket: str, prefix: str) -> dict[str, Any] | None:
+    """The ``usage.json`` under a task's prefix; None if there is none. Blocking."""
+    found = aws.call_unless(
+        aws.NO_SUCH_KEY | {"NoSuchBucket", "AccessDenied", "403"},
+        aws.clients_for(settings).s3,
+        "get_object",
+        Bucket=bucket,
+        Key=f"{prefix}/{USAGE_KEY}",
+        **aws.bucket_owner(settings),
+    )
+    if found is None:
+        return None
+    try:
+        usage = json.loads(found["Body"].read())
+    except ValueError:
+        return None
+    return usage if isinstance(usage, dict) else None
+
+
+# ---------------------------------------------------------------------------- accounting
+def account(
+    settings: BraketSettings,
+    location: TaskLocation,
+    job: dict[str, Any],
+    outcome: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """Price the job's usage, write ``usage.json`` and log its summary; the record, or None
+    when it could not be made. Never raises: accounting never fails a task. Blocking."""
+    try:
+        try:
+            prices: PriceList | None = price_list()
+            note = ""
+        except PriceListUnavailable as exc:
+            prices, note = None, str(exc)
+        usage = record(settings, location, job, outcome, prices, note)
+        try:
+            store(settings, location, usage)
+        except aws.AwsError as exc:
+            server_log.warning(f"Could not write {location.uri}/{USAGE_KEY}: {exc}")
+        server_log.info(summary(usage))
+        return usage
+    except Exception as exc:  # accounting must never fail a task
+        server_log.warning(f"Could not account for Braket job {job.get('jobArn')}: {exc!r}")
+        return None
+
+
+#: Accounting's own thread: the price list's first fetch waits here, not on the I/O threads
+#: every task's AWS calls share.
+_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="covalent-braket-usage")
+_pending: set[Future[Any]] = set()
+
+
+def account_later(
+    settings: BraketSettings,
+    location: TaskLocation,
+    job: dict[str, Any],
+    outcome: dict[str, Any] | None,
+) -> None:
+    """:func:`account` in the background: the task goes on (and ends) without waiting."""
+    try:
+        done = _pool.submit(account, settings, location, job, outcome)
+    except RuntimeError as exc:  # the interpreter is shutting down
+        server_log.warning(f"Braket job {job.get('jobArn')} was not accounted for: {exc}")
+        return
+    _pending.add(done)
+    done.add_done_callback(_pending.discard)
+
+
+def wait_for_accounts(timeout: float = 60.0) -> None:
+    """Block until the accounting started so far is done (for tests and benchmarks)."""
+    wait_for(list(_pending), timeout=timeout)
