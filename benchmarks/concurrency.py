@@ -37,14 +37,14 @@ def triple(x: int) -> int:
 
 
 async def batch(
-    size: int, poll: float, freeze_heap: bool
+    size: int, poll: float, freeze_heap: bool, pacing: bool
 ) -> tuple[float, LoopLag, bool, waiting.JobWatcher]:
     dispatch = uuid.uuid4().hex
     with LoopLag() as lag:
         started = now()
         results = await asyncio.gather(
             *(
-                BenchExecutor(poll_freq=poll, freeze_heap=freeze_heap).run(
+                BenchExecutor(poll_freq=poll, freeze_heap=freeze_heap, pacing=pacing).run(
                     triple, [i], {}, {"dispatch_id": dispatch, "node_id": i, "results_dir": "/tmp"}
                 )
                 for i in range(size)
@@ -73,8 +73,8 @@ def main() -> None:
         "--quotas",
         choices=("on", "off"),
         default="off",
-        help="the emulator's request quotas (default off: this measures the executor alone; "
-        "benchmarks/quotas.py measures it within them)",
+        help="the emulator's request quotas, and the executors' pacing within them (default "
+        "off: this measures the executor alone; benchmarks/quotas.py measures it within them)",
     )
     args = parser.parse_args()
     args.freeze_heap = args.freeze_heap == "on"
@@ -86,10 +86,12 @@ def main() -> None:
         quotas=args.quotas == "on",
     ) as url:
         # Warm-up: clients, pre-flight cache.
-        asyncio.run(batch(2, args.poll, args.freeze_heap))
+        asyncio.run(batch(2, args.poll, args.freeze_heap, args.quotas == "on"))
         for size in (int(s) for s in args.sizes.split(",")):
             clear_journal(url)
-            wall, lag, correct, watcher = asyncio.run(batch(size, args.poll, args.freeze_heap))
+            wall, lag, correct, watcher = asyncio.run(
+                batch(size, args.poll, args.freeze_heap, args.quotas == "on")
+            )
             calls = Counter(e["operation"] for e in journal(url) if e["service"] == "braket")
             per_job = sum(calls.values()) / size
             watched = watcher.watched / max(watcher.rounds, 1)

@@ -242,7 +242,9 @@ def caller_account(settings: BraketSettings) -> tuple[str, str]:
 def quota_key(settings: BraketSettings) -> tuple[Any, str]:
     """Whose quota these settings' Braket calls count against: (account, Region). The account
     is the caller's once it is known (any call that needed it looked it up), else the
-    credentials that stand for it."""
+    credentials that stand for it. With ``pacing`` off, None: calls are not paced."""
+    if not settings.pacing:
+        return (None, settings.region)
     key = client_key(settings)
     with _lock:
         known = _account_cache.get(key)

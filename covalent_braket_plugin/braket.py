@@ -77,6 +77,9 @@ class BraketExecutor(RemoteExecutor):
         freeze_heap: While tasks are in flight, keep the objects that were alive when the
             first began out of full garbage collections (``gc.freeze()``, undone when the last
             ends): far shorter pauses of the server's event loop. Process-wide.
+        pacing: Keep the Braket calls within Braket's default request quotas, shared by
+            every executor of the process (off: for an account whose rates were raised, or an
+            emulator that enforces none).
         requirements: The job's own packages, installed in the job before it runs: a list of
             requirement lines, or the path of a requirements file.
         reservation_arn: A Braket Direct reservation of the device, for the job.
@@ -100,6 +103,7 @@ class BraketExecutor(RemoteExecutor):
         kms_key_id: str | None = None,
         cleanup: bool | None = None,
         freeze_heap: bool | None = None,
+        pacing: bool | None = None,
         requirements: str | list[str] | None = None,
         reservation_arn: str | None = None,
         tags: dict[str, str] | None = None,

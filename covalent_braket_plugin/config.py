@@ -313,6 +313,7 @@ class BraketSettings:
     kms_key_id: str = _setting("", check_kms_key)
     cleanup: bool = _setting(True, lambda v: check_bool("cleanup", v))
     freeze_heap: bool = _setting(True, lambda v: check_bool("freeze_heap", v))
+    pacing: bool = _setting(True, lambda v: check_bool("pacing", v))
     requirements: str | tuple[str, ...] = _setting("", check_requirements)
     reservation_arn: str = _setting("", check_reservation)
     tags: tuple[tuple[str, str], ...] = _setting((), check_tags, written={})

@@ -83,7 +83,10 @@ def bucket(account: Any, region: str, operation: str) -> TokenBucket:
 
 
 def book(account: Any, region: str, operations: Sequence[str]) -> float:
-    """Book one call of each operation (and of the API as a whole); the seconds to wait."""
+    """Book one call of each operation (and of the API as a whole); the seconds to wait.
+    An account of None is not paced (the ``pacing`` setting off)."""
+    if account is None:
+        return 0.0
     delays = [bucket(account, region, "*").book(len(operations))]
     for operation, count in _counted(operations).items():
         if operation in QUOTAS:
@@ -109,6 +112,8 @@ def wait_sync(account: Any, region: str, operations: Sequence[str]) -> None:
 def take_now(account: Any, region: str, operation: str) -> bool:
     """A call of ``operation`` may go now without waiting: its tokens are taken. False (and
     no call should be made) if it would have to wait."""
+    if account is None:
+        return True
     if operation in QUOTAS and not bucket(account, region, operation).take():
         return False
     return bucket(account, region, "*").take()

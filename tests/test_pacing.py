@@ -41,3 +41,21 @@ def test_a_token_bucket_books_calls_in_order_within_its_rate() -> None:
     assert delays[:3] == [0.0, 0.0, 0.0]  # the burst
     assert delays[3:] == pytest.approx([0.5, 1.0, 1.5], abs=0.05)  # then one per 1/rate
     assert not bucket.take()  # in debt: nothing to take now
+
+
+def test_with_pacing_off_no_call_waits_and_none_is_booked(aws: Any) -> None:
+    from covalent_braket_plugin import aws as aws_module
+    from covalent_braket_plugin import pacing
+
+    pacing.reset()
+    paced = hosted(braket_job_execution_role_name=ROLE).settings()
+    unpaced = hosted(braket_job_execution_role_name=ROLE, pacing=False).settings()
+    account, region = aws_module.quota_key(unpaced)
+    assert account is None
+    assert [pacing.book(account, region, ["CreateJob"]) for _ in range(20)] == [0.0] * 20
+    assert all(pacing.take_now(account, region, "GetJob") for _ in range(100))
+    key = aws_module.quota_key(paced)  # the paced executor's budget was left alone
+    assert [pacing.book(*key, ["CreateJob"]) for _ in range(4)] == [0.0] * 4
+    assert pacing.book(*key, ["CreateJob"]) > 0
+    with pytest.raises(Exception, match="pacing"):
+        hosted(pacing="sometimes")
