@@ -1,9 +1,11 @@
 """The emulated Braket service's state and rules, kept per account and Region, as moto keeps
 its services' (a job made in us-west-2 is not seen from eu-north-1). Knows nothing about HTTP.
 
-Jobs are run by a :class:`JobRunner` and quantum tasks by a :class:`TaskRunner`, both shared
-by every account and Region; each reports back to the backend that started the work, which it
-is handed with the work.
+Jobs are run by a :class:`JobRunner` and quantum tasks by a
+:class:`~covalent_braket_plugin.emulator.task_book.TaskRunner`, both shared by every account
+and Region; each reports back to whoever started the work, handed over with the work: a job's
+runner to the backend, a quantum task's to the backend's
+:class:`~covalent_braket_plugin.emulator.task_book.QuantumTaskBook`.
 """
 
 from __future__ import annotations
@@ -18,14 +20,11 @@ from ..service import MAX_RUNTIME_SECONDS, TERMINAL_STATES
 from . import search
 from .devices import Device, DeviceCatalogue
 from .exceptions import ConflictException, ResourceNotFoundException, ValidationException
-from .models import Job, QuantumTask, now
+from .models import Job, QuantumTask, now, place_in_queue
 from .roles import check_job_role
 from .settings import RuntimeSettings
-from .validation import (
-    validate_create_job,
-    validate_create_quantum_task,
-    validate_job_associations,
-)
+from .task_book import QuantumTaskBook, TaskRunner
+from .validation import validate_create_job, validate_job_associations
 
 JOB_ARN_RE = re.compile(r"^arn:aws[a-z-]*:braket:([a-z0-9-]+):(\d{12}):job/(.+)$")
 
@@ -40,16 +39,9 @@ class JobRunner(Protocol):
     def stop_all(self) -> None: ...
 
 
-class TaskRunner(Protocol):
-    """Runs quantum tasks; reports their ends to the ``states`` it is handed with each."""
-
-    def start(self, task: QuantumTask, device: Device, states: BraketBackend) -> None: ...
-
-    def reset(self) -> None: ...
-
-
 class BraketBackend:
-    """One account's Braket service in one Region: its jobs, quantum tasks and tags."""
+    """One account's Braket service in one Region: its jobs, the devices it serves, its
+    quantum tasks (kept in :attr:`quantum_tasks`) and the tags of both."""
 
     def __init__(
         self,
@@ -65,14 +57,14 @@ class BraketBackend:
         self.settings = settings
         self.runtime = runtime
         self.devices = devices
-        self.task_runner = tasks
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}  # by ARN
         self._names: dict[str, str] = {}  # job name -> ARN
         self._tokens: dict[str, str] = {}  # clientToken -> job ARN
         self._job_tokens: dict[str, str] = {}  # AMZN_BRAKET_JOB_TOKEN -> job ARN
-        self._tasks: dict[str, QuantumTask] = {}
-        self._task_tokens: dict[str, str] = {}  # clientToken -> task ARN
+        self.quantum_tasks = QuantumTaskBook(
+            account, region, devices, tasks, self._lock, self._job_for_token
+        )
 
     # ---------------------------------------------------------------- jobs
     def create_job(self, body: dict[str, Any]) -> Job:
@@ -136,7 +128,7 @@ class BraketBackend:
         with self._lock:
             job = self.get_job(arn)
             queued = [j for j in self._jobs.values() if j.status == "QUEUED"]
-            return job.describe(_position(job, queued, 15) if queue_info else None)
+            return job.describe(place_in_queue(job, queued, 15) if queue_info else None)
 
     def cancel_job(self, arn: str) -> dict[str, Any]:
         with self._lock:
@@ -185,6 +177,11 @@ class BraketBackend:
         with self._lock:
             job.add_event(event, message)
 
+    def _job_for_token(self, token: str) -> Job | None:
+        """The job an ``AMZN_BRAKET_JOB_TOKEN`` was issued to, if any."""
+        with self._lock:
+            return self._jobs.get(self._job_tokens.get(token) or "")
+
     # ---------------------------------------------------------------- devices
     def _device(self, arn: str) -> Device | None:
         """The device, if it answers in this backend's Region."""
@@ -212,94 +209,23 @@ class BraketBackend:
         return search.page(devices, body, "devices", lambda d: d.summary())
 
     # ---------------------------------------------------------------- quantum tasks
+    # The operations, answered by the account's task book.
     def create_quantum_task(self, body: dict[str, Any]) -> QuantumTask:
-        device = validate_create_quantum_task(body, self.devices, self.region)
-        token = body.get("clientToken")
-        with self._lock:
-            if token and token in self._task_tokens:
-                return self._tasks[self._task_tokens[token]]
-            job_arn = self._job_tokens.get(body.get("jobToken") or "")
-            job = self._jobs.get(job_arn or "")
-            if job is not None and job.request.get("associations") and job.device != device.arn:
-                raise ValidationException(
-                    f"Hybrid job {job.name} runs in a Braket Direct reservation of {job.device}: "
-                    f"its quantum tasks go to that device only, not to {device.arn}"
-                )
-            arn = f"arn:aws:braket:{self.region}:{self.account}:quantum-task/{uuid.uuid4()}"
-            task = QuantumTask(
-                arn,
-                self.account,
-                self.region,
-                copy.deepcopy(body),
-                job_arn=job_arn,
-                tags=dict(body.get("tags") or {}),
-            )
-            self._tasks[arn] = task
-            if token:
-                self._task_tokens[token] = arn
-        if self.task_runner is not None:
-            self.task_runner.start(task, device, self)
-        return task
-
-    def get_quantum_task(self, arn: str) -> QuantumTask:
-        with self._lock:
-            task = self._tasks.get(arn)
-            if task is None:
-                raise ResourceNotFoundException(f"Quantum task {arn} not found")
-            return task
+        return self.quantum_tasks.create(body)
 
     def describe_quantum_task(self, arn: str, queue_info: bool = False) -> dict[str, Any]:
-        with self._lock:
-            task = self.get_quantum_task(arn)
-            device = task.request["deviceArn"]
-            queued = [
-                t
-                for t in self._tasks.values()
-                if t.status == "QUEUED" and t.request["deviceArn"] == device
-            ]
-            return task.describe(_position(task, queued, 2000) if queue_info else None)
+        return self.quantum_tasks.describe(arn, queue_info)
 
     def cancel_quantum_task(self, arn: str) -> dict[str, Any]:
-        """CANCELLING at once; CANCELLED when the runner next looks (a queued task at once)."""
-        with self._lock:
-            task = self.get_quantum_task(arn)
-            if task.status in TERMINAL_STATES:
-                raise ConflictException(
-                    f"Amazon Braket cannot cancel a quantum task in the {task.status} status"
-                )
-            task.status = "CANCELLING"
-        return {"quantumTaskArn": arn, "cancellationStatus": "CANCELLING"}
+        return self.quantum_tasks.cancel(arn)
 
     def search_quantum_tasks(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            tasks = list(self._tasks.values())
-            return search.search(
-                tasks, body, search.TASK_FILTERS, "quantumTasks", QuantumTask.summary
-            )
-
-    def start_task(self, task: QuantumTask) -> bool:
-        """QUEUED -> RUNNING; False when the task was cancelled meanwhile."""
-        with self._lock:
-            if task.status != "QUEUED":
-                return False
-            task.status = "RUNNING"
-            return True
-
-    def finish_task(self, task: QuantumTask, status: str, reason: str | None = None) -> None:
-        with self._lock:
-            if task.status in TERMINAL_STATES:
-                return
-            if task.status == "CANCELLING":
-                status = "CANCELLED"
-            task.status = status
-            task.ended_at = now()
-            if reason:
-                task.failure_reason = reason[:4096]
+        return self.quantum_tasks.search(body)
 
     # ---------------------------------------------------------------- tags
     def _tag_target(self, arn: str) -> Job | QuantumTask:
         if ":quantum-task/" in (arn or ""):
-            return self.get_quantum_task(arn)
+            return self.quantum_tasks.get(arn)
         if not JOB_ARN_RE.match(arn or ""):
             raise ValidationException(f"{arn!r} is not a valid resource ARN")
         return self.get_job(arn)
@@ -328,29 +254,14 @@ class BraketBackend:
         with self._lock:
             return list(self._jobs.values())
 
-    def tasks(self) -> list[QuantumTask]:
-        with self._lock:
-            return list(self._tasks.values())
-
     def clear(self) -> None:
-        """Forget every job and task (their processes are stopped by the runner)."""
+        """Forget every job and task (their processes are stopped by the runners)."""
         with self._lock:
             self._jobs.clear()
             self._names.clear()
             self._tokens.clear()
             self._job_tokens.clear()
-            for task in self._tasks.values():
-                if task.status not in TERMINAL_STATES:
-                    task.status = "CANCELLED"
-            self._tasks.clear()
-            self._task_tokens.clear()
-
-
-def _position(record: Job | QuantumTask, queued: list[Any], shown: int) -> str:
-    """A queued record's place among ``queued`` (oldest first), as the service shows it: a
-    number up to ``shown``, ``">shown"`` beyond."""
-    ahead = sum(other.created_at < record.created_at for other in queued)
-    return str(ahead + 1) if ahead < shown else f">{shown}"
+            self.quantum_tasks.clear()
 
 
 class BraketBackends:
@@ -389,7 +300,7 @@ class BraketBackends:
         return [job for backend in self.all() for job in backend.jobs()]
 
     def tasks(self) -> list[QuantumTask]:
-        return [task for backend in self.all() for task in backend.tasks()]
+        return [task for backend in self.all() for task in backend.quantum_tasks.all()]
 
     def reset(self) -> None:
         """Stop every job and forget all state; devices added at run time are dropped."""

@@ -1,5 +1,6 @@
 """Records of the emulated Braket service: a hybrid job and a quantum task, as accepted and
-as the service describes them. Knows nothing about HTTP, processes or other records."""
+as the service describes them, and a record's place in its queue. Knows nothing about HTTP or
+processes."""
 
 from __future__ import annotations
 
@@ -176,6 +177,13 @@ class QuantumTask:
         if self.request.get("associations"):
             body["associations"] = self.request["associations"]
         return body
+
+
+def place_in_queue(record: Job | QuantumTask, queued: list[Any], shown: int) -> str:
+    """A queued record's place among ``queued`` (oldest first), as the service shows it: a
+    number up to ``shown``, ``">shown"`` beyond."""
+    ahead = sum(other.created_at < record.created_at for other in queued)
+    return str(ahead + 1) if ahead < shown else f">{shown}"
 
 
 def _queue_info(queue: str, kind: str, status: str, position: str) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Running quantum tasks: queued, then simulated in a worker process, their ``results.json``
-stored where the service stores it, their end reported to the backend that took them."""
+stored where the service stores it, their end reported to the task book that took them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .settings import RuntimeSettings
 from .simulators import SimulationFailed, SimulatorProcesses
 
 if TYPE_CHECKING:
-    from .backend import BraketBackend
+    from .task_book import QuantumTaskBook
 
 
 class QuantumTaskRunner:
@@ -39,10 +39,10 @@ class QuantumTaskRunner:
         self.simulators = SimulatorProcesses(settings)
         self._pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="quantum-task")
 
-    def start(self, task: QuantumTask, device: Device, states: BraketBackend) -> None:
+    def start(self, task: QuantumTask, device: Device, states: QuantumTaskBook) -> None:
         self._pool.submit(self._execute, task, device, states)
 
-    def _execute(self, task: QuantumTask, device: Device, states: BraketBackend) -> None:
+    def _execute(self, task: QuantumTask, device: Device, states: QuantumTaskBook) -> None:
         deadline = time.monotonic() + self.settings.task_queue_seconds
         while time.monotonic() < deadline and task.status == "QUEUED":
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
