@@ -1,0 +1,148 @@
+"""The doctor's permission checks, by IAM ``SimulatePrincipalPolicy`` (where the caller may
+call it): the job role may do what a job does, and the caller what the executor does, each
+action asked on the resource it acts on, with the condition keys IAM would see there (and
+the KMS actions only with a key)."""
+
+from __future__ import annotations
+
+from .. import aws, images, policies
+from ..config import BraketSettings, InvalidSettingError
+from ..location import S3_PREFIX
+from ..service import LOG_GROUP
+from .report import OK, PROBLEM, UNKNOWN, Report, region
+
+#: What is needed, as IAM evaluates it: (actions, resource, condition keys and values).
+Needs = list[tuple[list[str], str, dict[str, str]]]
+
+
+def job_role(report: Report, settings: BraketSettings, role_arn: str) -> None:
+    """The job role's policies allow what a job does."""
+    _simulate(
+        report,
+        settings,
+        "job role permissions",
+        role_arn,
+        _job_needs(settings, role_arn),
+        "the job role's",
+    )
+
+
+def caller(report: Report, settings: BraketSettings, identity: str) -> None:
+    """The caller's policies allow what the executor does."""
+    try:
+        role_arn = aws.role_arn(settings)
+    except (aws.AwsError, InvalidSettingError):
+        role_arn = settings.braket_job_execution_role_name
+    v = _variables(settings, role_arn)
+    job = f"arn:{v.partition}:braket:{v.region}:{v.account}:job/covalent-x"
+    task = f"arn:{v.partition}:s3:::{v.bucket}/{S3_PREFIX}/task/input.pkl"
+    needs: Needs = [
+        (["braket:CreateJob"], settings.quantum_device, {}),
+        (["braket:GetJob", "braket:CancelJob"], job, {}),
+        (["braket:SearchJobs", "braket:GetDevice"], "*", {}),
+        (["iam:PassRole"], role_arn, {"iam:PassedToService": policies.BRAKET_PRINCIPAL}),
+        (["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], task, {}),
+        (["s3:ListBucket"], f"arn:{v.partition}:s3:::{v.bucket}", {}),
+    ]
+    principal = _principal_arn(identity)
+    _simulate(report, settings, "permissions", principal, needs + _kms_needs(v), "your")
+
+
+def _variables(settings: BraketSettings, role_arn: str) -> policies.Variables:
+    account, partition = aws.caller_account(settings)
+    where = region(settings)
+    key = settings.kms_key_id
+    if key and not key.startswith("arn:"):
+        key = f"arn:{partition}:kms:{where}:{account}:key/{key}"
+    return policies.Variables(
+        partition=partition,
+        region=where,
+        account=account,
+        bucket=settings.s3_bucket_name,
+        job_role_arn=role_arn,
+        repository_arn=policies.repository_arn(images.job_image(settings, where), partition),
+        kms_key_arn=key,
+    )
+
+
+def _job_needs(settings: BraketSettings, role_arn: str) -> Needs:
+    """What a job does."""
+    v = _variables(settings, role_arn)
+    task = f"arn:{v.partition}:s3:::{v.bucket}/{S3_PREFIX}/task/input.pkl"
+    group = f"arn:{v.partition}:logs:{v.region}:{v.account}:log-group:{LOG_GROUP}"
+    needs: Needs = [
+        (["s3:GetObject", "s3:PutObject"], task, {}),
+        (["braket:CreateQuantumTask", "braket:GetQuantumTask"], "*", {}),
+        (["logs:CreateLogStream", "logs:PutLogEvents"], f"{group}:log-stream:x", {}),
+        (
+            ["ecr:BatchGetImage"],
+            v.repository_arn,
+            {},
+        ),
+    ]
+    return needs + _kms_needs(v)
+
+
+def _kms_needs(v: policies.Variables) -> Needs:
+    if not v.kms_key_arn:
+        return []
+    via = {"kms:ViaService": f"s3.{v.region}.amazonaws.com"}
+    return [(["kms:GenerateDataKey", "kms:Decrypt"], v.kms_key_arn, via)]
+
+
+def _simulate(
+    report: Report,
+    settings: BraketSettings,
+    name: str,
+    principal: str,
+    needs: Needs,
+    whose: str,
+) -> None:
+    """Check ``name``: ``principal``'s policies allow each of ``needs``."""
+    iam = aws.clients_for(settings).iam
+    denied = []
+    try:
+        for actions, resource, context in needs:
+            entries = [
+                {"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "string"}
+                for k, v in context.items()
+            ]
+            answer = aws.call(
+                iam,
+                "simulate_principal_policy",
+                PolicySourceArn=principal,
+                ActionNames=actions,
+                ResourceArns=[resource],
+                **({"ContextEntries": entries} if entries else {}),
+            )
+            denied += [
+                f"{result['EvalActionName']} on {resource}"
+                for result in answer.get("EvaluationResults", [])
+                if result.get("EvalDecision") != "allowed"
+            ]
+    except aws.AwsError as exc:
+        report.add(name, UNKNOWN, f"could not simulate {principal}'s policies ({exc.code})")
+        return
+    if denied:
+        report.add(
+            name,
+            PROBLEM,
+            f"{whose} policies do not allow: " + "; ".join(denied),
+            "grant the policies of covalent_braket_plugin/policies (covalent-braket setup "
+            "puts the job role's on the role it makes)",
+        )
+    else:
+        report.add(
+            name,
+            OK,
+            f"{whose} policies allow what {'a job' if 'role' in name else 'the executor'} does",
+        )
+
+
+def _principal_arn(identity: str) -> str:
+    """The IAM principal of a caller: an assumed role's session is its role."""
+    parts = identity.split(":")
+    if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+        role = parts[5].split("/")[1]
+        return f"arn:{parts[1]}:iam::{parts[4]}:role/{role}"
+    return identity

@@ -1,0 +1,184 @@
+"""``setup``'s bucket: the caller's own, in the Region, encrypted by default (SSE-S3, or
+SSE-KMS with the key given, which is looked up first), public access blocked, and a
+lifecycle rule that expires the task prefix (the bucket's other rules are kept)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import aws
+from ..config import InvalidSettingError
+from ..location import S3_PREFIX
+from .steps import Maker, Step
+
+#: The ID of the lifecycle rule for the task prefix (other rules of the bucket are kept).
+LIFECYCLE_RULE_ID = "covalent-braket-task-artifacts"
+
+
+def kms_key(maker: Maker) -> str:
+    """The ARN of the KMS key given (which must exist in the Region)."""
+    kms = maker.clients.client("kms")
+    try:
+        key = aws.call(kms, "describe_key", KeyId=maker.options.kms_key_id)["KeyMetadata"]
+    except aws.AwsError as exc:
+        if exc.code in ("NotFoundException", "InvalidArnException"):
+            raise InvalidSettingError(
+                "kms_key_id", maker.options.kms_key_id, f"a KMS key in {maker.clients.region}"
+            ) from exc
+        raise
+    maker.outcome.steps.append(Step("kms key", key["Arn"], "found"))
+    return str(key["Arn"])
+
+
+def make_bucket(maker: Maker, bucket: str, account: str, key_arn: str) -> None:
+    """The bucket and its encryption, public access block and lifecycle rule."""
+    s3, region = maker.clients.s3, maker.clients.region
+    owned = {"ExpectedBucketOwner": account}
+    try:
+        head = aws.call(s3, "head_bucket", Bucket=bucket, **owned)
+    except aws.AwsError as exc:
+        if exc.code in aws.DENIED:
+            raise InvalidSettingError(
+                "s3_bucket_name",
+                bucket,
+                f"a bucket name of your own: {bucket} belongs to another account, or you "
+                "may not read it (a bucket name is global: choose another with --bucket)",
+            ) from exc
+        if exc.code not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+        head = None
+    if head is not None:
+        found_in = head.get("BucketRegion") or head.get("ResponseMetadata", {}).get(
+            "HTTPHeaders", {}
+        ).get("x-amz-bucket-region")
+        if found_in and found_in != region:
+            raise InvalidSettingError(
+                "s3_bucket_name", bucket, f"a bucket in {region} (this one is in {found_in})"
+            )
+
+    def create() -> None:
+        where = {} if region == "us-east-1" else {"LocationConstraint": region}
+        aws.call(
+            s3,
+            "create_bucket",
+            Bucket=bucket,
+            **({"CreateBucketConfiguration": where} if where else {}),
+        )
+
+    maker.step("bucket", bucket, head is None, create, "create")
+    exists = head is not None or not maker.options.dry_run
+    _encryption(maker, s3, bucket, owned, exists, key_arn)
+    _public_access(maker, s3, bucket, owned, exists)
+    _lifecycle(maker, s3, bucket, owned, exists)
+
+
+def _encryption(
+    maker: Maker, s3: Any, bucket: str, owned: dict[str, str], exists: bool, key_arn: str
+) -> None:
+    rule: dict[str, Any] = (
+        {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn}
+        if key_arn
+        else {"SSEAlgorithm": "AES256"}
+    )
+    current = None
+    if exists:
+        found = aws.call_unless(
+            frozenset({"ServerSideEncryptionConfigurationNotFoundError"}),
+            s3,
+            "get_bucket_encryption",
+            Bucket=bucket,
+            **owned,
+        )
+        rules = (found or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+        current = rules[0].get("ApplyServerSideEncryptionByDefault") if rules else None
+    label = f"encryption {'SSE-KMS' if key_arn else 'SSE-S3'}"
+    differs = current is None or any(current.get(k) != v for k, v in rule.items())
+    maker.step(
+        "bucket",
+        label,
+        differs,
+        lambda: aws.call(
+            s3,
+            "put_bucket_encryption",
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": rule,
+                        "BucketKeyEnabled": bool(key_arn),
+                    }
+                ]
+            },
+            **owned,
+        ),
+        "set",
+    )
+
+
+def _public_access(maker: Maker, s3: Any, bucket: str, owned: dict[str, str], exists: bool) -> None:
+    block = {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    current_block = None
+    if exists:
+        found = aws.call_unless(
+            frozenset({"NoSuchPublicAccessBlockConfiguration"}),
+            s3,
+            "get_public_access_block",
+            Bucket=bucket,
+            **owned,
+        )
+        current_block = (found or {}).get("PublicAccessBlockConfiguration")
+    maker.step(
+        "bucket",
+        "public access blocked",
+        current_block != block,
+        lambda: aws.call(
+            s3,
+            "put_public_access_block",
+            Bucket=bucket,
+            PublicAccessBlockConfiguration=block,
+            **owned,
+        ),
+        "set",
+    )
+
+
+def _lifecycle(maker: Maker, s3: Any, bucket: str, owned: dict[str, str], exists: bool) -> None:
+    days = maker.options.expiry_days
+    ours = {
+        "ID": LIFECYCLE_RULE_ID,
+        "Status": "Enabled",
+        "Filter": {"Prefix": f"{S3_PREFIX}/"},
+        "Expiration": {"Days": days},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+    }
+    rules = []
+    if exists:
+        found = aws.call_unless(
+            frozenset({"NoSuchLifecycleConfiguration"}),
+            s3,
+            "get_bucket_lifecycle_configuration",
+            Bucket=bucket,
+            **owned,
+        )
+        rules = (found or {}).get("Rules", [])
+    mine = [r for r in rules if r.get("ID") == LIFECYCLE_RULE_ID]
+    others = [r for r in rules if r.get("ID") != LIFECYCLE_RULE_ID]  # the user's: kept
+    same = bool(mine) and all(mine[0].get(k) == v for k, v in ours.items())
+    maker.step(
+        "bucket",
+        f"lifecycle: {S3_PREFIX}/ expires after {days} days",
+        not same,
+        lambda: aws.call(
+            s3,
+            "put_bucket_lifecycle_configuration",
+            Bucket=bucket,
+            LifecycleConfiguration={"Rules": [*others, ours]},
+            **owned,
+        ),
+        "set",
+    )
