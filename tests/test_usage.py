@@ -15,7 +15,7 @@ from typing import Any
 import cloudpickle
 import pytest
 
-from covalent_braket_plugin import usage
+from covalent_braket_plugin import pricing, usage
 from covalent_braket_plugin.braket import wait_for_cleanups
 from covalent_braket_plugin.covalent_loader import server_log
 from covalent_braket_plugin.emulator.prices import PATH as PRICE_PATH
@@ -167,8 +167,8 @@ def test_without_a_price_list_usage_is_recorded_unpriced_and_the_task_succeeds(
     with socket.socket() as closed:  # a loopback port nobody listens on
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    monkeypatch.setenv(usage.PRICE_LIST_VARIABLE, f"http://127.0.0.1:{port}{PRICE_PATH}")
-    usage.forget_price_list()
+    monkeypatch.setenv(pricing.PRICE_LIST_VARIABLE, f"http://127.0.0.1:{port}{PRICE_PATH}")
+    pricing.forget_price_list()
     executor = hosted(braket_job_execution_role_name=ROLE)
     assert run(executor, lambda: "priceless") == "priceless"
     usage.wait_for_accounts()
@@ -225,11 +225,11 @@ def test_prices_are_read_from_the_columns_of_the_real_list() -> None:
             '"us-west-1","","","Ankaa-3",""',
         ]
     )
-    prices = usage.PriceList.parse(io.StringIO(text), "test")
-    assert prices.get(usage.INSTANCE_FAMILY, "us-west-1", "ml.m5.large").per_ms() == Decimal(
+    prices = pricing.PriceList.parse(io.StringIO(text), "test")
+    assert prices.get(pricing.INSTANCE_FAMILY, "us-west-1", "ml.m5.large").per_ms() == Decimal(
         "1.20"
     ) / Decimal(3_600_000)
-    assert prices.get(usage.SIMULATOR_FAMILY, "us-west-1", "SV1").per_unit == Decimal("0.075")
+    assert prices.get(pricing.SIMULATOR_FAMILY, "us-west-1", "SV1").per_unit == Decimal("0.075")
     settings = hosted().settings()
     location = TaskLocation.new(BUCKET, DISPATCH, 0)
     job = {
