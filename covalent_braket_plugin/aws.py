@@ -74,9 +74,17 @@ DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperat
 io_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="covalent-braket-io")
 
 
-def offload(function: Any, *args: Any) -> Any:
-    """Run a blocking call on the I/O threads; awaitable from the event loop."""
-    return asyncio.get_running_loop().run_in_executor(io_pool, functools.partial(function, *args))
+#: The paced calls of the tightest quotas (``CreateJob``, ``CancelJob``) have threads of their
+#: own: paced on the event loop, they must go out when their turn comes, not queue behind
+#: hundreds of uploads on the I/O threads and then leave together, faster than the quota.
+paced_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="covalent-braket-paced")
+
+
+def offload(function: Any, *args: Any, pool: ThreadPoolExecutor | None = None) -> Any:
+    """Run a blocking call on the I/O threads (or ``pool``); awaitable from the event loop."""
+    return asyncio.get_running_loop().run_in_executor(
+        pool or io_pool, functools.partial(function, *args)
+    )
 
 
 #: How long :func:`persistently` keeps trying a call that fails transiently.
@@ -84,21 +92,26 @@ PERSIST_SECONDS = 900.0
 
 
 async def persistently(
-    function: Any, *args: Any, seconds: float = PERSIST_SECONDS, before: Any = None
+    function: Any,
+    *args: Any,
+    seconds: float = PERSIST_SECONDS,
+    before: Any = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> Any:
     """:func:`offload` ``function(*args)``, and again after a pause, on the event loop, while
     it fails transiently (throttling, a 5xx, a dropped connection: botocore has retried
     already) or because the credentials expired (the clients are then built anew, reading
     the credential chain again), for up to ``seconds``. Other errors, and the last one, are
     raised. ``function`` must be safe to repeat (idempotent). ``before``, if given, is
-    awaited before each try (the pacing of its calls)."""
+    awaited before each try (the pacing of its calls); ``pool`` runs it (the I/O threads by
+    default)."""
     deadline = time.monotonic() + seconds
     pause = 1.0
     while True:
         try:
             if before is not None:
                 await before()
-            return await offload(function, *args)
+            return await offload(function, *args, pool=pool)
         except AwsError as exc:
             if not (exc.transient or exc.expired) or time.monotonic() + pause > deadline:
                 raise

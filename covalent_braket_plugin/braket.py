@@ -156,6 +156,7 @@ class BraketExecutor(RemoteExecutor):
                 settings,
                 job_arn,
                 before=lambda: pacing.paced(*aws.quota_key(settings), ["CancelJob"]),
+                pool=aws.paced_pool,
             )
         job = await self._poll_task(settings, job, location)
         if job["status"] == "CANCELLED":
@@ -270,6 +271,7 @@ class BraketExecutor(RemoteExecutor):
             upload,
             image,
             before=lambda: pacing.paced(*aws.quota_key(settings), calls),
+            pool=aws.paced_pool,
         )
 
     async def get_status(self, settings: BraketSettings, job_arn: str) -> dict[str, Any]:
@@ -300,6 +302,7 @@ class BraketExecutor(RemoteExecutor):
             job_arn,
             seconds=60.0,
             before=lambda: pacing.paced(*aws.quota_key(settings), ["CancelJob"]),
+            pool=aws.paced_pool,
         )
         return status in {"CANCELLING", "CANCELLED"}
 

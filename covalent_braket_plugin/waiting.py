@@ -359,6 +359,7 @@ async def until_done(
                     job_arn,
                     seconds=60.0,
                     before=lambda: pacing.paced(*aws.quota_key(settings), ["CancelJob"]),
+                    pool=aws.paced_pool,
                 )
                 raise BraketJobError(
                     f"Braket job {job_arn} still {status} after {limit} s "
