@@ -10,8 +10,8 @@ from typing import Any
 
 from . import aws, results, transfer
 from .config import BraketSettings
-from .job.runner import RESULT_KEY
 from .images import JobImage
+from .job.runner import RESULT_KEY
 from .job_request import Submission, create_job_request
 from .location import TaskLocation
 

@@ -28,7 +28,8 @@ _passed: dict[Any, float] = {}
 
 def check(settings: BraketSettings) -> None:
     """Check the reservation, the Region, the bucket, the role, the image and the device
-    (blocking; call off the loop). ``settings`` are in the job's Region (:meth:`BraketSettings.for_job`).
+    (blocking; call off the loop). ``settings`` are in the job's Region
+    (:meth:`BraketSettings.for_job`).
 
     Raises:
         InvalidSettingError: naming the setting whose resource is missing or unusable, or

@@ -125,7 +125,9 @@ def test_the_executor_refuses_a_reservation_on_a_simulator_with_nothing_created(
     executor = hosted(braket_job_execution_role_name=ROLE, reservation_arn=RESERVATION)
     with pytest.raises(InvalidSettingError) as info:  # pre-flight, before any upload
         run(executor, lambda: "never")
-    assert info.value.setting == "reservation_arn" and "reservations are for QPUs" in str(info.value)
+    assert info.value.setting == "reservation_arn" and "reservations are for QPUs" in str(
+        info.value
+    )
     nothing_created(aws)
 
 

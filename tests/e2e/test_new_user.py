@@ -44,9 +44,7 @@ def command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_setup_then_a_workflow_then_doctor_on_a_fresh_emulator(
-    aws: Any, tmp_path: Path
-) -> None:
+def test_setup_then_a_workflow_then_doctor_on_a_fresh_emulator(aws: Any, tmp_path: Path) -> None:
     aws.control.reset()  # nothing but what setup makes: no bucket, no role, no image
     home = tmp_path / "home"
     env = {
@@ -88,7 +86,11 @@ def test_setup_then_a_workflow_then_doctor_on_a_fresh_emulator(
     # The emulator's placeholder image has no Python in its tag: the job checks it instead.
     assert verdicts.pop("image python") == "unknown"
     assert set(verdicts.values()) == {"ok"}, checked.stdout
-    assert {"covalent.conf", "bucket", "job role trust", "job role permissions", "permissions"} <= set(
-        verdicts
-    )
+    assert {
+        "covalent.conf",
+        "bucket",
+        "job role trust",
+        "job role permissions",
+        "permissions",
+    } <= set(verdicts)
     assert {"image", "device", "bucket encryption", "bucket access"} <= set(verdicts)
