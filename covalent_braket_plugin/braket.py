@@ -151,13 +151,7 @@ class BraketExecutor(RemoteExecutor):
         app_log.debug(f"Braket job {job_arn} ({job['status']}) runs {task}")
         await self.set_job_handle(job_arn)
         if await self.get_cancel_requested():
-            await aws.persistently(
-                jobs.cancel,
-                settings,
-                job_arn,
-                before=lambda: pacing.paced(*aws.quota_key(settings), ["CancelJob"]),
-                pool=aws.paced_pool,
-            )
+            await waiting.cancel(settings, job_arn)
         job = await self._poll_task(settings, job, location)
         if job["status"] == "CANCELLED":
             raise TaskCancelledError(f"Braket job {job_arn} was cancelled")
@@ -296,14 +290,7 @@ class BraketExecutor(RemoteExecutor):
             return False
         job_arn = str(job_handle)
         settings = self.settings().in_region(job_arn.split(":")[3])  # the job's own Region
-        status = await aws.persistently(
-            jobs.cancel,
-            settings,
-            job_arn,
-            seconds=60.0,
-            before=lambda: pacing.paced(*aws.quota_key(settings), ["CancelJob"]),
-            pool=aws.paced_pool,
-        )
+        status = await waiting.cancel(settings, job_arn, seconds=60.0)
         return status in {"CANCELLING", "CANCELLED"}
 
 

@@ -24,10 +24,14 @@ from typing import Any
 
 from .emulator.identity import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY, DEFAULT_REGION
 from .emulator.prices import PATH as PRICE_LIST_PATH
+from .policies import TRUST_POLICY
 
 START_TIMEOUT = 120.0
 #: Covalent's console script, run with this interpreter (no reliance on PATH).
-_COVALENT_CLI = "import sys; from covalent_dispatcher._cli.cli import cli; sys.argv[0] = 'covalent'; sys.exit(cli())"
+_COVALENT_CLI = (
+    "import sys; from covalent_dispatcher._cli.cli import cli; "
+    "sys.argv[0] = 'covalent'; sys.exit(cli())"
+)
 STOP_TIMEOUT = 30.0
 
 
@@ -83,18 +87,6 @@ def write_braket_config(home: Path, settings: dict[str, Any]) -> Path:
     return path
 
 
-BRAKET_TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "braket.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
-
-
 def provision(bucket: str, role: str, image_uri: str, client: Any = None) -> None:
     """Create what the executor checks for before a job: the bucket, the job role (trusted by
     Braket) and the image in ECR. Meant for the emulator; existing resources are kept.
@@ -125,7 +117,7 @@ def provision(bucket: str, role: str, image_uri: str, client: Any = None) -> Non
         iam.create_role(
             RoleName=name,
             Path=path,
-            AssumeRolePolicyDocument=json.dumps(BRAKET_TRUST_POLICY),
+            AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
         )
     except iam.exceptions.EntityAlreadyExistsException:
         pass

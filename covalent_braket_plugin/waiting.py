@@ -353,14 +353,7 @@ async def until_done(
                 started = started if started is not None else now
                 limit, since = settings.time_limit + RUNNING_GRACE_SECONDS, started
             if now - since > limit:
-                await aws.persistently(
-                    jobs.cancel,
-                    settings,
-                    job_arn,
-                    seconds=60.0,
-                    before=lambda: pacing.paced(*aws.quota_key(settings), ["CancelJob"]),
-                    pool=aws.paced_pool,
-                )
+                await cancel(settings, job_arn, seconds=60.0)
                 raise BraketJobError(
                     f"Braket job {job_arn} still {status} after {limit} s "
                     f"(time_limit={settings.time_limit}); cancellation was requested"
@@ -375,3 +368,18 @@ async def until_done(
                 pass
     finally:
         watcher.forget(job_arn)
+
+
+async def cancel(
+    settings: BraketSettings, job_arn: str, seconds: float = aws.PERSIST_SECONDS
+) -> str:
+    """Cancel the job, paced within the ``CancelJob`` quota on the paced calls' own threads
+    (never behind submissions), tried again while it fails transiently; its status after."""
+    return await aws.persistently(
+        jobs.cancel,
+        settings,
+        job_arn,
+        seconds=seconds,
+        before=lambda: pacing.paced(*aws.quota_key(settings), ["CancelJob"]),
+        pool=aws.paced_pool,
+    )
