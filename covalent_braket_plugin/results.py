@@ -45,7 +45,8 @@ def download(
         outcome = cloudpickle.loads(data) if spool is None else cloudpickle.load(spool)
     except Exception as exc:
         raise BraketJobError(
-            f"Braket job {job['jobArn']} left a corrupt result at {where}: {type(exc).__name__}: {exc}"
+            f"Braket job {job['jobArn']} left a corrupt result at {where}: "
+            f"{type(exc).__name__}: {exc}"
         ) from exc
     finally:
         del data

@@ -52,7 +52,8 @@ class Device:
         noise: Whether programs may carry noise pragmas.
         qubit_count: Qubits reported (None: the local simulator's own count).
         native_gates: For emulated QPUs, the gates reported and accepted (lower case).
-        connectivity: For emulated QPUs, the coupling graph ``{"0": ["1"], ...}``; None is all-to-all.
+        connectivity: For emulated QPUs, the coupling graph ``{"0": ["1"], ...}``; None is
+            all-to-all.
         emulated_qpu: Marks a QPU stand-in; its name and capabilities say so.
         status: ``deviceStatus``.
         adjoint_gradient: Whether it computes the ``adjoint_gradient`` result type (SV1).
@@ -180,7 +181,8 @@ class Device:
             )
         if not self.noise and _NOISE_RE.search(source):
             raise ValidationException(
-                f"Device {self.arn} does not support noise pragmas; use DM1 ({DM1}) for noise simulation"
+                f"Device {self.arn} does not support noise pragmas; "
+                f"use DM1 ({DM1}) for noise simulation"
             )
         if _ADJOINT_GRADIENT_RE.search(source):
             if not self.adjoint_gradient:

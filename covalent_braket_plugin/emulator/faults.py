@@ -158,7 +158,10 @@ def error_reply(
         code, status = {"throttle": ("SlowDown", 503), "expired": ("ExpiredToken", 400)}.get(
             kind, ("InternalError", 500)
         )
-        body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        body = (
+            "<?xml version='1.0' encoding='UTF-8'?>"
+            f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        )
         return status, [("Content-Type", "application/xml")], body.encode()
     if json_protocol:
         code, status = {

@@ -96,9 +96,10 @@ def _check(shape: Any, value: Any, path: str) -> None:
     elif kind == "boolean":
         if not isinstance(value, bool):
             _fail(path, value, "Member must be a boolean")
-    elif kind == "timestamp":
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            _fail(path, value, "Member must be a timestamp")
+    elif kind == "timestamp" and (
+        isinstance(value, bool) or not isinstance(value, (str, int, float))
+    ):
+        _fail(path, value, "Member must be a timestamp")
 
 
 def _check_structure(shape: Any, value: Any, path: str) -> None:

@@ -201,8 +201,8 @@ class JobRuntime:
                 "FAILED",
                 event="FAILED",
                 reason=(
-                    f"ClientError: the emulator has no command mapped to image {image}; map one with "
-                    "the image_commands setting, or use script mode (scriptModeConfig)"
+                    f"ClientError: the emulator has no command mapped to image {image}; "
+                    "map one with the image_commands setting, or use script mode (scriptModeConfig)"
                 ),
             )
             return

@@ -130,7 +130,8 @@ def validate_create_job(body: dict[str, Any]) -> None:
             raise ValidationException(f"hyperParameters key {key!r} must be 1-256 characters")
         if not isinstance(value, str) or not 1 <= len(value) <= MAX_HYPERPARAMETER_VALUE:
             raise ValidationException(
-                f"hyperParameters[{key!r}] must be a string of 1-{MAX_HYPERPARAMETER_VALUE} characters"
+                f"hyperParameters[{key!r}] must be a string of "
+                f"1-{MAX_HYPERPARAMETER_VALUE} characters"
             )
 
     channels = body.get("inputDataConfig") or []
@@ -207,7 +208,8 @@ def validate_create_quantum_task(body: dict[str, Any], devices: Any, region: str
         ) from None
     if header != "braket.ir.openqasm.program":
         raise ValidationException(
-            f"Device {device_arn} does not support the action {header!r}; it runs braket.ir.openqasm.program"
+            f"Device {device_arn} does not support the action {header!r}; "
+            "it runs braket.ir.openqasm.program"
         )
     device.check_program(source, shots)
     return device
