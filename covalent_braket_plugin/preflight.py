@@ -24,6 +24,7 @@ TTL_SECONDS = 300.0
 
 _lock = threading.Lock()
 _passed: dict[Any, float] = {}
+_checking: dict[Any, threading.Lock] = {}
 
 
 def check(settings: BraketSettings) -> None:
@@ -40,10 +41,15 @@ def check(settings: BraketSettings) -> None:
     with _lock:
         if time.monotonic() - _passed.get(key, -1e9) < TTL_SECONDS:
             return
-    for one in CHECKS:
-        one(settings)
-    with _lock:
-        _passed[key] = time.monotonic()
+        checking = _checking.setdefault(key, threading.Lock())
+    with checking:  # tasks that find the same settings unchecked wait for one check
+        with _lock:
+            if time.monotonic() - _passed.get(key, -1e9) < TTL_SECONDS:
+                return
+        for one in CHECKS:
+            one(settings)
+        with _lock:
+            _passed[key] = time.monotonic()
 
 
 #: Managed simulators' ARNs (``arn:aws:braket:::device/quantum-simulator/amazon/sv1``).

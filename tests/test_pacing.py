@@ -59,3 +59,18 @@ def test_with_pacing_off_no_call_waits_and_none_is_booked(aws: Any) -> None:
     assert pacing.book(*key, ["CreateJob"]) > 0
     with pytest.raises(Exception, match="pacing"):
         hosted(pacing="sometimes")
+
+
+def test_tasks_that_find_their_settings_unchecked_share_one_pre_flight_check(aws: Any) -> None:
+    count = 6
+    executor = hosted(braket_job_execution_role_name=ROLE, poll_freq=0.37)  # settings unseen
+
+    async def scenario() -> list[int]:
+        metadata = {"dispatch_id": "5e55-preflight", "results_dir": "/tmp"}
+        return await asyncio.gather(
+            *(executor.run(lambda i=i: i, [], {}, {**metadata, "node_id": i}) for i in range(count))
+        )
+
+    assert asyncio.run(scenario()) == list(range(count))
+    looked_up = [e["operation"] for e in aws.control.journal(service="braket")]
+    assert looked_up.count("GetDevice") == 1, looked_up
