@@ -57,6 +57,9 @@ def emulator(
         os.environ.update(emulator_env(url))  # a benchmark process of its own
         provision(BUCKET, ROLE, IMAGE)
         yield url
+        from covalent_braket_plugin.usage import wait_for_accounts
+
+        wait_for_accounts()  # every usage.json written before the emulator goes
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -40,7 +40,9 @@ def test_demo_prints_the_result_and_leaves_nothing_behind() -> None:
     # <Z> after H: 0, shown to 12 places, the simulator's exact value beside it if not 0.0
     assert re.search(r"^Result: 0\.0( \(exactly -?\d\.\d+e-1\d\))?$", output, re.M), output
     assert re.search(r"Braket job: arn:aws:braket:us-east-1:\d{12}:job/", output), output
-    assert re.search(r"Time taken: \d+\.\d s", output), output
+    assert re.search(
+        r"Time taken: \d+\.\d s \(the workflow, from dispatch to result: \d+\.\d s\)", output
+    ), output
     assert re.search(r"job cov-\S+ (RUNNING|COMPLETED)", output), output
 
     ports = [int(port) for port in re.findall(r"on http://127\.0\.0\.1:(\d+)", output)]
