@@ -69,7 +69,8 @@ def test_one_line_per_state_change_with_the_queue_position_while_queued(
     aws.settings(queue_seconds=2.5)  # several polls (0.3 s) while QUEUED, one line
     aws.control.clear_journal()
     executor = hosted(braket_job_execution_role_name=ROLE)
-    assert run(executor, lambda: "done", node_id=7) == "done"
+    # Running for several polls too, so that RUNNING is seen on a busy machine as well.
+    assert run(executor, lambda: __import__("time").sleep(1.5) or "done", node_id=7) == "done"
     job_arn = executor._handle
     said = job_lines(lines)
     states = [re.search(r"\) ([A-Z]+)", line).group(1) for line in said]
