@@ -274,7 +274,7 @@ def main() -> None:
 
     print(
         table(
-            "Phases, median ms (submit: CreateJob, and the executor's GetJob right after it; "
+            "Phases, median ms (submit: CreateJob; "
             "detect completion: the poll wait)",
             ["phase", "raw boto3 sequence", "BraketExecutor"],
             [
