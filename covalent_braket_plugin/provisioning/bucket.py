@@ -9,7 +9,7 @@ from typing import Any
 from .. import aws
 from ..config import InvalidSettingError
 from ..location import S3_PREFIX
-from .steps import Maker, Step
+from .steps import Maker, Step, current
 
 #: The ID of the lifecycle rule for the task prefix (other rules of the bucket are kept).
 LIFECYCLE_RULE_ID = "covalent-braket-task-artifacts"
@@ -80,19 +80,18 @@ def _encryption(
         if key_arn
         else {"SSEAlgorithm": "AES256"}
     )
-    current = None
-    if exists:
-        found = aws.call_unless(
-            frozenset({"ServerSideEncryptionConfigurationNotFoundError"}),
-            s3,
-            "get_bucket_encryption",
-            Bucket=bucket,
-            **owned,
-        )
-        rules = (found or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
-        current = rules[0].get("ApplyServerSideEncryptionByDefault") if rules else None
+    found = current(
+        exists,
+        "ServerSideEncryptionConfigurationNotFoundError",
+        s3,
+        "get_bucket_encryption",
+        Bucket=bucket,
+        **owned,
+    )
+    rules = (found or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+    now = rules[0].get("ApplyServerSideEncryptionByDefault") if rules else None
     label = f"encryption {'SSE-KMS' if key_arn else 'SSE-S3'}"
-    differs = current is None or any(current.get(k) != v for k, v in rule.items())
+    differs = now is None or any(now.get(k) != v for k, v in rule.items())
     maker.step(
         "bucket",
         label,
@@ -122,16 +121,15 @@ def _public_access(maker: Maker, s3: Any, bucket: str, owned: dict[str, str], ex
         "BlockPublicPolicy": True,
         "RestrictPublicBuckets": True,
     }
-    current_block = None
-    if exists:
-        found = aws.call_unless(
-            frozenset({"NoSuchPublicAccessBlockConfiguration"}),
-            s3,
-            "get_public_access_block",
-            Bucket=bucket,
-            **owned,
-        )
-        current_block = (found or {}).get("PublicAccessBlockConfiguration")
+    found = current(
+        exists,
+        "NoSuchPublicAccessBlockConfiguration",
+        s3,
+        "get_public_access_block",
+        Bucket=bucket,
+        **owned,
+    )
+    current_block = (found or {}).get("PublicAccessBlockConfiguration")
     maker.step(
         "bucket",
         "public access blocked",
@@ -156,16 +154,15 @@ def _lifecycle(maker: Maker, s3: Any, bucket: str, owned: dict[str, str], exists
         "Expiration": {"Days": days},
         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
     }
-    rules = []
-    if exists:
-        found = aws.call_unless(
-            frozenset({"NoSuchLifecycleConfiguration"}),
-            s3,
-            "get_bucket_lifecycle_configuration",
-            Bucket=bucket,
-            **owned,
-        )
-        rules = (found or {}).get("Rules", [])
+    found = current(
+        exists,
+        "NoSuchLifecycleConfiguration",
+        s3,
+        "get_bucket_lifecycle_configuration",
+        Bucket=bucket,
+        **owned,
+    )
+    rules = (found or {}).get("Rules", [])
     mine = [r for r in rules if r.get("ID") == LIFECYCLE_RULE_ID]
     others = [r for r in rules if r.get("ID") != LIFECYCLE_RULE_ID]  # the user's: kept
     same = bool(mine) and all(mine[0].get(k) == v for k, v in ours.items())

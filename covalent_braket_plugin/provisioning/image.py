@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from .. import aws, policies
-from .steps import Maker
+from .steps import Maker, current
 
 #: The placeholder image registered on the emulator.
 PLACEHOLDER_REPOSITORY = "covalent-braket"
@@ -51,15 +51,14 @@ def make_image(maker: Maker, account: str, partition: str) -> tuple[str, str]:
     arn = f"arn:{partition}:ecr:{region}:{account}:repository/{name}"
     if not maker.outcome.emulator:
         return "", arn  # the user builds and pushes their image into it (README)
-    image = None
-    if repository is not None:
-        image = aws.call_unless(
-            frozenset({"ImageNotFoundException"}),
-            ecr,
-            "describe_images",
-            repositoryName=name,
-            imageIds=[{"imageTag": "latest"}],
-        )
+    image = current(
+        repository is not None,
+        "ImageNotFoundException",
+        ecr,
+        "describe_images",
+        repositoryName=name,
+        imageIds=[{"imageTag": "latest"}],
+    )
     maker.step(
         "ecr",
         f"{name}:latest (emulator placeholder)",

@@ -10,7 +10,7 @@ import urllib.parse
 
 from .. import aws, policies
 from ..config import InvalidSettingError
-from .steps import Maker
+from .steps import Maker, current
 
 
 def make_role(maker: Maker, variables: policies.Variables) -> str:
@@ -46,23 +46,21 @@ def make_role(maker: Maker, variables: policies.Variables) -> str:
     documents = policies.documents(dataclasses.replace(variables, job_role_arn=arn))
     maker.outcome.submitter_policy = documents[policies.SUBMITTER]
     wanted = documents[policies.JOB_ROLE]
-    current = None
-    if role is not None:
-        found = aws.call_unless(
-            frozenset({"NoSuchEntity"}),
-            iam,
-            "get_role_policy",
-            RoleName=name,
-            PolicyName=policies.JOB_ROLE_POLICY_NAME,
-        )
-        if found is not None:
-            current = found["PolicyDocument"]
-            if isinstance(current, str):
-                current = json.loads(urllib.parse.unquote(current))
+    found = current(
+        role is not None,
+        "NoSuchEntity",
+        iam,
+        "get_role_policy",
+        RoleName=name,
+        PolicyName=policies.JOB_ROLE_POLICY_NAME,
+    )
+    now = found["PolicyDocument"] if found is not None else None
+    if isinstance(now, str):
+        now = json.loads(urllib.parse.unquote(now))
     maker.step(
         "role",
         f"inline policy {policies.JOB_ROLE_POLICY_NAME}",
-        current != wanted,
+        now != wanted,
         lambda: aws.call(
             iam,
             "put_role_policy",

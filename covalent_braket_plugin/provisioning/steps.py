@@ -91,3 +91,13 @@ class Maker:
             return
         make()
         self.outcome.steps.append(Step(resource, name, "created" if verb == "create" else verb))
+
+
+def current(
+    exists: bool, missing: str, client: Any, operation: str, **params: Any
+) -> dict[str, Any] | None:
+    """What a resource has now: ``operation``'s answer, or None when the resource does not
+    exist yet (a dry run plans it) or the call answers ``missing`` (nothing set)."""
+    if not exists:
+        return None
+    return aws.call_unless(frozenset({missing}), client, operation, **params)
