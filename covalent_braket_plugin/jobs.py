@@ -5,6 +5,7 @@ Blocking: the executor calls these through :func:`~covalent_braket_plugin.aws.of
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,6 +15,7 @@ from .images import JobImage
 from .job.runner import RESULT_KEY
 from .job_request import Submission, create_job_request
 from .location import TaskLocation
+from .service import SEARCH_PAGE_MAX
 
 
 def submit_attempt(
@@ -74,6 +76,26 @@ def submit_attempt(
             return job  # too new to be read, or not readable now: the watcher will tell
         return _still_running(settings, location, job)
     return job
+
+
+def search(
+    braket: Any, filters: list[dict[str, Any]], before_page: Callable[[], Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The summaries ``SearchJobs`` finds, page by page (``before_page`` is called before each
+    page is asked for: its pacing, its count); a caller that stops early asks no more pages.
+    Blocking."""
+    token: str | None = None
+    while True:
+        request: dict[str, Any] = {"filters": filters, "maxResults": SEARCH_PAGE_MAX}
+        if token:
+            request["nextToken"] = token
+        if before_page is not None:
+            before_page()
+        page = aws.call(braket, "search_jobs", **request)
+        yield from page.get("jobs", [])
+        token = page.get("nextToken")
+        if not token:
+            return
 
 
 def find_by_name(settings: BraketSettings, name: str) -> dict[str, Any] | None:

@@ -22,9 +22,10 @@ from typing import Any, TextIO
 from . import aws, pacing, progress, usage
 from .config import BraketSettings, InvalidSettingError, merged_settings
 from .job.runner import HP_TASK_URI
+from .jobs import search as search_jobs
 from .location import TaskLocation, job_name
 from .logs import LATE_LINES_SECONDS
-from .service import LOG_GROUP, SEARCH_PAGE_MAX, TERMINAL_STATES, log_stream_prefix
+from .service import LOG_GROUP, TERMINAL_STATES, log_stream_prefix
 
 #: Seconds between looks at a followed job's log and state.
 FOLLOW_SECONDS = 2.0
@@ -96,23 +97,16 @@ def find_jobs(settings: BraketSettings, dispatch_id: str) -> list[tuple[BraketSe
     found: list[tuple[BraketSettings, dict]] = []
     name = dispatch_prefix(dispatch_id)
     for where in _regions(settings):
-        braket = aws.clients_for(where).braket
-        token = None
-        while True:
-            request: dict[str, Any] = {
-                "filters": [{"name": "jobName", "operator": "CONTAINS", "values": [name]}],
-                "maxResults": SEARCH_PAGE_MAX,
-            }
-            if token:
-                request["nextToken"] = token
-            pacing.wait_sync(*aws.quota_key(where), ["SearchJobs"])
-            page = aws.call(braket, "search_jobs", **request)
-            for summary in page.get("jobs", []):
-                if (summary.get("tags") or {}).get(_DISPATCH) == dispatch_id:
-                    found.append((where, summary))
-            token = page.get("nextToken")
-            if not token:
-                break
+        summaries = search_jobs(
+            aws.clients_for(where).braket,
+            [{"name": "jobName", "operator": "CONTAINS", "values": [name]}],
+            before_page=lambda where=where: pacing.wait_sync(*aws.quota_key(where), ["SearchJobs"]),
+        )
+        found += [
+            (where, summary)
+            for summary in summaries
+            if (summary.get("tags") or {}).get(_DISPATCH) == dispatch_id
+        ]
     found.sort(key=lambda pair: _order(pair[1]))
     return found
 

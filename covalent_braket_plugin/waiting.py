@@ -246,25 +246,17 @@ class JobWatcher:
 
     def _search_sync(self, braket: Any, watched: dict[str, Watched]) -> dict[str, Any]:
         oldest = min(entry.created_at for entry in watched.values()) - timedelta(seconds=1)
-        since = timestamp(oldest)
+        filters = [{"name": "createdAt", "operator": "GTE", "values": [timestamp(oldest)]}]
         found: dict[str, Any] = {}
-        token: str | None = None
-        while True:
-            request: dict[str, Any] = {
-                "filters": [{"name": "createdAt", "operator": "GTE", "values": [since]}],
-                "maxResults": SEARCH_PAGE_MAX,
-            }
-            if token:
-                request["nextToken"] = token
-            self.calls += 1
-            page = aws.call(braket, "search_jobs", **request)
-            for summary in page.get("jobs", []):
-                if summary["jobArn"] in watched:
-                    found[summary["jobArn"]] = (summary["status"], summary)
-            token = page.get("nextToken")
-            if not token or len(found) == len(watched):
-                break
+        for summary in jobs.search(braket, filters, before_page=self._count_call):
+            if summary["jobArn"] in watched:
+                found[summary["jobArn"]] = (summary["status"], summary)
+                if len(found) == len(watched):
+                    break
         return found
+
+    def _count_call(self) -> None:
+        self.calls += 1
 
     def _get_job(self, braket: Any, arn: str, queue_info: bool = False) -> tuple[str, Any]:
         self.calls += 1
