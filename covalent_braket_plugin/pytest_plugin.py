@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +31,13 @@ from typing import Any
 import pytest
 
 from .emulator.identity import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY, DEFAULT_REGION
+
+#: One boto3 session for every control's clients, built on first use. A session reads each
+#: service's model once: a client from a fresh session costs about a tenth of a second, one
+#: more from the same session a few milliseconds. Sessions are not thread-safe: clients are
+#: built under the lock (the clients themselves are).
+_session_lock = threading.Lock()
+_session: Any = None
 
 
 class EmulatorControl:
@@ -115,6 +123,7 @@ class EmulatorControl:
     def client(self, service: str, **kwargs: Any) -> Any:
         """A boto3 client on the emulator (in this control's Region, with the dummy client
         credentials, unless ``kwargs`` say otherwise)."""
+        global _session
         import boto3
 
         settings = {
@@ -124,7 +133,10 @@ class EmulatorControl:
             "aws_secret_access_key": CLIENT_SECRET_KEY,
             **kwargs,
         }
-        return boto3.session.Session().client(service, **settings)
+        with _session_lock:
+            if _session is None:
+                _session = boto3.session.Session()
+            return _session.client(service, **settings)
 
 
 @pytest.fixture(scope="session")

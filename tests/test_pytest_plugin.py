@@ -186,3 +186,13 @@ def test_each_test_starts_from_a_clean_emulator(braket_emulator: Any) -> None:
     assert boto3.client("s3").list_buckets()["Buckets"] == []
     assert braket_emulator.health()["jobs"] == 0
     assert braket_emulator.settings()["queue_seconds"] == 0.0
+
+
+def test_control_clients_share_one_session_and_its_models(braket_emulator: Any) -> None:
+    from covalent_braket_plugin.pytest_plugin import EmulatorControl
+
+    s3 = braket_emulator.client("s3")
+    other = EmulatorControl(braket_emulator.url, region="eu-west-2").client("braket")
+    assert other.meta.region_name == "eu-west-2" and other.meta.endpoint_url == braket_emulator.url
+    assert s3._loader is other._loader  # each model read once, not once per test's clients
+    assert s3.list_buckets()["Buckets"] == []
