@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .config import BraketSettings
@@ -179,6 +180,7 @@ class AwsClients:
 
 _lock = threading.Lock()
 _cache: dict[tuple[str | None, str | None, str | None], AwsClients] = {}
+_loader: Any = None
 _account_cache: dict[tuple[str | None, str | None, str | None], tuple[str, str]] = {}
 _role_cache: dict[Any, str] = {}
 
@@ -186,6 +188,35 @@ _role_cache: dict[Any, str] = {}
 def client_key(settings: BraketSettings) -> tuple[str | None, str | None, str | None]:
     """What identifies a set of clients: profile, credentials file, region."""
     return (settings.profile_name, settings.credentials_file, settings.region_name)
+
+
+def _shared_loader(core: Any) -> None:
+    """Give ``core`` the process's one botocore data loader (under the cache lock).
+
+    A session makes a loader of its own and reads every service model afresh, about 0.1 s a
+    client: clients built again (new credentials, another profile or Region) would pay it
+    each time. A session given its own data path (``AWS_DATA_PATH``) keeps its own loader.
+    """
+    global _loader
+    if core.get_config_variable("data_path"):
+        return
+    if _loader is None:
+        import boto3
+        import botocore.loaders
+
+        class SharedLoader(botocore.loaders.Loader):
+            @property
+            def search_paths(self) -> list[str]:
+                # A copy: boto3 appends its data path to each new session's loader, which
+                # would grow the shared list by a path a session. Its path is in from the start.
+                return list(self._search_paths)
+
+        default = botocore.loaders.create_loader()
+        _loader = SharedLoader(
+            extra_search_paths=[*default.search_paths, str(Path(boto3.__file__).parent / "data")],
+            include_default_search_paths=False,
+        )
+    core.register_component("data_loader", _loader)
 
 
 def clients_for(settings: BraketSettings) -> AwsClients:
@@ -208,6 +239,7 @@ def clients_for(settings: BraketSettings) -> AwsClients:
         if settings.profile_name:
             core.set_config_variable("profile", settings.profile_name)
         try:
+            _shared_loader(core)
             session = boto3.Session(botocore_session=core, region_name=settings.region_name)
             region = session.region_name
         except ProfileNotFound:

@@ -189,6 +189,28 @@ def test_credentials_file_and_profile_are_used_without_touching_environ(
     aws_module.reset_cache()
 
 
+def test_clients_built_again_share_the_loaded_service_models(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAMODELS")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    settings = BraketExecutor(region="us-east-1", ecr_image_uri=IMAGE).settings()
+
+    def loader() -> Any:
+        aws_module.reset_cache()
+        clients = aws_module.clients_for(settings)
+        return clients.session._session.get_component("data_loader")
+
+    first, second = loader(), loader()
+    assert first is second  # each model read once per process, not once per build
+    assert first.search_paths == loader().search_paths  # boto3's path is not added again
+    assert any(path.endswith(os.path.join("boto3", "data")) for path in first.search_paths)
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))  # the user's own models: a loader of its own
+    own = loader()
+    assert own is not first and str(tmp_path) in own.search_paths
+    aws_module.reset_cache()
+
+
 # ---------------------------------------------------------------------------- run and cancel
 def test_run_returns_the_result_and_removes_its_pickles(aws: Any) -> None:
     provision(BUCKET, "covalent-role", IMAGE, client=aws.control.client)
