@@ -17,7 +17,9 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
-@ct.electron(executor=executor(poll_freq=1.0))
+# Braket's own quotas (and the executor's pacing to them) are off: every throttle here is an
+# injected one, and fifty electrons are not held to one CreateJob a second (tests/test_pacing).
+@ct.electron(executor=executor(poll_freq=1.0, pacing=False))
 def double(x: int) -> int:
     return 2 * x
 
@@ -28,6 +30,7 @@ def fifty(count: int) -> list:
 
 
 def test_fifty_electrons_under_throttling_and_lost_responses(aws: Any, server: Any) -> None:
+    aws.control.settings(quotas=False)
     aws.control.faults(throttle_rate=0.20, lost_response_rate=0.05, seed=2026)
     started = time.monotonic()
     result = run(server, fifty, 50)
