@@ -290,8 +290,14 @@ def test_emulator_enforces_the_submitter_policy_on_braket_calls(aws: Any) -> Non
         for statement in narrowed["Statement"]
         if statement["Sid"] != "CreateJobsOnDevices"
     ]
-    aws.control.reset()
+    from covalent_braket_plugin import results, usage
     from covalent_braket_plugin.testing import provision
+
+    # The first task's clean-up and usage.json land in the background: before the reset, or
+    # they would land in the bucket made anew below.
+    results.wait_for_cleanups()
+    usage.wait_for_accounts()
+    aws.control.reset()
 
     provision(BUCKET, ROLE, IMAGE, client=aws.control.client)
     aws.control.enforce_policy(narrowed)
