@@ -46,6 +46,8 @@ class _Run:
         self.job = job
         self.states = states
         self.process: subprocess.Popen[bytes] | None = None
+        #: Killed while RUNNING but before its process was started: killed once it is.
+        self.kill_pending = False
         self.stop_requested = threading.Event()
         #: Set when the process exits or a stop is requested: the job's thread waits on it.
         self.wake = threading.Event()
@@ -111,16 +113,16 @@ class JobRuntime:
             states.transition(job, "CANCELLED", event="CANCELLED")
 
     def kill(self, arn: str) -> bool:
-        """SIGKILL a running job's process (as if its instance died); False if none runs."""
+        """SIGKILL a running job's process (as if its instance died); False if none runs. A
+        job that is RUNNING while its process is still being started is killed once it is."""
         with self._lock:
             run = self._runs.get(arn)
+            if run is not None and run.process is None and run.job.status == "RUNNING":
+                run.kill_pending = True
+                return True
         if run is None or run.process is None or run.process.poll() is not None:
             return False
-        try:
-            os.killpg(run.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return False
-        return True
+        return _sigkill(run.process)
 
     def stop_all(self) -> None:
         """Stop every job (a reset); the launcher stays warm."""
@@ -240,9 +242,9 @@ class JobRuntime:
         whether it ran out of time."""
         logger = LogShipper(self.clients, run.job)
         if self.settings.warm_launcher and command[1:] == _BOOTSTRAP:
-            run.process = self.launcher.spawn(command[-1], container.root, env)  # type: ignore[assignment]
+            process = self.launcher.spawn(command[-1], container.root, env)
         else:
-            run.process = subprocess.Popen(
+            process = subprocess.Popen(
                 command,
                 cwd=container.root,
                 env=env,
@@ -251,6 +253,11 @@ class JobRuntime:
                 stderr=subprocess.STDOUT,
                 **_OWN_PROCESS_GROUP,  # type: ignore[arg-type]
             )
+        with self._lock:
+            run.process = process  # type: ignore[assignment]
+            kill = run.kill_pending
+        if kill:
+            _sigkill(process)
         reader = threading.Thread(target=logger.pump, args=(run.process.stdout,), daemon=True)
         reader.start()
         deadline = time.monotonic() + run.job.request["stoppingCondition"]["maxRuntimeInSeconds"]
@@ -268,6 +275,15 @@ class JobRuntime:
         reader.join(timeout=10)
         logger.close()
         return run.process.returncode, timed_out
+
+
+def _sigkill(process: subprocess.Popen[bytes]) -> bool:
+    """SIGKILL the process's group at once; False if it is gone."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _kill(run: _Run) -> None:

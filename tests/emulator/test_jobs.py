@@ -349,6 +349,34 @@ def test_queued_then_running_then_cancelled_with_the_process_stopped(aws: Any) -
         os.kill(pid, 0)
 
 
+def test_a_job_killed_while_its_process_starts_fails_killed(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RUNNING comes before the process exists (as the container starts on Braket): a kill in
+    between is not lost, it kills the process as soon as there is one."""
+    import threading
+
+    launcher = aws.emulator.runtime.launcher
+    spawning, release = threading.Event(), threading.Event()
+    spawn = launcher.spawn
+
+    def slow_spawn(*args: Any, **kwargs: Any) -> Any:
+        spawning.set()
+        release.wait(30)
+        return spawn(*args, **kwargs)
+
+    monkeypatch.setattr(launcher, "spawn", slow_spawn)
+    script = upload_script(aws, "import time\ndef main():\n    time.sleep(60)\n")
+    arn = aws.braket.create_job(**job_request(script))["jobArn"]
+    assert spawning.wait(30)
+    assert aws.braket.get_job(jobArn=arn)["status"] == "RUNNING"
+    aws.control.kill_job(arn)  # no process yet: not a 404
+    release.set()
+    job = wait_for(aws, arn, {"COMPLETED", "FAILED"}, timeout=30)
+    assert job["status"] == "FAILED"
+    assert "killed by signal 9" in job["failureReason"]
+
+
 def test_cancel_while_queued(aws: Any) -> None:
     aws.settings(queue_seconds=30)
     arn = aws.braket.create_job(**job_request())["jobArn"]
