@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from .clients import InternalClients
 from .container import JobContainer
-from .launcher import Launcher
+from .launcher import LaunchedProcess, Launcher
 from .logs import LogShipper
 from .models import Job
 from .settings import RuntimeSettings
@@ -277,7 +277,7 @@ class JobRuntime:
         return run.process.returncode, timed_out
 
 
-def _sigkill(process: subprocess.Popen[bytes]) -> bool:
+def _sigkill(process: LaunchedProcess | subprocess.Popen[bytes]) -> bool:
     """SIGKILL the process's group at once; False if it is gone."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
