@@ -122,7 +122,8 @@ class SimulatorProcesses:
         self.settings = settings
         self._lock = threading.Condition()
         self._idle: list[_Worker] = []
-        self._busy: dict[int, str] = {}  # worker pid -> task ARN
+        self._busy: dict[int, tuple[str, _Worker]] = {}  # worker pid -> task ARN, worker
+        self._epoch = 0  # counted up by each reset: a worker of an earlier one is not counted
         self._running = 0
         self._closed = False
         self.started = 0  # worker processes started, for the health endpoint
@@ -147,6 +148,7 @@ class SimulatorProcesses:
                 raise SimulationFailed("the emulator is shutting down")
             self._running += 1
             worker = self._idle.pop() if self._idle else None
+            epoch = self._epoch
         try:
             if on_start is not None and on_start() is False:
                 return None  # type: ignore[return-value]
@@ -155,7 +157,7 @@ class SimulatorProcesses:
                 with self._lock:
                     self.started += 1
             with self._lock:
-                self._busy[worker.pid] = request.get("taskArn", "")
+                self._busy[worker.pid] = (request.get("taskArn", ""), worker)
             try:
                 return worker.ask(request, self.settings.task_time_limit_seconds)
             finally:
@@ -167,7 +169,8 @@ class SimulatorProcesses:
                 if worker is not None and worker.alive() and not self._closed:
                     self._idle.append(worker)
                 elif worker is not None:
-                    self.replaced += 1
+                    if epoch == self._epoch:
+                        self.replaced += 1
                     worker.stop()
                 self._lock.notify()
 
@@ -177,7 +180,9 @@ class SimulatorProcesses:
             return {
                 "limit": self.settings.simulator_workers,
                 "idle": [worker.pid for worker in self._idle],
-                "busy": [{"pid": pid, "quantumTaskArn": arn} for pid, arn in self._busy.items()],
+                "busy": [
+                    {"pid": pid, "quantumTaskArn": arn} for pid, (arn, _) in self._busy.items()
+                ],
                 "started": self.started,
                 "replaced": self.replaced,
             }
@@ -191,7 +196,13 @@ class SimulatorProcesses:
             worker.stop()
 
     def reset(self) -> None:
-        """Count afresh; the idle workers are kept for the next tasks."""
+        """Stop the simulations under way (their tasks were forgotten) and count afresh; the
+        idle workers are kept for the next tasks."""
         with self._lock:
+            self._epoch += 1
             self.started = 0
             self.replaced = 0
+            busy = [worker for _, worker in self._busy.values()]
+        for worker in busy:  # its task's thread sees it die, and stops it
+            if worker.alive():
+                worker.process.kill()

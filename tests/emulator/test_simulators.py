@@ -231,6 +231,36 @@ def test_a_crashing_or_hanging_simulation_fails_only_its_own_task(aws: Any) -> N
     assert time.monotonic() - started < 120  # (a bound on the test, not a figure)
 
 
+def test_a_reset_stops_the_simulations_under_way_and_counts_afresh(aws: Any) -> None:
+    import os
+
+    from braket.aws import AwsDevice
+    from braket.circuits import Circuit
+
+    from covalent_braket_plugin.testing import provision
+    from tests.conftest import IMAGE, ROLE
+
+    aws.settings(simulator_workers=1, task_time_limit_seconds=300)
+    aws.control.faults(hang_simulations=1)
+    AwsDevice(SV1).run(Circuit().h(0), FOLDER, shots=10)
+    deadline = time.monotonic() + 30
+    while not aws.control.health()["simulators"]["busy"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [busy] = aws.control.health()["simulators"]["busy"]
+
+    aws.control.reset()  # the hung simulation's task is forgotten: its worker is stopped
+    provision(BUCKET, ROLE, IMAGE, client=aws.control.client)
+    deadline = time.monotonic() + 20
+    while aws.control.health()["simulators"]["busy"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert aws.control.health()["simulators"]["busy"] == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(busy["pid"], 0)
+    task = AwsDevice(SV1).run(Circuit().x(0), FOLDER, shots=5)
+    assert task.result().measurement_counts == {"1": 5}
+    assert aws.control.health()["simulators"]["replaced"] == 0  # not the reset's doing
+
+
 def test_a_program_the_simulator_rejects_fails_its_task_with_the_reason(aws: Any) -> None:
     from braket.aws import AwsDevice
 
