@@ -149,8 +149,16 @@ def serve() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the emulator stops its workers itself
+    from braket.ir.openqasm import Program  # noqa: F401  (what simulate() needs, loaded first)
+
+    from . import gradients  # noqa: F401
+    from .devices import simulator_class
+
+    simulator_class("braket_sv")  # imports the default simulator, DM1's class too
     out = sys.stdout
     sys.stdout = sys.stderr  # nothing but answers on the protocol's stream
+    out.write(json.dumps({"ready": True}) + "\n")  # imported: a task's time starts now
+    out.flush()
     for line in sys.stdin:
         request = json.loads(line)
         fault = request.get("fault")

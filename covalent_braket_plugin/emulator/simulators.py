@@ -21,6 +21,9 @@ from typing import Any
 
 from .settings import RuntimeSettings
 
+#: Seconds a new worker may take to import the simulators (numba and all) before its first task.
+_START_SECONDS = 120.0
+
 
 class SimulationFailed(RuntimeError):
     """The simulation did not give a result; the message is the task's failure reason."""
@@ -40,6 +43,7 @@ class _Worker:
             text=True,
         )
         self.answers: queue.Queue[str | None] = queue.Queue()
+        self.ready = False  # its first line, once its imports are done, says it is
         self.errors: collections.deque[str] = collections.deque(maxlen=5)
         threading.Thread(target=self._read_answers, daemon=True).start()
         threading.Thread(target=self._read_errors, daemon=True).start()
@@ -64,8 +68,20 @@ class _Worker:
         return self.process.poll() is None
 
     def ask(self, request: dict[str, Any], timeout: float) -> str:
-        """Send one request; the results, or SimulationFailed."""
+        """Send one request; the results, or SimulationFailed. The ``timeout`` counts from
+        when the worker is ready: a new worker's imports are not the task's time."""
         assert self.process.stdin is not None
+        if not self.ready:
+            try:
+                line = self.answers.get(timeout=_START_SECONDS)
+            except queue.Empty:
+                self.stop()
+                raise SimulationFailed(
+                    f"the simulator did not start within {_START_SECONDS:g} s"
+                ) from None
+            if line is None:
+                raise SimulationFailed(self.death())
+            self.ready = True
         try:
             self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
@@ -202,7 +218,6 @@ class SimulatorProcesses:
             self._epoch += 1
             self.started = 0
             self.replaced = 0
-            busy = [worker for _, worker in self._busy.values()]
-        for worker in busy:  # its task's thread sees it die, and stops it
-            if worker.alive():
-                worker.process.kill()
+            for _, worker in self._busy.values():  # its task's thread sees it die, stops it
+                if worker.alive():
+                    worker.process.kill()
