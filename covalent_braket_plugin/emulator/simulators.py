@@ -72,34 +72,34 @@ class _Worker:
         when the worker is ready: a new worker's imports are not the task's time."""
         assert self.process.stdin is not None
         if not self.ready:
-            try:
-                line = self.answers.get(timeout=_START_SECONDS)
-            except queue.Empty:
-                self.stop()
-                raise SimulationFailed(
-                    f"the simulator did not start within {_START_SECONDS:g} s"
-                ) from None
-            if line is None:
-                raise SimulationFailed(self.death())
+            self._next_line(
+                _START_SECONDS, f"the simulator did not start within {_START_SECONDS:g} s"
+            )
             self.ready = True
         try:
             self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
         except OSError:
             raise SimulationFailed(self.death()) from None
-        try:
-            line = self.answers.get(timeout=timeout)
-        except queue.Empty:
-            self.stop()
-            raise SimulationFailed(
-                f"the simulation ran longer than the {timeout:g} s allowed; it was stopped"
-            ) from None
-        if line is None:
-            raise SimulationFailed(self.death())
+        line = self._next_line(
+            timeout, f"the simulation ran longer than the {timeout:g} s allowed; it was stopped"
+        )
         answer = json.loads(line)
         if "error" in answer:
             raise SimulationFailed(answer["error"])
         return answer["ok"]
+
+    def _next_line(self, timeout: float, late: str) -> str:
+        """The worker's next line; SimulationFailed if it died, or if none came within
+        ``timeout`` seconds (``late`` says so; the worker is stopped)."""
+        try:
+            line = self.answers.get(timeout=timeout)
+        except queue.Empty:
+            self.stop()
+            raise SimulationFailed(late) from None
+        if line is None:
+            raise SimulationFailed(self.death())
+        return line
 
     def death(self) -> str:
         """Why the process ended, as a task's failure reason."""
