@@ -19,6 +19,7 @@ class InternalClients:
         self.endpoint_url = endpoint_url
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str, str | None], Any] = {}
+        self._session: Any = None  # one session: each service model read once, not per client
 
     def get(self, service: str, region: str, account: str | None = None) -> Any:
         key = (service, region, account)
@@ -27,7 +28,9 @@ class InternalClients:
                 import boto3
                 from botocore.config import Config
 
-                client = boto3.session.Session().client(
+                if self._session is None:
+                    self._session = boto3.session.Session()
+                client = self._session.client(
                     service,
                     region_name=region,
                     endpoint_url=self.endpoint_url,
