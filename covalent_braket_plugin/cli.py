@@ -68,8 +68,12 @@ def _provision(url: str) -> str:
     import boto3
 
     from .config import DEFAULTS
-    from .emulator.identity import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY, DEFAULT_ACCOUNT
-    from .emulator.identity import DEFAULT_REGION as REGION
+    from .emulator.aws_services.identity import (
+        CLIENT_ACCESS_KEY,
+        CLIENT_SECRET_KEY,
+        DEFAULT_ACCOUNT,
+    )
+    from .emulator.aws_services.identity import DEFAULT_REGION as REGION
     from .testing import provision
 
     def client(service: str) -> object:

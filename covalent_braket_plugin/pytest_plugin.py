@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from .emulator.identity import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY, DEFAULT_REGION
+from .emulator.aws_services.identity import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY, DEFAULT_REGION
 
 #: One boto3 session for every control's clients, built on first use. A session reads each
 #: service's model once: a client from a fresh session costs about a tenth of a second, one

@@ -22,8 +22,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .emulator.identity import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY, DEFAULT_REGION
-from .emulator.prices import PATH as PRICE_LIST_PATH
+from .emulator.aws_services.identity import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY, DEFAULT_REGION
+from .emulator.aws_services.price_list import PATH as PRICE_LIST_PATH
 from .policies import TRUST_POLICY
 
 START_TIMEOUT = 120.0

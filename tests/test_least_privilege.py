@@ -20,8 +20,8 @@ import pytest
 
 from covalent_braket_plugin.aws import AwsError
 from covalent_braket_plugin.braket import wait_for_cleanups
-from covalent_braket_plugin.emulator.iam import is_allowed
-from covalent_braket_plugin.emulator.identity import CLIENT_ACCESS_KEY, JOB_ACCESS_KEY
+from covalent_braket_plugin.emulator.aws_services.iam_policies import is_allowed
+from covalent_braket_plugin.emulator.aws_services.identity import CLIENT_ACCESS_KEY, JOB_ACCESS_KEY
 from tests.conftest import BUCKET, IMAGE, ROLE, SV1
 from tests.test_braket import hosted, keys, run
 
@@ -316,7 +316,7 @@ def test_the_terraform_job_role_is_one_braket_can_assume() -> None:
 
     import hcl2
 
-    from covalent_braket_plugin.emulator.roles import trusts_braket
+    from covalent_braket_plugin.emulator.aws_services.role_trust import trusts_braket
 
     with open(INFRA / "terraform" / "main.tf", encoding="utf-8") as handle:
         parsed = hcl2.load(handle)

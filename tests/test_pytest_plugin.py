@@ -81,7 +81,7 @@ def test_journal_names_s3_operations_and_faults_can_target_them(braket_emulator:
 
 
 def test_virtual_hosted_s3_requests_are_named_like_path_style_ones() -> None:
-    from covalent_braket_plugin.emulator.s3 import operation
+    from covalent_braket_plugin.emulator.aws_services.s3 import operation
 
     def named(method: str, host: str, path: str, query: str = "", **headers: str) -> Any:
         environ = {"REQUEST_METHOD": method, "HTTP_HOST": host, "PATH_INFO": path}

@@ -18,7 +18,7 @@ import pytest
 from covalent_braket_plugin import pricing, usage
 from covalent_braket_plugin.braket import wait_for_cleanups
 from covalent_braket_plugin.covalent_loader import server_log
-from covalent_braket_plugin.emulator.prices import PATH as PRICE_PATH
+from covalent_braket_plugin.emulator.aws_services.price_list import PATH as PRICE_PATH
 from covalent_braket_plugin.location import TaskLocation
 from tests.conftest import BUCKET, ROLE
 from tests.test_braket import hosted, keys, run

@@ -16,17 +16,19 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-from . import prices, s3, simulate
-from .backend import BraketBackends
+from .api.backend import BraketBackends
+from .api.quotas import QuotaGate
+from .api.responses import BraketResponses
+from .aws_services import price_list as prices
+from .aws_services import s3
+from .aws_services import simulate_principal_policy as simulate
+from .aws_services.ecr_images import ManagedImages
+from .aws_services.identity import account_of, scope_of
 from .control import PREFIX as CONTROL_PREFIX
 from .control import ControlApi
 from .faults import INTERNAL_AGENT, FaultInjector, error_reply
-from .identity import account_of, scope_of
-from .images import ManagedImages
 from .journal import Journal
-from .quotas import QuotaGate
-from .responses import BraketResponses
-from .runtime import JobRuntime
+from .runtime.lifecycle import JobRuntime
 from .wsgi import StartResponse
 
 

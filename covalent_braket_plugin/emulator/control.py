@@ -11,12 +11,12 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .backend import BraketBackends
-from .devices import parse_catalogue
+from .api.backend import BraketBackends
+from .api.devices import parse_catalogue
 from .exceptions import BraketError, ResourceNotFoundException, ValidationException
 from .faults import FaultInjector
 from .journal import Journal
-from .runtime import JobRuntime
+from .runtime.lifecycle import JobRuntime
 from .wsgi import StartResponse, error_response, json_response, read_json
 
 PREFIX = "/_emulator"

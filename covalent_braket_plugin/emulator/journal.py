@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from . import s3, urls
-from .identity import Scope
+from .api import urls
+from .aws_services import s3
+from .aws_services.identity import Scope
 
 #: Requests kept (oldest dropped first).
 JOURNAL_SIZE = 10_000

@@ -16,16 +16,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .api.backend import BraketBackends
+from .api.devices import CATALOGUE_ENV, DeviceCatalogue, load_catalogue
 from .app import EmulatorApp
-from .backend import BraketBackends
-from .clients import InternalClients
-from .devices import CATALOGUE_ENV, DeviceCatalogue, load_catalogue
+from .aws_services.ecr_images import ManagedImages
+from .aws_services.own_clients import InternalClients
+from .circuits.task_runner import QuantumTaskRunner
 from .faults import FaultInjector
-from .images import ManagedImages
 from .journal import Journal
-from .launcher import Launcher
-from .quantum_tasks import QuantumTaskRunner
-from .runtime import JobRuntime
+from .runtime.launcher import Launcher
+from .runtime.lifecycle import JobRuntime
 from .settings import RuntimeSettings
 
 

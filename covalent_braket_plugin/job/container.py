@@ -5,7 +5,7 @@ One implementation of the container's contract, for two hosts:
 - a "bring your own container" (BYOC) image, whose ``SAGEMAKER_PROGRAM`` runs
   ``python -m covalent_braket_plugin.job.container`` (see the repository's ``Dockerfile``):
   there it works on the real ``/opt`` tree and installs every ``requirements.txt`` with pip;
-- Braket-in-a-box, whose :mod:`covalent_braket_plugin.emulator.bootstrap` calls :func:`run`
+- Braket-in-a-box, whose :mod:`covalent_braket_plugin.emulator.runtime.bootstrap` calls :func:`run`
   with the paths of a job's working directory and a requirements check that installs nothing.
 
 What :func:`run` does, in the container's order and with its log lines: it makes

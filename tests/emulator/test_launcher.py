@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from covalent_braket_plugin.emulator.launcher import LaunchedProcess, Launcher
+from covalent_braket_plugin.emulator.runtime.launcher import LaunchedProcess, Launcher
 
 pytestmark = pytest.mark.timeout(180)
 

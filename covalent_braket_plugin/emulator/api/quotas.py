@@ -12,9 +12,9 @@ from __future__ import annotations
 import threading
 import time
 
-from ..service import API_QUOTA, QUOTAS, THROTTLED_MESSAGE
-from .exceptions import ThrottlingException
-from .settings import RuntimeSettings
+from ...service import API_QUOTA, QUOTAS, THROTTLED_MESSAGE
+from ..exceptions import ThrottlingException
+from ..settings import RuntimeSettings
 
 
 class _Bucket:

@@ -1,6 +1,6 @@
 """The emulated job container's entry point: what Amazon's job image runs, in our own words.
 
-Run as ``python -m covalent_braket_plugin.emulator.bootstrap`` in a job's working directory,
+Run as ``python -m covalent_braket_plugin.emulator.runtime.bootstrap`` in a job's working directory,
 it plays two parts, as the real image does:
 
 - the training toolkit around the script: the ``Training Env`` it logs (``"user_entry_point":
@@ -24,7 +24,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from ..job import container
+from ...job import container
 
 
 def check_requirements(path: Path, code: Path | None = None) -> None:

@@ -4,7 +4,7 @@ environment, its inputs staged from S3, its command, and its outputs uploaded to
 Each job gets a working directory laid out like the container's tree, a hyperparameters
 file, the ``AMZN_BRAKET_*`` variables pointing into that directory, and every AWS endpoint
 variable pointing back at the emulator. In script mode the process is
-:mod:`covalent_braket_plugin.emulator.bootstrap` in the current Python environment.
+:mod:`covalent_braket_plugin.emulator.runtime.bootstrap` in the current Python environment.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .clients import InternalClients
-from .identity import JOB_ACCESS_KEY, JOB_SECRET_KEY
-from .models import Job
-from .prices import PATH as PRICE_LIST_PATH
+from ..api.models import Job
+from ..aws_services.identity import JOB_ACCESS_KEY, JOB_SECRET_KEY
+from ..aws_services.own_clients import InternalClients
+from ..aws_services.price_list import PATH as PRICE_LIST_PATH
 
 
 def split_s3(uri: str) -> tuple[str, str]:
@@ -169,7 +169,7 @@ class JobContainer:
         """
         algorithm = self.job.request["algorithmSpecification"]
         if algorithm.get("scriptModeConfig"):
-            return [sys.executable, "-u", "-m", "covalent_braket_plugin.emulator.bootstrap"]
+            return [sys.executable, "-u", "-m", "covalent_braket_plugin.emulator.runtime.bootstrap"]
         command = image_commands.get(algorithm.get("containerImage", {}).get("uri", ""))
         if not command:
             return None

@@ -3,9 +3,9 @@
 The local simulators cannot share a process between threads (their numba layer aborts the
 whole process when two threads simulate at once), and a simulation may crash, hang or run
 out of memory. So simulations run in worker processes
-(``python -m covalent_braket_plugin.emulator.simulation``), one task at a time each, at most
-``simulator_workers`` at once. A worker that dies or passes the time limit takes only its own
-task with it: the task fails with the reason, the worker is replaced, the emulator serves on.
+(``python -m covalent_braket_plugin.emulator.circuits.simulation``), one task at a time each,
+at most ``simulator_workers`` at once. A worker that dies or passes the time limit takes only its
+own task with it: the task fails with the reason, the worker is replaced, the emulator serves on.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 import threading
 from typing import Any
 
-from .settings import RuntimeSettings
+from ..settings import RuntimeSettings
 
 #: Seconds a new worker may take to import the simulators (numba and all) before its first task.
 _START_SECONDS = 120.0
@@ -35,7 +35,7 @@ class _Worker:
     def __init__(self) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "covalent_braket_plugin.emulator.simulation"],
+            [sys.executable, "-m", "covalent_braket_plugin.emulator.circuits.simulation"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -149,7 +149,7 @@ class SimulatorProcesses:
         """Simulate one task (blocking until a worker is free); its ``results.json`` text.
 
         Args:
-            request: See :func:`covalent_braket_plugin.emulator.simulation.simulate`.
+            request: See :func:`covalent_braket_plugin.emulator.circuits.simulation.simulate`.
             on_start: Called when a worker takes the task, before it runs; if it returns
                 False (the task was cancelled meanwhile) nothing is simulated and None is
                 returned.

@@ -1,10 +1,10 @@
 """One quantum task's simulation and its ``results.json``, as the managed simulators write it.
 
 This module runs inside a simulator worker process (see
-:mod:`~covalent_braket_plugin.emulator.simulators`), never in the emulator's own: the local
-simulators must not run in two threads of one process at once. ``python -m
-covalent_braket_plugin.emulator.simulation`` serves requests on stdin, one JSON line each, and
-answers on stdout, one JSON line each.
+:mod:`~covalent_braket_plugin.emulator.circuits.workers`), never in the emulator's own: the
+local simulators must not run in two threads of one process at once. ``python -m
+covalent_braket_plugin.emulator.circuits.simulation`` serves requests on stdin, one JSON line
+each, and answers on stdout, one JSON line each.
 
 What the service writes and the local simulators do not:
 
@@ -39,8 +39,8 @@ def simulate(request: dict[str, Any]) -> str:
 
     from braket.ir.openqasm import Program
 
+    from ..api.devices import simulator_class
     from . import gradients
-    from .devices import simulator_class
 
     warnings.simplefilter("ignore")  # a noise-free circuit on DM1, and the like: not the task's
     program = Program.parse_raw(request["action"])
@@ -151,8 +151,7 @@ def serve() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the emulator stops its workers itself
     from braket.ir.openqasm import Program  # noqa: F401  (what simulate() needs, loaded first)
 
-    from . import gradients  # noqa: F401
-    from .devices import simulator_class
+    from ..api.devices import simulator_class
 
     simulator_class("braket_sv")  # imports the default simulator, DM1's class too
     out = sys.stdout

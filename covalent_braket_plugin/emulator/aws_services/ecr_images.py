@@ -14,9 +14,9 @@ import json
 import threading
 from typing import Any
 
-from ..service import MANAGED_IMAGE_REGISTRY, MANAGED_IMAGE_REPOSITORIES
-from .clients import InternalClients
-from .settings import RuntimeSettings
+from ...service import MANAGED_IMAGE_REGISTRY, MANAGED_IMAGE_REPOSITORIES
+from ..settings import RuntimeSettings
+from .own_clients import InternalClients
 
 #: A stand-in manifest (no layers): what ECR stores is not run here.
 _MANIFEST = {

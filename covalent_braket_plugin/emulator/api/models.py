@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..service import timestamp
+from ...service import timestamp
 
 
 def now() -> datetime:

@@ -11,8 +11,8 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from ..service import JOB_NAME_MAX, JOB_NAME_PATTERN, MAX_RUNTIME_SECONDS, instance_types
-from .exceptions import DeviceOfflineException, DeviceRetiredException, ValidationException
+from ...service import JOB_NAME_MAX, JOB_NAME_PATTERN, MAX_RUNTIME_SECONDS, instance_types
+from ..exceptions import DeviceOfflineException, DeviceRetiredException, ValidationException
 
 if TYPE_CHECKING:
     from .devices import Device

@@ -20,9 +20,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 from xml.sax.saxutils import escape
 
-from .iam import is_allowed, statement_allows
+from ..wsgi import StartResponse
+from .iam_policies import is_allowed, statement_allows
 from .identity import Scope
-from .wsgi import StartResponse
 
 ACTION = "SimulatePrincipalPolicy"
 _NS = "https://iam.amazonaws.com/doc/2010-05-08/"

@@ -7,7 +7,7 @@ job imports loaded (:mod:`.launcher`); an image-mode job's command is started co
 Each job's process runs in a process group of its own (so that its whole tree can be stopped)
 inside the emulator's session, so it shares the emulator's scheduling group and priority:
 ``nice covalent-braket emulator`` lowers the jobs too. Its output goes to CloudWatch Logs
-(:class:`~covalent_braket_plugin.emulator.logs.LogShipper`), its results directory to S3.
+(:class:`~.aws_services.cloudwatch_logs.LogShipper`), its results directory to S3.
 """
 
 from __future__ import annotations
@@ -21,22 +21,22 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .clients import InternalClients
-from .container import JobContainer
+from ..api.models import Job
+from ..aws_services.cloudwatch_logs import LogShipper
+from ..aws_services.own_clients import InternalClients
+from ..settings import RuntimeSettings
+from .contract import JobContainer
 from .launcher import LaunchedProcess, Launcher
-from .logs import LogShipper
-from .models import Job
-from .settings import RuntimeSettings
 
 if TYPE_CHECKING:
-    from .backend import BraketBackend
+    from ..api.backend import BraketBackend
 
 _OWN_PROCESS_GROUP: dict[str, object] = (
     {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
 )
 _KILL_GRACE_SECONDS = 3.0
 #: The command of a script-mode job: the container's bootstrap, which the warm launcher forks.
-_BOOTSTRAP = ["-u", "-m", "covalent_braket_plugin.emulator.bootstrap"]
+_BOOTSTRAP = ["-u", "-m", "covalent_braket_plugin.emulator.runtime.bootstrap"]
 
 
 class _Run:

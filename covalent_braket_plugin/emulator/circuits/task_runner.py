@@ -7,15 +7,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from .clients import InternalClients
-from .devices import Device
-from .faults import FaultInjector
-from .models import QuantumTask
-from .settings import RuntimeSettings
-from .simulators import SimulationFailed, SimulatorProcesses
+from ..api.devices import Device
+from ..api.models import QuantumTask
+from ..aws_services.own_clients import InternalClients
+from ..faults import FaultInjector
+from ..settings import RuntimeSettings
+from .workers import SimulationFailed, SimulatorProcesses
 
 if TYPE_CHECKING:
-    from .task_book import QuantumTaskBook
+    from ..api.quantum_tasks import QuantumTaskBook
 
 
 class QuantumTaskRunner:

@@ -2,10 +2,10 @@
 its services' (a job made in us-west-2 is not seen from eu-north-1). Knows nothing about HTTP.
 
 Jobs are run by a :class:`JobRunner` and quantum tasks by a
-:class:`~covalent_braket_plugin.emulator.task_book.TaskRunner`, both shared by every account
+:class:`~covalent_braket_plugin.emulator.api.quantum_tasks.TaskRunner`, both shared by every account
 and Region; each reports back to whoever started the work, handed over with the work: a job's
 runner to the backend, a quantum task's to the backend's
-:class:`~covalent_braket_plugin.emulator.task_book.QuantumTaskBook`.
+:class:`~covalent_braket_plugin.emulator.api.quantum_tasks.QuantumTaskBook`.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ import threading
 import uuid
 from typing import Any, Protocol
 
-from ..service import MAX_RUNTIME_SECONDS, TERMINAL_STATES
+from ...service import MAX_RUNTIME_SECONDS, TERMINAL_STATES
+from ..aws_services.role_trust import check_job_role
+from ..exceptions import ConflictException, ResourceNotFoundException, ValidationException
+from ..settings import RuntimeSettings
 from . import search
 from .devices import Device, DeviceCatalogue
-from .exceptions import ConflictException, ResourceNotFoundException, ValidationException
 from .models import Job, QuantumTask, now, place_in_queue
-from .roles import check_job_role
-from .settings import RuntimeSettings
-from .task_book import QuantumTaskBook, TaskRunner
-from .validation import validate_create_job, validate_job_associations
+from .quantum_tasks import QuantumTaskBook, TaskRunner
+from .rules import validate_create_job, validate_job_associations
 
 JOB_ARN_RE = re.compile(r"^arn:aws[a-z-]*:braket:([a-z0-9-]+):(\d{12}):job/(.+)$")
 

@@ -1,7 +1,7 @@
 """Braket requests: route, parse, authorise, call the caller's backend, serialize the answer.
 
 Each handler is thin: it reads what the operation takes from the request and hands it to the
-:class:`~covalent_braket_plugin.emulator.backend.BraketBackend` of the caller's account and
+:class:`~covalent_braket_plugin.emulator.api.backend.BraketBackend` of the caller's account and
 the Region the request was signed for.
 """
 
@@ -13,18 +13,20 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from ..service import REGIONS
-from . import iam, model_check, urls
-from .backend import BraketBackend, BraketBackends
-from .exceptions import (
+from ...service import REGIONS
+from ..aws_services import iam_policies as iam
+from ..aws_services.identity import Scope, account_of
+from ..exceptions import (
     BraketError,
     InternalServiceException,
     ServiceUnavailableException,
     ValidationException,
 )
-from .identity import Scope, account_of
+from ..wsgi import StartResponse, error_response, json_response, read_object
+from . import request_model as model_check
+from . import urls
+from .backend import BraketBackend, BraketBackends
 from .quotas import QuotaGate
-from .wsgi import StartResponse, error_response, json_response, read_object
 
 
 @dataclass

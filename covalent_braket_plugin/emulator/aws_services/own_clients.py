@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .faults import INTERNAL_AGENT
+from ..faults import INTERNAL_AGENT
 from .identity import JOB_ACCESS_KEY, JOB_SECRET_KEY
 
 

@@ -6,9 +6,9 @@ import threading
 import time
 from typing import Any
 
-from ..service import LOG_GROUP, log_stream_prefix
-from .clients import InternalClients
-from .models import Job
+from ...service import LOG_GROUP, log_stream_prefix
+from ..api.models import Job
+from .own_clients import InternalClients
 
 _FLUSH_SECONDS = 0.5
 

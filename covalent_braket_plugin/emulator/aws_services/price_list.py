@@ -18,7 +18,7 @@ import csv
 import io
 from collections.abc import Iterable
 
-from ..service import REGIONS
+from ...service import REGIONS
 
 #: Where the emulator serves its price list (the real list's path).
 PATH = "/offers/v1.0/aws/AmazonBraket/current/index.csv"

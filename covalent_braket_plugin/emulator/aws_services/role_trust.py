@@ -14,8 +14,8 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
-from .exceptions import ValidationException
-from .iam import statement_allows
+from ..exceptions import ValidationException
+from .iam_policies import statement_allows
 
 BRAKET = "braket.amazonaws.com"
 

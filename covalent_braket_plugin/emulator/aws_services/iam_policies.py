@@ -88,7 +88,7 @@ def authorize(policy: dict[str, Any], operation: str, request: Any) -> None:
     device (Braket's guidance restricts them by device ARN, so a statement on ``job/*`` grants
     neither); ``*`` otherwise.
     """
-    from .exceptions import AccessDeniedException
+    from ..exceptions import AccessDeniedException
 
     device = {
         "CreateJob": (request.body.get("deviceConfig") or {}).get("device"),

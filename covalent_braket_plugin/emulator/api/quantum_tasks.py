@@ -1,5 +1,5 @@
 """The quantum tasks of one account in one Region, kept for its
-:class:`~covalent_braket_plugin.emulator.backend.BraketBackend`: created (once per client
+:class:`~covalent_braket_plugin.emulator.api.backend.BraketBackend`: created (once per client
 token), looked up, described with their place in their device's queue, cancelled, searched,
 and their runs' progress as the task runner reports it. Knows nothing about HTTP.
 
@@ -15,12 +15,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..service import TERMINAL_STATES
+from ...service import TERMINAL_STATES
+from ..exceptions import ConflictException, ResourceNotFoundException, ValidationException
 from . import search
 from .devices import Device, DeviceCatalogue
-from .exceptions import ConflictException, ResourceNotFoundException, ValidationException
 from .models import Job, QuantumTask, now, place_in_queue
-from .validation import validate_create_quantum_task
+from .rules import validate_create_quantum_task
 
 
 class TaskRunner(Protocol):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .exceptions import ValidationException
+from ..exceptions import ValidationException
 
 SV1 = "arn:aws:braket:::device/quantum-simulator/amazon/sv1"
 DM1 = "arn:aws:braket:::device/quantum-simulator/amazon/dm1"

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from .exceptions import ValidationException
+from ..exceptions import ValidationException
 
 
 @functools.lru_cache(maxsize=1)

@@ -52,12 +52,12 @@ PRELOAD: tuple[str, ...] = (
     "braket.circuits",
     "pennylane",
     "braket.pennylane_plugin",
-    "covalent_braket_plugin.emulator.bootstrap",
+    "covalent_braket_plugin.emulator.runtime.bootstrap",
 )
 #: The services whose models the zygote loads into the botocore loader its children share.
 WARM_SERVICES: tuple[str, ...] = ("s3", "braket", "logs", "sts")
 
-_MODULE = "covalent_braket_plugin.emulator.zygote"
+_MODULE = "covalent_braket_plugin.emulator.runtime.zygote"
 #: How the zygote (and a cold ``--run``) is started, as ``python -c MAIN ARGS...``: ``main``
 #: called by import, not ``-m`` (the package imports this module first, and runpy would warn
 #: that it runs a module already imported).

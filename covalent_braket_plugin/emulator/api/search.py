@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..service import SEARCH_PAGE_MAX, timestamp
-from .exceptions import ValidationException
-from .validation import int_in
+from ...service import SEARCH_PAGE_MAX, timestamp
+from ..exceptions import ValidationException
+from .rules import int_in
 
 
 def _encode_token(offset: int) -> str:

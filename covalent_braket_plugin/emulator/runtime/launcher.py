@@ -1,6 +1,6 @@
 """The warm launcher: job processes forked from a warm parent instead of started cold.
 
-A cold job process (``python -u -m covalent_braket_plugin.emulator.bootstrap``) spends
+A cold job process (``python -u -m covalent_braket_plugin.emulator.runtime.bootstrap``) spends
 0.6-6 s importing boto3, Covalent and the Braket SDK before the job's first line. A
 :class:`Launcher` keeps one *zygote* (:mod:`.zygote`, the code that runs inside it): a
 process started once, which imports all that (:data:`~.zygote.PRELOAD`) and then forks one
