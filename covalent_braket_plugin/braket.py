@@ -29,6 +29,7 @@ from .config import DEFAULTS, BraketSettings, InvalidSettingError, merged_settin
 from .errors import BraketJobError
 from .location import TaskLocation, job_name
 from .results import wait_for_cleanups
+from .service import arn_region
 
 __all__ = [
     "EXECUTOR_PLUGIN_NAME",
@@ -289,7 +290,7 @@ class BraketExecutor(RemoteExecutor):
         if not job_handle:
             return False
         job_arn = str(job_handle)
-        settings = self.settings().in_region(job_arn.split(":")[3])  # the job's own Region
+        settings = self.settings().in_region(arn_region(job_arn))  # the job's own Region
         status = await waiting.cancel(settings, job_arn, seconds=60.0)
         return status in {"CANCELLING", "CANCELLED"}
 

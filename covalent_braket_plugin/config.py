@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .service import MAX_RUNTIME_SECONDS, instance_types
+from .service import MAX_RUNTIME_SECONDS, MAX_TAGS_PER_RESOURCE, arn_region, instance_types
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -183,10 +183,15 @@ def check_kms_key(value: Any) -> str:
 _RESERVATION_RE = re.compile(r"^arn:aws[a-z-]*:braket:[a-z0-9-]+:\d{12}:reservation/[\w-]{1,128}$")
 #: Tag characters besides Unicode letters, numbers and separators.
 _TAG_PUNCTUATION = frozenset("_.:/=+-@")
-#: Tags the executor puts on every job itself; a ``tags`` setting may not use the prefix.
+#: Tags the executor puts on every job itself, naming the attempt it runs; a ``tags`` setting
+#: may not use their prefix.
 OWN_TAG_PREFIX = "covalent:"
+DISPATCH_TAG = f"{OWN_TAG_PREFIX}dispatch_id"
+NODE_TAG = f"{OWN_TAG_PREFIX}node_id"
+ATTEMPT_TAG = f"{OWN_TAG_PREFIX}attempt"
+OWN_TAGS = (DISPATCH_TAG, NODE_TAG, ATTEMPT_TAG)
 #: Braket's most tags on a resource, less the executor's own.
-MAX_TAGS = 50 - 3
+MAX_TAGS = MAX_TAGS_PER_RESOURCE - len(OWN_TAGS)
 
 
 def check_reservation(value: Any) -> str:
@@ -212,12 +217,13 @@ def _tag_text_ok(text: str) -> bool:
 def check_tags(value: Any) -> tuple[tuple[str, str], ...]:
     """A mapping of tag keys to values, as AWS takes them: keys of 1-128 and values of 0-256
     Unicode letters, numbers, separators (spaces) and ``_.:/=+-@``, no key starting ``aws:``
-    (AWS's) or ``covalent:`` (the executor's), in any case, and at most 47 tags (Braket takes
-    50 on a job, the executor adds 3). The error names the first tag that is not allowed."""
+    (AWS's) or ``covalent:`` (the executor's), in any case, and at most :data:`MAX_TAGS` tags
+    (Braket's most on a job, less the executor's own). The error names the first tag that is
+    not allowed."""
     allowed = (
         "a mapping of tag keys to values: keys of 1-128 and values of 0-256 Unicode letters, "
         f"numbers, spaces and _.:/=+-@, keys not starting with aws: or {OWN_TAG_PREFIX}, at most "
-        f"{MAX_TAGS} tags (Braket's 50 less the executor's 3)"
+        f"{MAX_TAGS} tags (Braket's {MAX_TAGS_PER_RESOURCE} less the executor's {len(OWN_TAGS)})"
     )
     if isinstance(value, dict):
         items = list(value.items())
@@ -356,8 +362,7 @@ class BraketSettings:
     def device_region(self) -> str:
         """The Region in ``quantum_device``'s ARN; empty for the managed simulators, which
         every Braket Region serves."""
-        parts = self.quantum_device.split(":")
-        return parts[3] if len(parts) > 3 else ""
+        return arn_region(self.quantum_device)
 
     def in_region(self, region: str) -> BraketSettings:
         """These settings with ``region`` for the job's Region (unchanged if empty)."""

@@ -114,6 +114,7 @@ def _dispatch(address: str, poll_freq: float, started: float, say: Any) -> int:
     import covalent as ct
 
     from .braket import BraketExecutor
+    from .config import DISPATCH_TAG
     from .testing import provision
 
     provision(
@@ -135,7 +136,7 @@ def _dispatch(address: str, poll_freq: float, started: float, say: Any) -> int:
         jobs = [
             j
             for j in braket.search_jobs(filters=[])["jobs"]
-            if j["tags"].get("covalent:dispatch_id") == dispatch_id
+            if j["tags"].get(DISPATCH_TAG) == dispatch_id
         ]
         state = (status, *((job["jobName"], job["status"]) for job in jobs))
         if state != seen:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .config import BraketSettings
+from .config import ATTEMPT_TAG, DISPATCH_TAG, NODE_TAG, BraketSettings
 from .job import ENTRY_POINT
 from .job.runner import (
     HP_BUCKET_OWNER,
@@ -82,9 +82,9 @@ def create_job_request(
         "hyperParameters": hyperparameters,
         "tags": {
             **dict(settings.tags),
-            "covalent:dispatch_id": location.dispatch_id,
-            "covalent:node_id": location.node_id,
-            "covalent:attempt": str(location.attempt),
+            DISPATCH_TAG: location.dispatch_id,
+            NODE_TAG: location.node_id,
+            ATTEMPT_TAG: str(location.attempt),
         },
     }
     if settings.reservation_arn:

@@ -122,9 +122,16 @@ def _still_running(
     return job
 
 
-def get(settings: BraketSettings, job_arn: str) -> dict[str, Any]:
-    """GetJob."""
-    return aws.call(aws.clients_for(settings).braket, "get_job", jobArn=job_arn)
+def get_job(braket: Any, job_arn: str, queue_info: bool = False) -> dict[str, Any]:
+    """``GetJob`` with a Braket client; with ``queue_info``, the job's place in its queue too
+    (``queueInfo``, which the service returns only when asked)."""
+    extra = {"additionalAttributeNames": ["QueueInfo"]} if queue_info else {}
+    return aws.call(braket, "get_job", jobArn=job_arn, **extra)
+
+
+def get(settings: BraketSettings, job_arn: str, queue_info: bool = False) -> dict[str, Any]:
+    """``GetJob`` with the settings' client (see :func:`get_job`)."""
+    return get_job(aws.clients_for(settings).braket, job_arn, queue_info)
 
 
 def cancel(settings: BraketSettings, job_arn: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import aws, images, pacing
 from .config import BraketSettings, InvalidSettingError
-from .service import REGIONS
+from .service import REGIONS, arn_region
 
 #: How long a successful pre-flight check of the AWS resources is trusted.
 TTL_SECONDS = 300.0
@@ -74,7 +74,7 @@ def check_reservation(settings: BraketSettings) -> None:
             f"empty for quantum_device {device}: Braket Direct reservations are for QPUs, "
             "not simulators (set quantum_device to the reserved QPU, or reservation_arn empty)",
         )
-    reserved_in = arn.split(":")[3] if arn.count(":") >= 5 else ""
+    reserved_in = arn_region(arn)
     job_region = settings.device_region or settings.region
     if job_region and reserved_in != job_region:
         raise InvalidSettingError(

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .covalent_loader import server_log
+from .service import arn_region
 
 #: A queued job's place is asked at most once per this many poll intervals.
 QUEUE_INFO_EVERY = 3
@@ -41,8 +42,7 @@ def enabled() -> bool:
 
 def console_url(job_arn: str) -> str:
     """The job's page in the Amazon Braket console, in the job's Region."""
-    parts = job_arn.split(":")
-    region = parts[3] if len(parts) > 3 else ""
+    region = arn_region(job_arn)
     return (
         f"https://{region}.console.aws.amazon.com/braket/home?region={region}"
         f"#/jobs/{quote(job_arn, safe='')}"

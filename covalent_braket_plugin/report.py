@@ -16,22 +16,25 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime
 from typing import Any, TextIO
 
-from . import aws, pacing, progress, usage
-from .config import BraketSettings, InvalidSettingError, merged_settings
+from . import aws, jobs, pacing, progress, usage
+from .config import (
+    ATTEMPT_TAG,
+    DISPATCH_TAG,
+    NODE_TAG,
+    BraketSettings,
+    InvalidSettingError,
+    merged_settings,
+)
 from .job.runner import HP_TASK_URI
 from .jobs import search as search_jobs
 from .location import TaskLocation, job_name
 from .logs import LATE_LINES_SECONDS
-from .service import LOG_GROUP, TERMINAL_STATES, log_stream_prefix
+from .service import LOG_GROUP, TERMINAL_STATES, iso_time, log_stream_prefix
 
 #: Seconds between looks at a followed job's log and state.
 FOLLOW_SECONDS = 2.0
-_DISPATCH = "covalent:dispatch_id"
-_NODE = "covalent:node_id"
-_ATTEMPT = "covalent:attempt"
 
 
 def add_commands(subparsers: Any) -> None:
@@ -105,7 +108,7 @@ def find_jobs(settings: BraketSettings, dispatch_id: str) -> list[tuple[BraketSe
         found += [
             (where, summary)
             for summary in summaries
-            if (summary.get("tags") or {}).get(_DISPATCH) == dispatch_id
+            if (summary.get("tags") or {}).get(DISPATCH_TAG) == dispatch_id
         ]
     found.sort(key=lambda pair: _order(pair[1]))
     return found
@@ -113,8 +116,8 @@ def find_jobs(settings: BraketSettings, dispatch_id: str) -> list[tuple[BraketSe
 
 def _order(job: dict[str, Any]) -> tuple[Any, ...]:
     tags = job.get("tags") or {}
-    node = str(tags.get(_NODE, ""))
-    attempt = str(tags.get(_ATTEMPT, "0"))
+    node = str(tags.get(NODE_TAG, ""))
+    attempt = str(tags.get(ATTEMPT_TAG, "0"))
     return (
         (0, int(node), "") if node.isdigit() else (1, 0, node),
         int(attempt) if attempt.isdigit() else 0,
@@ -123,16 +126,15 @@ def _order(job: dict[str, Any]) -> tuple[Any, ...]:
 
 def _get_job(settings: BraketSettings, arn: str, queue_info: bool = False) -> dict[str, Any]:
     pacing.wait_sync(*aws.quota_key(settings), ["GetJob"])
-    extra = {"additionalAttributeNames": ["QueueInfo"]} if queue_info else {}
-    return aws.call(aws.clients_for(settings).braket, "get_job", jobArn=arn, **extra)
+    return jobs.get(settings, arn, queue_info)
 
 
 def describe(settings: BraketSettings, summary: dict[str, Any]) -> dict[str, Any]:
     """One row of the ``jobs`` table. A finished job whose ``usage.json`` is where the
     settings' bucket puts it costs no Braket call; the others are read with ``GetJob``."""
     tags = summary.get("tags") or {}
-    node, attempt = str(tags.get(_NODE, "")), str(tags.get(_ATTEMPT, "0"))
-    dispatch = str(tags.get(_DISPATCH, ""))
+    node, attempt = str(tags.get(NODE_TAG, "")), str(tags.get(ATTEMPT_TAG, "0"))
+    dispatch = str(tags.get(DISPATCH_TAG, ""))
     status = summary["status"]
     record = None
     job: dict[str, Any] = summary
@@ -166,8 +168,8 @@ def describe(settings: BraketSettings, summary: dict[str, Any]) -> dict[str, Any
         "state": job["status"],
         "queue": info.get("queue") if position not in (None, "None") else None,
         "queue_position": position if position not in (None, "None") else None,
-        "started": _iso(job.get("startedAt")),
-        "ended": _iso(job.get("endedAt")),
+        "started": iso_time(job.get("startedAt")),
+        "ended": iso_time(job.get("endedAt")),
         "billable_ms": billable,
         "quantum_tasks": tasks,
         "estimated_cost_usd": cost["total"] if cost else None,
@@ -179,12 +181,6 @@ def describe(settings: BraketSettings, summary: dict[str, Any]) -> dict[str, Any
 
 def _int(text: str) -> int:
     return int(text) if str(text).isdigit() else 0
-
-
-def _iso(moment: Any) -> str | None:
-    if isinstance(moment, datetime):
-        return moment.isoformat()
-    return str(moment) if moment else None
 
 
 def jobs_rows(settings: BraketSettings, dispatch_id: str) -> list[dict[str, Any]]:
@@ -344,12 +340,12 @@ def logs_report(
     found = [
         (where, job)
         for where, job in find_jobs(settings, dispatch_id)
-        if node is None or str((job.get("tags") or {}).get(_NODE)) == str(node)
+        if node is None or str((job.get("tags") or {}).get(NODE_TAG)) == str(node)
     ]
     for where, job in found:
         tags = job.get("tags") or {}
         out.write(
-            f"==> {job['jobName']} (node {tags.get(_NODE)}, attempt {tags.get(_ATTEMPT)}, "
+            f"==> {job['jobName']} (node {tags.get(NODE_TAG)}, attempt {tags.get(ATTEMPT_TAG)}, "
             f"{job['status']}) <==\n"
         )
         state = show_log(where, job, out, follow=follow, every=every)

@@ -31,6 +31,8 @@ MANAGED_IMAGE_REPOSITORIES = (
     "amazon-braket-tensorflow-jobs",
     "amazon-braket-cudaq-jobs",
 )
+#: The most tags on one Braket resource (a job, a quantum task).
+MAX_TAGS_PER_RESOURCE = 50
 #: The most results a search page (``SearchJobs``, ``SearchQuantumTasks``, ...) returns.
 SEARCH_PAGE_MAX = 100
 
@@ -67,6 +69,21 @@ def log_stream_prefix(job_name: str, job_arn: str) -> str:
     """The prefix of a job's log streams in :data:`LOG_GROUP`: its name and the id that ends
     its ARN (``job/<id>``), as the Braket SDK reads them."""
     return f"{job_name}/{job_arn.rsplit('/', 1)[-1]}/"
+
+
+def arn_region(arn: str) -> str:
+    """The Region an ARN names (its fourth field); empty when it names none, as the managed
+    simulators' and IAM's ARNs do, or when ``arn`` is not an ARN."""
+    parts = str(arn).split(":")
+    return parts[3] if len(parts) >= 6 else ""
+
+
+def iso_time(moment: object) -> str | None:
+    """A time as our own records write it (``usage.json``, ``covalent-braket jobs --json``):
+    ISO 8601 in UTC; text is kept as it is, and nothing stays None."""
+    if isinstance(moment, datetime):
+        return moment.astimezone(timezone.utc).isoformat()
+    return str(moment) if moment else None
 
 
 def timestamp(moment: datetime) -> str:

@@ -37,6 +37,7 @@ from .pricing import (
     price_list,
     price_list_url,
 )
+from .service import arn_region, iso_time
 
 #: The record's object name under the task's prefix.
 USAGE_KEY = "usage.json"
@@ -83,7 +84,7 @@ def record(
 ) -> dict[str, Any]:
     """The usage record of one job (``usage.json``), priced when ``prices`` are given."""
     arn = job["jobArn"]
-    region = arn.split(":")[3]
+    region = arn_region(arn)
     instance = job.get("instanceConfig") or {}
     instance_type = instance.get("instanceType") or settings.classical_device
     count = int(instance.get("instanceCount") or 1)
@@ -112,8 +113,8 @@ def record(
         "job_name": job.get("jobName", location.job_name),
         "status": job.get("status", ""),
         "region": region,
-        "started_at": _iso(job.get("startedAt")),
-        "ended_at": _iso(job.get("endedAt")),
+        "started_at": iso_time(job.get("startedAt")),
+        "ended_at": iso_time(job.get("endedAt")),
         "instance": {
             "type": instance_type,
             "count": count,
@@ -126,7 +127,7 @@ def record(
         "cost": cost,
         "notes": notes,
         "price_list": prices.source if prices is not None else price_list_url(),
-        "recorded_at": _iso(datetime.now(timezone.utc)),
+        "recorded_at": iso_time(datetime.now(timezone.utc)),
     }
 
 
@@ -206,12 +207,6 @@ def _int(value: Any, default: int) -> int:
 
 def _money(amount: Decimal) -> float:
     return float(amount.quantize(Decimal("0.00000001")))
-
-
-def _iso(moment: Any) -> str | None:
-    if isinstance(moment, datetime):
-        return moment.astimezone(timezone.utc).isoformat()
-    return str(moment) if moment else None
 
 
 def summary(usage: dict[str, Any]) -> str:

@@ -260,8 +260,7 @@ class JobWatcher:
 
     def _get_job(self, braket: Any, arn: str, queue_info: bool = False) -> tuple[str, Any]:
         self.calls += 1
-        extra = {"additionalAttributeNames": ["QueueInfo"]} if queue_info else {}
-        job = aws.call(braket, "get_job", jobArn=arn, **extra)
+        job = jobs.get_job(braket, arn, queue_info)
         return job["status"], job
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from ...service import arn_region
 from ..exceptions import ValidationException
 
 SV1 = "arn:aws:braket:::device/quantum-simulator/amazon/sv1"
@@ -79,8 +80,7 @@ class Device:
     @property
     def region(self) -> str:
         """The Region in the device's ARN; empty for the managed simulators (every Region)."""
-        parts = self.arn.split(":")
-        return parts[3] if len(parts) > 3 else ""
+        return arn_region(self.arn)
 
     def serves(self, region: str) -> bool:
         """Whether the device answers in ``region``: its own, or any, for a simulator."""

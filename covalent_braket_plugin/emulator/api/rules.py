@@ -11,7 +11,13 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from ...service import JOB_NAME_MAX, JOB_NAME_PATTERN, MAX_RUNTIME_SECONDS, instance_types
+from ...service import (
+    JOB_NAME_MAX,
+    JOB_NAME_PATTERN,
+    MAX_RUNTIME_SECONDS,
+    arn_region,
+    instance_types,
+)
 from ..exceptions import DeviceOfflineException, DeviceRetiredException, ValidationException
 
 if TYPE_CHECKING:
@@ -167,8 +173,7 @@ def validate_job_associations(body: dict[str, Any], device: Device | None, regio
             raise ValidationException(
                 f"Braket Direct is not supported for {device.name}: reservations are for QPUs"
             )
-        parts = str(arn).split(":")
-        if len(parts) < 6 or parts[3] != region:
+        if arn_region(arn) != region:
             raise ValidationException(
                 f"Reservation {arn} is not a reservation in {region}, the Region of the job"
             )
