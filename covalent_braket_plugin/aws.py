@@ -15,7 +15,8 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,46 @@ def offload(function: Any, *args: Any, pool: ThreadPoolExecutor | None = None) -
     return asyncio.get_running_loop().run_in_executor(
         pool or io_pool, functools.partial(function, *args)
     )
+
+
+class Background:
+    """Calls run in the background on a thread pool, kept while they run so that they can
+    be waited for (by tests, benchmarks and an orderly shutdown)."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        """Run the calls on ``pool``.
+
+        Args:
+            pool: the threads the calls run on.
+        """
+        self._pool = pool
+        self._pending: set[Future[Any]] = set()
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Start ``function(*args)`` on the pool and keep it until it is done.
+
+        Args:
+            function: the blocking call.
+            *args: its arguments.
+
+        Returns:
+            The call's future.
+
+        Raises:
+            RuntimeError: the pool is shut down (the interpreter is shutting down).
+        """
+        future = self._pool.submit(function, *args)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return future
+
+    def wait(self, timeout: float) -> None:
+        """Block until the calls started so far are done, or ``timeout`` seconds passed.
+
+        Args:
+            timeout: the longest wait, in seconds.
+        """
+        wait_for(list(self._pending), timeout=timeout)
 
 
 #: How long :func:`persistently` keeps trying a call that fails transiently.
@@ -387,10 +428,3 @@ def reset_cache() -> None:
         _role_cache.clear()
     for forget in _forgetters:
         forget()
-
-
-def forget_clients(settings: BraketSettings) -> None:
-    """Build these settings' clients anew at their next use, reading the credential chain
-    again (after the credentials expired)."""
-    with _lock:
-        _cache.pop(client_key(settings), None)

@@ -3,8 +3,6 @@ the task's objects cleaned up afterwards, off the result's path."""
 
 from __future__ import annotations
 
-from concurrent.futures import Future
-from concurrent.futures import wait as wait_for
 from typing import Any
 
 from . import aws, transfer
@@ -14,7 +12,8 @@ from .errors import BraketJobError
 from .job.runner import RESULT_FORMAT, RESULT_KEY
 from .location import TASK_OBJECTS, TaskLocation
 
-_cleanups: set[Future[Any]] = set()
+#: The clean-ups under way, on the I/O threads.
+_cleanups = aws.Background(aws.io_pool)
 
 
 def download(
@@ -79,12 +78,10 @@ def delete_task_objects(settings: BraketSettings, location: TaskLocation) -> Non
 
 def clean_up_later(settings: BraketSettings, location: TaskLocation) -> None:
     """Delete the task's objects in the background: the node completes without waiting."""
-    cleanup = aws.io_pool.submit(delete_task_objects, settings, location)
-    _cleanups.add(cleanup)
-    cleanup.add_done_callback(_cleanups.discard)
+    _cleanups.submit(delete_task_objects, settings, location)
 
 
 def wait_for_cleanups(timeout: float = 60.0) -> None:
     """Block until the background clean-ups started so far are done (for tests, benchmarks
     and orderly shutdown)."""
-    wait_for(list(_cleanups), timeout=timeout)
+    _cleanups.wait(timeout)

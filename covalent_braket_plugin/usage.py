@@ -17,8 +17,7 @@ it stays with the job's outputs; ``covalent-braket jobs`` reads it.
 from __future__ import annotations
 
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_for
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -303,7 +302,7 @@ def account(
 #: Accounting's own thread: the price list's first fetch waits here, not on the I/O threads
 #: every task's AWS calls share.
 _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="covalent-braket-usage")
-_pending: set[Future[Any]] = set()
+_pending = aws.Background(_pool)
 
 
 def account_later(
@@ -314,14 +313,11 @@ def account_later(
 ) -> None:
     """:func:`account` in the background: the task goes on (and ends) without waiting."""
     try:
-        done = _pool.submit(account, settings, location, job, outcome)
+        _pending.submit(account, settings, location, job, outcome)
     except RuntimeError as exc:  # the interpreter is shutting down
         server_log.warning(f"Braket job {job.get('jobArn')} was not accounted for: {exc}")
-        return
-    _pending.add(done)
-    done.add_done_callback(_pending.discard)
 
 
 def wait_for_accounts(timeout: float = 60.0) -> None:
     """Block until the accounting started so far is done (for tests and benchmarks)."""
-    wait_for(list(_pending), timeout=timeout)
+    _pending.wait(timeout)

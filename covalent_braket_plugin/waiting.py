@@ -16,7 +16,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NoReturn
 
 from . import aws, jobs, pacing, progress
 from .config import BraketSettings
@@ -107,28 +107,12 @@ class JobWatcher:
         return self._task.get_loop() if self._task is not None else None
 
     async def _run(self) -> None:
+        """Look up the watched jobs once per interval, paced, until none is left to watch."""
         errors = 0
         while self._jobs:
-            delay = self._next_due - time.monotonic()
-            if delay > 0:
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
-                    continue  # something changed the schedule: recompute
-                except asyncio.TimeoutError:
-                    pass
-            interval = min(entry.poll_freq for entry in self._jobs.values()) if self._jobs else 1.0
-            searching = len(self._jobs) > 1 and not self._search_denied
-            calls = (
-                ["SearchJobs"] * pacing.pages(len(self._jobs), SEARCH_PAGE_MAX)
-                if searching
-                else ["GetJob"] * len(self._jobs)
-            )
-            await pacing.paced(*aws.quota_key(self._settings), calls)
-            self._last_round = time.monotonic()
-            self._next_due = self._last_round + interval
-            self.rounds += 1
-            self.watched += len(self._jobs)
+            if await self._woken_before_due():
+                continue  # something changed the schedule: recompute
+            interval = await self._begin_round()
             reporting = progress.enabled()
             try:
                 statuses = await aws.offload(
@@ -137,39 +121,101 @@ class JobWatcher:
                 errors = 0
             except aws.AwsError as exc:  # the round failed: every job is unknown this time
                 errors += 1
-                if exc.expired:  # the clients are built anew for the next round
-                    server_log.warning(
-                        f"AWS credentials expired while following Braket jobs ({exc}); "
-                        "reading the credentials again and following on"
-                    )
-                else:
-                    server_log.warning(f"Braket status look-up failed ({exc}); trying again")
-                if not (exc.transient or exc.expired) or errors >= MAX_ERRORS:
-                    for entry in self._jobs.values():
-                        entry.error = exc
-                        entry.changed.set()
-                    self._jobs.clear()
+                if not self._survive_failed_round(exc, errors, interval):
                     return
-                self._next_due = time.monotonic() + min(interval * 2**errors, 300.0)
                 continue
-            for arn, answer in statuses.items():
-                entry = self._jobs.get(arn)
-                if entry is None:
-                    continue
-                if isinstance(answer, aws.AwsError):  # this job's own error: its task's
-                    entry.error = answer
-                    entry.changed.set()
-                    self._jobs.pop(arn, None)
-                    continue
-                status, job = answer
-                entry.job = job
-                if reporting and entry.report is not None:
-                    line = entry.report.observe(status, job)
-                    if line:
-                        server_log.info(line)
-                if status != entry.status:
-                    entry.status = status
-                    entry.changed.set()
+            self._take(statuses, reporting)
+
+    async def _woken_before_due(self) -> bool:
+        """Sleep until the next look-up is due.
+
+        Returns:
+            Whether something changed the schedule before (a new job): then it is computed
+            again.
+        """
+        delay = self._next_due - time.monotonic()
+        if delay <= 0:
+            return False
+        self._wake.clear()
+        return await _set_within(self._wake, delay)
+
+    async def _begin_round(self) -> float:
+        """Wait for the round's turn within the quota of the calls it will make (SearchJobs
+        pages, or a GetJob per job), then count the round and schedule the next.
+
+        Returns:
+            The round's interval: the shortest polling interval of the jobs watched.
+        """
+        interval = min(entry.poll_freq for entry in self._jobs.values()) if self._jobs else 1.0
+        searching = len(self._jobs) > 1 and not self._search_denied
+        calls = (
+            ["SearchJobs"] * pacing.pages(len(self._jobs), SEARCH_PAGE_MAX)
+            if searching
+            else ["GetJob"] * len(self._jobs)
+        )
+        await pacing.paced(*aws.quota_key(self._settings), calls)
+        self._last_round = time.monotonic()
+        self._next_due = self._last_round + interval
+        self.rounds += 1
+        self.watched += len(self._jobs)
+        return interval
+
+    def _survive_failed_round(self, exc: aws.AwsError, errors: int, interval: float) -> bool:
+        """Log a failed round and schedule the next after a backoff; or, when the error is
+        not worth another round or ``errors`` reached :data:`MAX_ERRORS`, give it to every
+        waiting task and stop watching.
+
+        Args:
+            exc: the round's error.
+            errors: the rounds failed in a row, this one included.
+            interval: the round's interval (the backoff's unit).
+
+        Returns:
+            Whether the watcher goes on.
+        """
+        if exc.expired:  # the clients are built anew for the next round
+            server_log.warning(
+                f"AWS credentials expired while following Braket jobs ({exc}); "
+                "reading the credentials again and following on"
+            )
+        else:
+            server_log.warning(f"Braket status look-up failed ({exc}); trying again")
+        if not (exc.transient or exc.expired) or errors >= MAX_ERRORS:
+            for entry in self._jobs.values():
+                entry.error = exc
+                entry.changed.set()
+            self._jobs.clear()
+            return False
+        self._next_due = time.monotonic() + min(interval * 2**errors, 300.0)
+        return True
+
+    def _take(self, statuses: dict[str, Any], reporting: bool) -> None:
+        """Record a round's answers: a job's own error ends its watch (its task raises it);
+        a status goes into the server log when ``reporting``, and a change of it wakes the
+        job's task.
+
+        Args:
+            statuses: :meth:`_look_up_sync`'s answer.
+            reporting: whether the job's progress goes into the server log.
+        """
+        for arn, answer in statuses.items():
+            entry = self._jobs.get(arn)
+            if entry is None:
+                continue
+            if isinstance(answer, aws.AwsError):  # this job's own error: its task's
+                entry.error = answer
+                entry.changed.set()
+                self._jobs.pop(arn, None)
+                continue
+            status, job = answer
+            entry.job = job
+            if reporting and entry.report is not None:
+                line = entry.report.observe(status, job)
+                if line:
+                    server_log.info(line)
+            if status != entry.status:
+                entry.status = status
+                entry.changed.set()
 
     def _look_up_sync(
         self, watched: dict[str, Watched], interval: float = 1.0, reporting: bool = False
@@ -308,57 +354,135 @@ async def until_done(
         return job
     job_arn = job["jobArn"]
     watcher = watcher_for(settings)
-    report = None
-    if task is not None:
-        report = progress.JobProgress(str(task[0]), str(task[1]), job.get("jobName", ""), job_arn)
-        if isinstance(job.get("createdAt"), datetime):
-            report.created_at = job["createdAt"]
+    report = _progress_report(job, task)
     entry = watcher.watch(job_arn, job.get("createdAt"), settings.poll_freq, report)
-    submitted = time.monotonic()
-    started: float | None = None
     try:
-        while True:
-            entry.changed.clear()
-            if entry.error is not None:
-                raise entry.error
-            status = entry.status
-            if status in TERMINAL_STATES:
-                seen = entry.job
-                if (
-                    seen is not None
-                    and seen["status"] == status
-                    and (status != "FAILED" or "failureReason" in seen)
-                ):
-                    return seen  # a COMPLETED or CANCELLED job needs nothing more
-                # A FAILED job is read in full, for its failure reason.
-                return await aws.persistently(
-                    jobs.get,
-                    settings,
-                    job_arn,
-                    before=lambda: pacing.paced(*aws.quota_key(settings), ["GetJob"]),
-                )
-            now = time.monotonic()
-            if status == "QUEUED":
-                limit, since = QUEUED_DEADLINE_SECONDS, submitted
-            else:
-                started = started if started is not None else now
-                limit, since = settings.time_limit + RUNNING_GRACE_SECONDS, started
-            if now - since > limit:
-                await cancel(settings, job_arn, seconds=60.0)
-                raise BraketJobError(
-                    f"Braket job {job_arn} still {status} after {limit} s "
-                    f"(time_limit={settings.time_limit}); cancellation was requested"
-                )
-            # Sleep until the watcher reports a change or the deadline passes: no wake-ups
-            # (and no garbage) per interval for each of hundreds of waiting tasks.
-            try:
-                await asyncio.wait_for(
-                    entry.changed.wait(), timeout=max(limit - (now - since), 0.05)
-                )
-            except asyncio.TimeoutError:
-                pass
+        return await _follow(settings, job_arn, entry)
     finally:
         watcher.forget(job_arn)
+
+
+def _progress_report(
+    job: dict[str, Any], task: tuple[str, str] | None
+) -> progress.JobProgress | None:
+    """What the server log will say of the job's progress.
+
+    Args:
+        job: the job as submitted.
+        task: (dispatch id, node id) of the task, or None.
+
+    Returns:
+        The job's report, or None without ``task`` (the job is not reported).
+    """
+    if task is None:
+        return None
+    report = progress.JobProgress(str(task[0]), str(task[1]), job.get("jobName", ""), job["jobArn"])
+    if isinstance(job.get("createdAt"), datetime):
+        report.created_at = job["createdAt"]
+    return report
+
+
+async def _follow(settings: BraketSettings, job_arn: str, entry: Watched) -> dict[str, Any]:
+    """Sleep on the watcher's news of the job until it is terminal, or past its deadline.
+
+    Args:
+        settings: the executor's settings (its ``time_limit``).
+        job_arn: the job.
+        entry: what the watcher knows of the job.
+
+    Returns:
+        The terminal job (see :func:`until_done`).
+
+    Raises:
+        BraketJobError: the job outstayed its deadline (its cancellation was requested).
+    """
+    submitted = time.monotonic()
+    started: float | None = None
+    while True:
+        entry.changed.clear()
+        if entry.error is not None:
+            raise entry.error
+        status = entry.status
+        if status in TERMINAL_STATES:
+            return await _terminal_job(settings, job_arn, entry)
+        now = time.monotonic()
+        if status == "QUEUED":
+            limit, since = QUEUED_DEADLINE_SECONDS, submitted
+        else:
+            started = started if started is not None else now
+            limit, since = settings.time_limit + RUNNING_GRACE_SECONDS, started
+        if now - since > limit:
+            await _cancel_overdue(settings, job_arn, status, limit)
+        # Sleep until the watcher reports a change or the deadline passes: no wake-ups
+        # (and no garbage) per interval for each of hundreds of waiting tasks.
+        await _set_within(entry.changed, max(limit - (now - since), 0.05))
+
+
+async def _terminal_job(settings: BraketSettings, job_arn: str, entry: Watched) -> dict[str, Any]:
+    """The terminal job as the watcher last read it, or, for a FAILED job read without its
+    failure reason, read in full (paced within the GetJob quota, tried again while it fails
+    transiently).
+
+    Args:
+        settings: the executor's settings.
+        job_arn: the job.
+        entry: what the watcher knows of the job.
+
+    Returns:
+        The job.
+    """
+    seen, status = entry.job, entry.status
+    if (
+        seen is not None
+        and seen["status"] == status
+        and (status != "FAILED" or "failureReason" in seen)
+    ):
+        return seen  # a COMPLETED or CANCELLED job needs nothing more
+    # A FAILED job is read in full, for its failure reason.
+    return await aws.persistently(
+        jobs.get,
+        settings,
+        job_arn,
+        before=lambda: pacing.paced(*aws.quota_key(settings), ["GetJob"]),
+    )
+
+
+async def _cancel_overdue(
+    settings: BraketSettings, job_arn: str, status: str, limit: float
+) -> NoReturn:
+    """Request the cancellation of a job past its deadline, and give up on it.
+
+    Args:
+        settings: the executor's settings.
+        job_arn: the job.
+        status: the job's status (QUEUED or RUNNING).
+        limit: the deadline it passed, in seconds.
+
+    Raises:
+        BraketJobError: always, once the cancellation was requested.
+    """
+    await cancel(settings, job_arn, seconds=60.0)
+    raise BraketJobError(
+        f"Braket job {job_arn} still {status} after {limit} s "
+        f"(time_limit={settings.time_limit}); cancellation was requested"
+    )
+
+
+async def _set_within(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event``, for ``timeout`` seconds at the most.
+
+    Args:
+        event: what to wait for.
+        timeout: the longest wait, in seconds.
+
+    Returns:
+        Whether the event was set in time.
+    """
+    try:
+        await asyncio.wait_for(event.wait(), timeout=timeout)
+        return True
+    except asyncio.TimeoutError:
+        return False
 
 
 async def cancel(

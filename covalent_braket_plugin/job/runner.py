@@ -247,73 +247,165 @@ def main() -> None:
     from botocore.config import Config
 
     hyperparameters = _hyperparameters()
-    task_uri = hyperparameters.get(HP_TASK_URI)
-    if not task_uri:
-        raise RunnerSetupError(f"hyperparameter {HP_TASK_URI} is missing")
-    bucket, prefix = _split_s3_uri(task_uri)
+    task_uri, bucket, prefix = _task_location(hyperparameters)
     _check_python(hyperparameters.get(HP_PYTHON_VERSION))
     here = os.path.dirname(os.path.abspath(__file__))
-    listed = os.path.join(here, REQUIREMENTS_FILE)
-    requirements = ""
-    if os.path.exists(listed):
-        with open(listed, encoding="utf-8") as handle:
-            requirements = handle.read()
-    _check_requirements(hyperparameters.get(HP_REQUIRED), requirements)
+    _check_requirements(hyperparameters.get(HP_REQUIRED), _listed_requirements(here))
 
     s3 = boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 10}))
-    kms_key = hyperparameters.get(HP_KMS_KEY_ID)
-    encryption = (
-        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}
-        if kms_key
-        else {"ServerSideEncryption": "AES256"}
-    )
     owner = hyperparameters.get(HP_BUCKET_OWNER)  # S3 refuses the bucket of another account
     owned = {"ExpectedBucketOwner": owner} if owner else {}
     job_name = os.environ.get("AMZN_BRAKET_JOB_NAME", "")
     with tempfile.TemporaryDirectory(prefix="covalent-braket-") as scratch:
-        bundled = os.path.join(here, INPUT_KEY)
-        if os.path.exists(bundled):  # a small input travels inside the job's script archive
-            input_path = bundled
-        else:
-            input_path = os.path.join(scratch, INPUT_KEY)
-            try:
-                s3.download_file(bucket, f"{prefix}/{INPUT_KEY}", input_path, ExtraArgs=owned)
-            except Exception as exc:
-                raise RunnerSetupError(
-                    f"cannot download s3://{bucket}/{prefix}/{INPUT_KEY}: {exc}"
-                ) from exc
-        expected = hyperparameters.get(HP_INPUT_SHA256)
-        if not expected or _sha256(input_path) != expected:
-            raise RunnerSetupError(
-                f"s3://{bucket}/{prefix}/{INPUT_KEY} does not match the digest the executor "
-                "recorded; refusing to unpickle it"
-            )
+        input_path = _input_file(s3, bucket, prefix, owned, os.path.join(here, INPUT_KEY), scratch)
+        _check_digest(input_path, hyperparameters.get(HP_INPUT_SHA256), bucket, prefix)
         with open(input_path, "rb") as handle:
             function, args, kwargs = cloudpickle.load(handle)
 
-        tracker = _start_tracker()
-        outcome = _run_captured(function, args, kwargs)
-        counted = _tracked_tasks(tracker)
-        if counted is not None:
-            outcome["quantum_tasks"] = counted
+        outcome = _run_tracked(function, args, kwargs)
         outcome["format"] = RESULT_FORMAT
         outcome["job_name"] = job_name
         outcome["task_uri"] = task_uri
-
-        result_path = os.path.join(scratch, RESULT_KEY)
-        with open(result_path, "wb") as handle:
-            cloudpickle.dump(outcome, handle)
-        s3.upload_file(
-            result_path,
-            bucket,
-            f"{prefix}/{RESULT_KEY}",
-            ExtraArgs={**encryption, **owned},
-        )
+        encryption = _encryption(hyperparameters.get(HP_KMS_KEY_ID))
+        _store_result(s3, bucket, prefix, {**encryption, **owned}, outcome, scratch)
 
     if not outcome["ok"]:
         raise CovalentTaskError(
             f"the electron raised {outcome['exception_type']}: {outcome['exception']}"
         )
+
+
+def _task_location(hyperparameters: dict[str, str]) -> tuple[str, str, str]:
+    """Where the task's objects are.
+
+    Args:
+        hyperparameters: the job's hyperparameters.
+
+    Returns:
+        The task's ``s3://`` URI, its bucket and its prefix.
+
+    Raises:
+        RunnerSetupError: the hyperparameter is missing or not an ``s3://`` URI.
+    """
+    task_uri = hyperparameters.get(HP_TASK_URI)
+    if not task_uri:
+        raise RunnerSetupError(f"hyperparameter {HP_TASK_URI} is missing")
+    bucket, prefix = _split_s3_uri(task_uri)
+    return task_uri, bucket, prefix
+
+
+def _listed_requirements(here: str) -> str:
+    """The text of the archive's ``requirements.txt`` beside this file ("" without one).
+
+    Args:
+        here: the folder the job's script archive was unpacked in.
+    """
+    listed = os.path.join(here, REQUIREMENTS_FILE)
+    if not os.path.exists(listed):
+        return ""
+    with open(listed, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _encryption(kms_key: str | None) -> dict[str, str]:
+    """The ``ExtraArgs`` that encrypt the result as every object of the task is encrypted.
+
+    Args:
+        kms_key: the executor's KMS key id, or None for S3's own keys (SSE-S3).
+    """
+    if kms_key:
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}
+    return {"ServerSideEncryption": "AES256"}
+
+
+def _input_file(
+    s3: Any, bucket: str, prefix: str, owned: dict[str, str], bundled: str, scratch: str
+) -> str:
+    """The path of ``input.pkl``: inside the job's script archive (a small input travels
+    there), or downloaded from the task prefix into ``scratch``.
+
+    Args:
+        s3: the S3 client.
+        bucket: the task's bucket.
+        prefix: the task's prefix.
+        owned: ``ExpectedBucketOwner`` when the executor named the bucket's owner.
+        bundled: where the archive's copy would be.
+        scratch: a folder for the download.
+
+    Raises:
+        RunnerSetupError: the input cannot be downloaded.
+    """
+    if os.path.exists(bundled):
+        return bundled
+    input_path = os.path.join(scratch, INPUT_KEY)
+    try:
+        s3.download_file(bucket, f"{prefix}/{INPUT_KEY}", input_path, ExtraArgs=owned)
+    except Exception as exc:
+        raise RunnerSetupError(
+            f"cannot download s3://{bucket}/{prefix}/{INPUT_KEY}: {exc}"
+        ) from exc
+    return input_path
+
+
+def _check_digest(input_path: str, expected: str | None, bucket: str, prefix: str) -> None:
+    """Refuse to unpickle an input whose SHA-256 is not the one the executor recorded.
+
+    Args:
+        input_path: the input's file.
+        expected: the digest the executor recorded (hex), or None.
+        bucket: the task's bucket (for the message).
+        prefix: the task's prefix (for the message).
+
+    Raises:
+        RunnerSetupError: no digest was recorded, or the input's differs.
+    """
+    if not expected or _sha256(input_path) != expected:
+        raise RunnerSetupError(
+            f"s3://{bucket}/{prefix}/{INPUT_KEY} does not match the digest the executor "
+            "recorded; refusing to unpickle it"
+        )
+
+
+def _store_result(
+    s3: Any, bucket: str, prefix: str, extra: dict[str, str], outcome: dict[str, Any], scratch: str
+) -> None:
+    """Pickle the outcome into ``scratch`` and upload it as the task's ``result.pkl``.
+
+    Args:
+        s3: the S3 client.
+        bucket: the task's bucket.
+        prefix: the task's prefix.
+        extra: the upload's ``ExtraArgs`` (encryption, expected bucket owner).
+        outcome: what the electron's run came to.
+        scratch: a folder for the pickle.
+    """
+    import cloudpickle
+
+    result_path = os.path.join(scratch, RESULT_KEY)
+    with open(result_path, "wb") as handle:
+        cloudpickle.dump(outcome, handle)
+    s3.upload_file(result_path, bucket, f"{prefix}/{RESULT_KEY}", ExtraArgs=extra)
+
+
+def _run_tracked(function: Any, args: Any, kwargs: Any) -> dict[str, Any]:
+    """Call the electron with its output captured, counting its quantum tasks when the
+    Braket SDK is in the job.
+
+    Args:
+        function: the electron's function.
+        args: its positional arguments.
+        kwargs: its keyword arguments.
+
+    Returns:
+        The outcome (see :func:`_run_captured`), with ``quantum_tasks`` when they were
+        counted.
+    """
+    tracker = _start_tracker()
+    outcome = _run_captured(function, args, kwargs)
+    counted = _tracked_tasks(tracker)
+    if counted is not None:
+        outcome["quantum_tasks"] = counted
+    return outcome
 
 
 if __name__ == "__main__":
