@@ -23,21 +23,13 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from .emulator.aws_services.identity import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY, DEFAULT_REGION
-
-#: One boto3 session for every control's clients, built on first use. A session reads each
-#: service's model once: a client from a fresh session costs about a tenth of a second, one
-#: more from the same session a few milliseconds. Sessions are not thread-safe: clients are
-#: built under the lock (the clients themselves are).
-_session_lock = threading.Lock()
-_session: Any = None
+from .emulator.aws_services.identity import CLIENT_ACCESS_KEY, DEFAULT_REGION
 
 
 class EmulatorControl:
@@ -122,21 +114,12 @@ class EmulatorControl:
 
     def client(self, service: str, **kwargs: Any) -> Any:
         """A boto3 client on the emulator (in this control's Region, with the dummy client
-        credentials, unless ``kwargs`` say otherwise)."""
-        global _session
-        import boto3
+        credentials, unless ``kwargs`` say otherwise). Every client comes from one boto3
+        session per process, so each service model is read once (a client from a fresh session
+        costs about a tenth of a second, one more from the same session a few milliseconds)."""
+        from .testing import emulator_client
 
-        settings = {
-            "endpoint_url": self.url,
-            "region_name": self.region,
-            "aws_access_key_id": CLIENT_ACCESS_KEY,
-            "aws_secret_access_key": CLIENT_SECRET_KEY,
-            **kwargs,
-        }
-        with _session_lock:
-            if _session is None:
-                _session = boto3.session.Session()
-            return _session.client(service, **settings)
+        return emulator_client(service, self.url, self.region, **kwargs)
 
 
 @pytest.fixture(scope="session")

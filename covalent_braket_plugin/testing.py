@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .emulator.aws_services.identity import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY, DEFAULT_REGION
+from .emulator.aws_services.own_clients import new_client
 from .emulator.aws_services.price_list import PATH as PRICE_LIST_PATH
 from .policies import TRUST_POLICY
 
@@ -73,6 +74,22 @@ def emulator_env(endpoint_url: str, region: str = DEFAULT_REGION) -> dict[str, s
     }
 
 
+def emulator_client(
+    service: str, endpoint_url: str, region: str = DEFAULT_REGION, **kwargs: Any
+) -> Any:
+    """A boto3 client on the emulator at ``endpoint_url``, with the dummy client credentials
+    (``kwargs``, boto3's ``client`` arguments, say otherwise), from the process's one shared
+    session."""
+    settings = {
+        "endpoint_url": endpoint_url,
+        "region_name": region,
+        "aws_access_key_id": CLIENT_ACCESS_KEY,
+        "aws_secret_access_key": CLIENT_SECRET_KEY,
+        **kwargs,
+    }
+    return new_client(service, **settings)
+
+
 def write_braket_config(home: Path, settings: dict[str, Any]) -> Path:
     """Write ``[executors.braket]`` (and a loopback dispatcher) into the isolated covalent.conf."""
     config_dir = home / ".config" / "covalent"
@@ -98,6 +115,8 @@ def provision(bucket: str, role: str, image_uri: str, client: Any = None) -> Non
         client: ``client(service)`` factory; boto3's default clients by default.
     """
     import json
+
+    from .provisioning.image import PLACEHOLDER_MANIFEST
 
     if client is None:
         import boto3
@@ -126,15 +145,11 @@ def provision(bucket: str, role: str, image_uri: str, client: Any = None) -> Non
         ecr.create_repository(repositoryName=repository)
     except ecr.exceptions.RepositoryAlreadyExistsException:
         pass
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {},
-        "layers": [],
-    }
     try:
         ecr.put_image(
-            repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag or "latest"
+            repositoryName=repository,
+            imageManifest=json.dumps(PLACEHOLDER_MANIFEST),
+            imageTag=tag or "latest",
         )
     except ecr.exceptions.ImageAlreadyExistsException:
         pass

@@ -9,9 +9,10 @@ import json
 from .. import aws, policies
 from .steps import Maker, current
 
-#: The placeholder image registered on the emulator.
+#: The placeholder image registered on the emulator: its repository and its manifest (an image
+#: with no layers: the emulator runs a job in its own environment whatever the image holds).
 PLACEHOLDER_REPOSITORY = "covalent-braket"
-_PLACEHOLDER_MANIFEST = {
+PLACEHOLDER_MANIFEST = {
     "schemaVersion": 2,
     "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
     "config": {},
@@ -67,7 +68,7 @@ def make_image(maker: Maker, account: str, partition: str) -> tuple[str, str]:
             ecr,
             "put_image",
             repositoryName=name,
-            imageManifest=json.dumps(_PLACEHOLDER_MANIFEST),
+            imageManifest=json.dumps(PLACEHOLDER_MANIFEST),
             imageTag="latest",
         ),
         "create",
