@@ -1,0 +1,158 @@
+"""``covalent-braket emulator``: serve Braket-in-a-box on a loopback port until SIGINT or
+SIGTERM (also ``python -m covalent_braket_plugin.emulator``); with ``--provision``, the
+executor's bucket, role and a placeholder image made in it."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import threading
+from typing import Any
+
+
+def add_command(subparsers: Any) -> None:
+    """Register ``emulator`` with the ``covalent-braket`` command's subparsers.
+
+    Args:
+        subparsers: what ``ArgumentParser.add_subparsers`` returned.
+    """
+    from ..emulator.settings import RuntimeSettings
+
+    defaults = RuntimeSettings()
+    parser = subparsers.add_parser("emulator", help="serve the local Braket emulator")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=4566, help="port to bind; 0 picks a free one")
+    parser.add_argument("--work-dir", default=None, help="where job working directories go")
+    parser.add_argument(
+        "--queue-seconds",
+        type=float,
+        default=defaults.queue_seconds,
+        help="seconds a job stays QUEUED",
+    )
+    parser.add_argument(
+        "--max-concurrent-jobs",
+        type=int,
+        default=defaults.max_concurrent_jobs,
+        help="jobs that run at once",
+    )
+    parser.add_argument("--devices", default=None, help="JSON catalogue of emulated QPUs to add")
+    parser.add_argument(
+        "--no-quotas",
+        dest="quotas",
+        action="store_false",
+        help="do not enforce Braket's request quotas (they are enforced by default)",
+    )
+    parser.add_argument(
+        "--provision",
+        action="store_true",
+        help="create the executor's default bucket, role and a placeholder image, and print the "
+        "[executors.braket] section that uses them",
+    )
+    parser.add_argument(
+        "--image-command",
+        action="append",
+        default=[],
+        metavar="IMAGE_URI=COMMAND",
+        help="run COMMAND for image-mode jobs on IMAGE_URI (repeatable)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the emulator until SIGINT or SIGTERM; print its URL and the environment that
+    points AWS clients at it (and, with ``--provision``, the executor's settings).
+
+    Args:
+        args: the parsed ``emulator`` arguments.
+
+    Returns:
+        0 once the emulator has stopped.
+    """
+    from ..emulator import BraketEmulator, RuntimeSettings
+    from ..testing import emulator_env
+
+    settings = RuntimeSettings(
+        queue_seconds=args.queue_seconds,
+        max_concurrent_jobs=args.max_concurrent_jobs,
+        quotas=args.quotas,
+    )
+    for mapping in args.image_command:
+        image, _, command = mapping.partition("=")
+        if not image or not command:
+            raise SystemExit(f"--image-command wants IMAGE_URI=COMMAND, got {mapping!r}")
+        settings.image_commands[image] = shlex.split(command)
+    emulator = BraketEmulator(
+        host=args.host,
+        port=args.port,
+        work_dir=args.work_dir,
+        settings=settings,
+        devices_file=args.devices,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    url = emulator.start()
+    print(f"Braket emulator listening on {url}", flush=True)
+    env = emulator_env(url)
+    exported = (
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+    )
+    print("  export " + " ".join(f"{name}={env[name]}" for name in exported), flush=True)
+    if args.provision:
+        print(_provision(url), flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+        print("Braket emulator stopped", flush=True)
+    return 0
+
+
+def _provision(url: str) -> str:
+    """Create the executor's default bucket and role and a placeholder image in the emulator;
+    the ``[executors.braket]`` section that uses them."""
+    import boto3
+
+    from ..config import DEFAULTS
+    from ..emulator.aws_services.identity import (
+        CLIENT_ACCESS_KEY,
+        CLIENT_SECRET_KEY,
+        DEFAULT_ACCOUNT,
+    )
+    from ..emulator.aws_services.identity import DEFAULT_REGION as REGION
+    from ..testing import provision
+
+    def client(service: str) -> object:
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=url,
+            region_name=REGION,
+            aws_access_key_id=CLIENT_ACCESS_KEY,
+            aws_secret_access_key=CLIENT_SECRET_KEY,
+        )
+
+    settings = {
+        "region": REGION,
+        "s3_bucket_name": DEFAULTS["s3_bucket_name"],
+        "braket_job_execution_role_name": DEFAULTS["braket_job_execution_role_name"],
+        "ecr_image_uri": f"{DEFAULT_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/covalent-braket:latest",
+    }
+    provision(
+        settings["s3_bucket_name"],
+        settings["braket_job_execution_role_name"],
+        settings["ecr_image_uri"],
+        client=client,
+    )
+    lines = ["Provisioned the executor's bucket, job role and image; in covalent.conf:", ""]
+    lines.append("[executors.braket]")
+    lines.extend(f'{name} = "{value}"' for name, value in settings.items())
+    lines.append("")
+    lines.append(
+        "Start the Covalent server with the exports above, so that its AWS calls come here."
+    )
+    return "\n".join(lines)

@@ -1,0 +1,61 @@
+"""``covalent-braket jobs``: a dispatch's Braket jobs, their state, queue, times, quantum
+tasks and estimated cost, as a table or JSON (see
+:mod:`~covalent_braket_plugin.dispatch_jobs` and :mod:`~covalent_braket_plugin.job_table`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .options import add_region_and_profile, dispatch_parser
+
+
+def add_command(subparsers: Any) -> None:
+    """Register ``jobs`` with the ``covalent-braket`` command's subparsers.
+
+    Args:
+        subparsers: what ``ArgumentParser.add_subparsers`` returned.
+    """
+    parser = dispatch_parser(
+        subparsers,
+        "jobs",
+        "a dispatch's Braket jobs: state, queue, times, quantum tasks, estimated cost",
+    )
+    parser.add_argument("--json", action="store_true", help="print the jobs as JSON")
+    add_region_and_profile(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the dispatch's jobs, as a table or JSON.
+
+    Args:
+        args: the dispatch id; ``json``, to print JSON; ``region`` and ``profile`` over
+            covalent.conf's.
+
+    Returns:
+        0, or 1 when the dispatch has no jobs, a setting is invalid or an AWS call fails.
+    """
+    from .. import aws
+    from ..config import InvalidSettingError
+    from ..dispatch_jobs import jobs_rows, settings_for
+    from ..job_table import render
+
+    try:
+        settings = settings_for(args.region, args.profile)
+        rows = jobs_rows(settings, args.dispatch_id)
+    except (InvalidSettingError, aws.AwsError) as exc:
+        print(f"covalent-braket jobs: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif rows:
+        print(render(rows))
+    if not rows:
+        print(
+            f"covalent-braket jobs: no Braket jobs of dispatch {args.dispatch_id}", file=sys.stderr
+        )
+        return 1
+    return 0

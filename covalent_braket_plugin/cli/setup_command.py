@@ -1,0 +1,96 @@
+"""``covalent-braket setup``: create the bucket, the job role (and an ECR repository) the
+executor needs, idempotently (see :mod:`~covalent_braket_plugin.provisioning`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_command(subparsers: Any) -> None:
+    """Register ``setup`` with the ``covalent-braket`` command's subparsers.
+
+    Args:
+        subparsers: what ``ArgumentParser.add_subparsers`` returned.
+    """
+    from ..config import DEFAULTS
+
+    parser = subparsers.add_parser(
+        "setup",
+        help="create the bucket, job role (and ECR repository) the executor needs; idempotent",
+    )
+    parser.add_argument("--region", default="", help="AWS Region (default: the profile's)")
+    parser.add_argument("--profile", default="", help="AWS profile (default: the usual chain)")
+    parser.add_argument("--credentials", default="", help="AWS shared credentials file")
+    parser.add_argument(
+        "--bucket",
+        default="",
+        help="bucket name (default: amazon-braket-covalent-<region>-<account>)",
+    )
+    parser.add_argument(
+        "--role-name",
+        default=DEFAULTS["braket_job_execution_role_name"],
+        help="job role name (default: %(default)s)",
+    )
+    parser.add_argument("--kms-key-id", default="", help="KMS key for the bucket and the tasks")
+    parser.add_argument(
+        "--ecr-repository", default="", help="also create this ECR repository for your image"
+    )
+    parser.add_argument(
+        "--expiry-days", type=int, default=30, help="days task objects are kept (default 30)"
+    )
+    parser.add_argument(
+        "--submitter-policy",
+        default="",
+        metavar="FILE",
+        help="write the policy for whoever runs the Covalent server to FILE",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="only look; say what would be created"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Create (or with ``--dry-run`` only look for) the executor's AWS resources and print
+    what was found, made or planned, and the covalent.conf settings that use them.
+
+    Args:
+        args: the parsed ``setup`` arguments.
+
+    Returns:
+        0, or 1 when a setting is invalid or an AWS call fails.
+    """
+    from .. import aws
+    from ..config import InvalidSettingError
+    from ..doctor import config_path
+    from ..provisioning import Options
+    from ..provisioning import run as provision
+
+    options = Options(
+        region=args.region,
+        profile=args.profile,
+        credentials=args.credentials,
+        bucket=args.bucket,
+        role_name=args.role_name,
+        kms_key_id=args.kms_key_id,
+        ecr_repository=args.ecr_repository,
+        expiry_days=args.expiry_days,
+        dry_run=args.dry_run,
+    )
+    try:
+        outcome = provision(options)
+    except (InvalidSettingError, aws.AwsError) as exc:
+        print(f"covalent-braket setup: {exc}", file=sys.stderr)
+        return 1
+    print(outcome.report(str(config_path())))
+    if args.submitter_policy:
+        import json
+
+        with open(args.submitter_policy, "w", encoding="utf-8") as handle:
+            json.dump(outcome.submitter_policy, handle, indent=2)
+        print(f"\nThe policy for whoever runs the Covalent server is in {args.submitter_policy}.")
+    if options.dry_run:
+        print("\nDry run: nothing was created or changed.")
+    return 0

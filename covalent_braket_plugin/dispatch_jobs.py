@@ -1,0 +1,207 @@
+"""A dispatch's Braket jobs, found as the executor names them, and each described as a row of
+the ``covalent-braket jobs`` table.
+
+The jobs are found by ``SearchJobs`` for the job names that start with the dispatch's
+(``cov-<dispatch id>-...``), confirmed by the tags every job carries
+(``covalent:dispatch_id``, ``covalent:node_id``, ``covalent:attempt``). What a finished job
+used and cost is its ``usage.json`` (:mod:`~covalent_braket_plugin.usage`). The settings
+(Region, profile, credentials, bucket) are the executor's, from ``[executors.braket]`` in
+covalent.conf, with the command's ``--region`` and ``--profile`` over them. Every Braket call
+is paced within the account's quotas, as the executor's are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import aws, jobs, pacing, progress, usage
+from .config import ATTEMPT_TAG, DISPATCH_TAG, NODE_TAG, BraketSettings, merged_settings
+from .job.runner import HP_TASK_URI
+from .jobs import search as search_jobs
+from .location import TaskLocation, job_name
+from .service import TERMINAL_STATES, iso_time
+
+
+def settings_for(region: str = "", profile: str = "") -> BraketSettings:
+    """The executor's settings from covalent.conf, with ``region`` and ``profile`` over them.
+
+    Args:
+        region: the Region over covalent.conf's ("" for covalent.conf's).
+        profile: the AWS profile over covalent.conf's ("" for covalent.conf's).
+
+    Returns:
+        The settings, checked.
+
+    Raises:
+        InvalidSettingError: naming the first invalid setting.
+    """
+    values = merged_settings({"region": region or None, "profile": profile or None})
+    return BraketSettings.from_mapping(values)
+
+
+def dispatch_prefix(dispatch_id: str) -> str:
+    """What the name of every job of the dispatch starts with.
+
+    Args:
+        dispatch_id: the Covalent dispatch id.
+
+    Returns:
+        The common start of the dispatch's job names (the dispatch id is shortened in them to
+        fit the longest node ids and attempts).
+    """
+    shortest = job_name(dispatch_id, "9" * 12, 99)
+    longest = job_name(dispatch_id, "0", 0)
+    common = 0
+    while common < min(len(shortest), len(longest)) and shortest[common] == longest[common]:
+        common += 1
+    return shortest[:common]
+
+
+def _regions(settings: BraketSettings) -> list[BraketSettings]:
+    """The settings of each Region the dispatch's jobs may be in: the configured one and the
+    device's (a QPU's jobs run in its Region)."""
+    found = [settings.in_region(aws.clients_for(settings).region)]
+    device = settings.device_region
+    if device and device != found[0].region:
+        found.append(settings.in_region(device))
+    return found
+
+
+def find_jobs(settings: BraketSettings, dispatch_id: str) -> list[tuple[BraketSettings, dict]]:
+    """The dispatch's jobs, in the configured Region and the device's. Blocking.
+
+    Args:
+        settings: the executor's settings.
+        dispatch_id: the Covalent dispatch id.
+
+    Returns:
+        The jobs' ``SearchJobs`` summaries, each with the settings of its Region, by node and
+        attempt.
+
+    Raises:
+        AwsError: when a search fails.
+    """
+    found: list[tuple[BraketSettings, dict]] = []
+    name = dispatch_prefix(dispatch_id)
+    for where in _regions(settings):
+        summaries = search_jobs(
+            aws.clients_for(where).braket,
+            [{"name": "jobName", "operator": "CONTAINS", "values": [name]}],
+            before_page=lambda where=where: pacing.wait_sync(*aws.quota_key(where), ["SearchJobs"]),
+        )
+        found += [
+            (where, summary)
+            for summary in summaries
+            if (summary.get("tags") or {}).get(DISPATCH_TAG) == dispatch_id
+        ]
+    found.sort(key=lambda pair: _order(pair[1]))
+    return found
+
+
+def _order(job: dict[str, Any]) -> tuple[Any, ...]:
+    tags = job.get("tags") or {}
+    node = str(tags.get(NODE_TAG, ""))
+    attempt = str(tags.get(ATTEMPT_TAG, "0"))
+    return (
+        (0, int(node), "") if node.isdigit() else (1, 0, node),
+        int(attempt) if attempt.isdigit() else 0,
+    )
+
+
+def describe(settings: BraketSettings, summary: dict[str, Any]) -> dict[str, Any]:
+    """One row of the ``jobs`` table. Blocking.
+
+    A finished job whose ``usage.json`` is where the settings' bucket puts it costs no Braket
+    call; the others are read with ``GetJob``.
+
+    Args:
+        settings: the settings of the job's Region.
+        summary: the job's ``SearchJobs`` summary (with its tags).
+
+    Returns:
+        The row: node, attempt, job name and ARN, state, queue and place in it, times, billed
+        milliseconds, quantum tasks by device, estimated cost, console link.
+
+    Raises:
+        AwsError: when ``GetJob`` fails.
+    """
+    tags = summary.get("tags") or {}
+    node, attempt = str(tags.get(NODE_TAG, "")), str(tags.get(ATTEMPT_TAG, "0"))
+    job, record = _job_and_usage(settings, summary)
+    info = job.get("queueInfo") or {}
+    position = info.get("position") if job["status"] == "QUEUED" else None
+    billable = job.get("billableDuration")
+    if billable is None and record is not None:
+        billable = (record.get("instance") or {}).get("billable_ms")
+    cost = (record or {}).get("cost")
+    return {
+        "node": node,
+        "attempt": _int(attempt),
+        "job_name": job.get("jobName", summary.get("jobName")),
+        "job_arn": summary["jobArn"],
+        "state": job["status"],
+        "queue": info.get("queue") if position not in (None, "None") else None,
+        "queue_position": position if position not in (None, "None") else None,
+        "started": iso_time(job.get("startedAt")),
+        "ended": iso_time(job.get("endedAt")),
+        "billable_ms": billable,
+        "quantum_tasks": _quantum_tasks(record),
+        "estimated_cost_usd": cost["total"] if cost else None,
+        "cost_complete": cost["complete"] if cost else None,
+        "usage_recorded": record is not None,
+        "console": progress.console_url(summary["jobArn"]),
+    }
+
+
+def _job_and_usage(
+    settings: BraketSettings, summary: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The job (its summary, or ``GetJob``'s answer when its ``usage.json`` is not where the
+    settings' bucket puts it) and its ``usage.json`` (None until it is written)."""
+    tags = summary.get("tags") or {}
+    node, attempt = str(tags.get(NODE_TAG, "")), str(tags.get(ATTEMPT_TAG, "0"))
+    dispatch = str(tags.get(DISPATCH_TAG, ""))
+    status = summary["status"]
+    record = None
+    job: dict[str, Any] = summary
+    if status in TERMINAL_STATES:
+        place = TaskLocation.new(settings.s3_bucket_name, dispatch, node, _int(attempt))
+        record = usage.load(settings, place.bucket, place.prefix)
+    if record is None:
+        job = jobs.get_paced(settings, summary["jobArn"], queue_info=status == "QUEUED")
+        uri = (job.get("hyperParameters") or {}).get(HP_TASK_URI, "")
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        if job["status"] in TERMINAL_STATES and uri.startswith("s3://") and prefix:
+            record = usage.load(settings, bucket, prefix)
+    return job, record
+
+
+def _quantum_tasks(record: dict[str, Any] | None) -> dict[str, dict[str, int]]:
+    """The quantum tasks and shots of a ``usage.json``, by device name."""
+    return {
+        device.rsplit("/", 1)[-1]: {
+            "tasks": sum((figures.get("tasks") or {}).values()),
+            "shots": figures.get("shots", 0),
+        }
+        for device, figures in ((record or {}).get("quantum_tasks") or {}).items()
+    }
+
+
+def _int(text: str) -> int:
+    return int(text) if str(text).isdigit() else 0
+
+
+def jobs_rows(settings: BraketSettings, dispatch_id: str) -> list[dict[str, Any]]:
+    """Every row of the dispatch's ``jobs`` table. Blocking.
+
+    Args:
+        settings: the executor's settings.
+        dispatch_id: the Covalent dispatch id.
+
+    Returns:
+        One row per job (see :func:`describe`), by node and attempt.
+
+    Raises:
+        AwsError: when a Braket call fails.
+    """
+    return [describe(where, summary) for where, summary in find_jobs(settings, dispatch_id)]
