@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from . import aws, results, transfer
+from . import aws, pacing, results, transfer
 from .config import BraketSettings
 from .images import JobImage
 from .job.runner import RESULT_KEY
@@ -132,6 +132,13 @@ def get_job(braket: Any, job_arn: str, queue_info: bool = False) -> dict[str, An
 def get(settings: BraketSettings, job_arn: str, queue_info: bool = False) -> dict[str, Any]:
     """``GetJob`` with the settings' client (see :func:`get_job`)."""
     return get_job(aws.clients_for(settings).braket, job_arn, queue_info)
+
+
+def get_paced(settings: BraketSettings, job_arn: str, queue_info: bool = False) -> dict[str, Any]:
+    """:func:`get`, once the process's pacing lets a ``GetJob`` go (blocking: for the
+    command-line tools, which call from no event loop)."""
+    pacing.wait_sync(*aws.quota_key(settings), ["GetJob"])
+    return get(settings, job_arn, queue_info)
 
 
 def cancel(settings: BraketSettings, job_arn: str) -> str:
