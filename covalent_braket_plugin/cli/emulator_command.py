@@ -114,45 +114,32 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _provision(url: str) -> str:
-    """Create the executor's default bucket and role and a placeholder image in the emulator;
-    the ``[executors.braket]`` section that uses them."""
-    import boto3
+    """Make on the emulator what ``covalent-braket setup`` makes (one way to provision, the
+    same as on AWS), for the executor's default bucket and role names; the text to print,
+    ending with the ``[executors.braket]`` section that uses them.
+
+    ``setup`` runs in a child process whose AWS settings are the emulator's, so that nothing
+    of this process's environment changes and none of the user's profiles is read.
+    """
+    import os
+    import subprocess
+    import sys
 
     from ..config import DEFAULTS
-    from ..emulator.aws_services.identity import (
-        CLIENT_ACCESS_KEY,
-        CLIENT_SECRET_KEY,
-        DEFAULT_ACCOUNT,
-    )
-    from ..emulator.aws_services.identity import DEFAULT_REGION as REGION
-    from ..testing import provision
+    from ..testing import emulator_env
 
-    def client(service: str) -> object:
-        return boto3.session.Session().client(
-            service,
-            endpoint_url=url,
-            region_name=REGION,
-            aws_access_key_id=CLIENT_ACCESS_KEY,
-            aws_secret_access_key=CLIENT_SECRET_KEY,
-        )
-
-    settings = {
-        "region": REGION,
-        "s3_bucket_name": DEFAULTS["s3_bucket_name"],
-        "braket_job_execution_role_name": DEFAULTS["braket_job_execution_role_name"],
-        "ecr_image_uri": f"{DEFAULT_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/covalent-braket:latest",
-    }
-    provision(
-        settings["s3_bucket_name"],
-        settings["braket_job_execution_role_name"],
-        settings["ecr_image_uri"],
-        client=client,
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env.update(emulator_env(url))
+    command = [sys.executable, "-m", "covalent_braket_plugin.cli", "setup"]
+    command += ["--bucket", str(DEFAULTS["s3_bucket_name"])]
+    command += ["--role-name", str(DEFAULTS["braket_job_execution_role_name"])]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"--provision failed: {done.stderr.strip() or done.stdout.strip()}")
+    return "\n".join(
+        [
+            done.stdout.rstrip(),
+            "",
+            "Start the Covalent server with the exports above, so that its AWS calls come here.",
+        ]
     )
-    lines = ["Provisioned the executor's bucket, job role and image; in covalent.conf:", ""]
-    lines.append("[executors.braket]")
-    lines.extend(f'{name} = "{value}"' for name, value in settings.items())
-    lines.append("")
-    lines.append(
-        "Start the Covalent server with the exports above, so that its AWS calls come here."
-    )
-    return "\n".join(lines)
