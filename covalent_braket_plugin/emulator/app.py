@@ -3,10 +3,12 @@
 Requests are told apart by the service in their SigV4 credential scope: ``braket`` goes to
 the Braket handlers, everything else (S3, STS, IAM, CloudWatch Logs, ECR, ...) and unsigned
 ``/moto-api/*`` calls go to moto. ``/_emulator/*`` is the emulator's own control API;
-``POST /moto-api/reset`` resets Braket state too; ``GET`` of :data:`.prices.PATH` is the
-Braket price list; IAM's ``SimulatePrincipalPolicy``, which moto lacks, is answered by
-:mod:`.simulate`. Every client request is journaled, and may
-be answered with an injected fault; the emulator's own requests are neither.
+``POST /moto-api/reset`` resets Braket state too; ``GET`` of
+:data:`~covalent_braket_plugin.emulator.aws_services.price_list.PATH` is the Braket price list;
+IAM's ``SimulatePrincipalPolicy``, which moto lacks, is answered by
+:mod:`~covalent_braket_plugin.emulator.aws_services.simulate_principal_policy`. Every client
+request is journaled, and may be answered with an injected fault; the emulator's own requests
+are neither.
 """
 
 from __future__ import annotations
@@ -23,13 +25,23 @@ from .aws_services import price_list as prices
 from .aws_services import s3
 from .aws_services import simulate_principal_policy as simulate
 from .aws_services.ecr_images import ManagedImages
-from .aws_services.identity import account_of, scope_of
+from .aws_services.identity import Scope, account_of, scope_of
 from .control import PREFIX as CONTROL_PREFIX
 from .control import ControlApi
 from .faults import INTERNAL_AGENT, FaultInjector, error_reply
 from .journal import Journal
 from .runtime.lifecycle import JobRuntime
 from .wsgi import StartResponse
+
+
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """A client request on its way: its WSGI environ, its SigV4 scope (None when unsigned) and
+    the service it is for."""
+
+    environ: dict[str, Any]
+    scope: Scope | None
+    service: str
 
 
 class EmulatorApp:
@@ -85,7 +97,8 @@ class EmulatorApp:
             setattr(self.runtime.settings, name, value)
 
     def _price_list(self, start_response: StartResponse) -> Iterable[bytes]:
-        """The Braket price list (see :mod:`.prices`), with every emulated QPU in it."""
+        """The Braket price list (see :mod:`.aws_services.price_list`), with every emulated QPU
+        in it."""
         qpus = [
             prices.qpu_name(device.arn)
             for device in self.backends.devices.all()
@@ -96,73 +109,103 @@ class EmulatorApp:
         return [body]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD")
         if path.startswith(CONTROL_PREFIX):
             return self.control(environ, start_response)
-        if path == prices.PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+        if path == prices.PATH and method in ("GET", "HEAD"):
             return self._price_list(start_response)
-        if path == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
+        if path == "/moto-api/reset" and method == "POST":  # moto resets its own state below
             self.backends.reset()
             self.journal.clear()
             self.images.forget()
         scope = scope_of(environ)
-        service = scope.service if scope else "unsigned"
-
-        internal = INTERNAL_AGENT in environ.get("HTTP_USER_AGENT", "")
-
-        def handler(respond: StartResponse) -> Iterable[bytes]:
-            if service == "braket" and scope is not None:
-                return self.braket(environ, respond, scope)
-            if service == "iam" and scope is not None and environ.get("REQUEST_METHOD") == "POST":
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-                body = environ["wsgi.input"].read(length) if length else b""
-                environ["wsgi.input"] = io.BytesIO(body)  # for moto, if it is not ours
-                reply = simulate.answer(body, scope, self.iam_policies, respond)
-                if reply is not None:
-                    return reply
-            return self.moto(environ, respond, scope, internal)
-
-        if internal:
-            return handler(start_response)  # the emulator's own calls: no faults, no journal
-        if service == "ecr" and scope is not None:
+        call = _Call(environ, scope, scope.service if scope else "unsigned")
+        if INTERNAL_AGENT in environ.get("HTTP_USER_AGENT", ""):
+            # The emulator's own calls: no faults, no journal.
+            return self._serve(call, start_response, internal=True)
+        if call.service == "ecr" and scope is not None:
             self.images.ensure(account_of(environ, scope.access_key), scope.region)
-        entry = self.journal.entry(environ, scope, service)
-
-        def recording_start_response(
-            status: str, headers: list[tuple[str, str]], *args: Any
-        ) -> Any:
-            entry["status"] = int(status.split(" ", 1)[0])
-            named = {k.lower(): v for k, v in headers}
-            if named.get("x-amz-server-side-encryption"):  # what S3 asks of KMS for the call
-                entry["sse"] = named["x-amz-server-side-encryption"]
-                key = named.get("x-amz-server-side-encryption-aws-kms-key-id")
-                if key:
-                    entry["sseKmsKeyId"] = key
-            error = named.get("x-amzn-errortype")
-            if error:
-                entry["error"] = error.split(":", 1)[0]
-            self.journal.record(entry)
-            return start_response(status, headers, *args)
-
-        access_key = scope.access_key if scope else None
-        fault = self.faults.choose(service, entry["operation"], access_key) if scope else None
+        entry = self.journal.entry(environ, scope, call.service)
+        fault = (
+            self.faults.choose(call.service, entry["operation"], scope.access_key)
+            if scope
+            else None
+        )
         if fault is None:
-            reply = handler(recording_start_response)
-            if service == "s3" and entry.get("status", 0) >= 400 and "error" not in entry:
-                reply = list(reply)
-                code = s3.error_code(b"".join(reply))
-                if code:
-                    entry["error"] = code
-            return reply
+            return self._serve_journaled(call, start_response, entry)
+        return self._fault(call, start_response, entry, fault)
+
+    def _serve(
+        self, call: _Call, respond: StartResponse, internal: bool = False
+    ) -> Iterable[bytes]:
+        """Answer the request: Braket's handlers, IAM's ``SimulatePrincipalPolicy``, or moto."""
+        environ, scope = call.environ, call.scope
+        if call.service == "braket" and scope is not None:
+            return self.braket(environ, respond, scope)
+        if call.service == "iam" and scope is not None and environ.get("REQUEST_METHOD") == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)  # for moto, if it is not ours
+            reply = simulate.answer(body, scope, self.iam_policies, respond)
+            if reply is not None:
+                return reply
+        return self.moto(environ, respond, scope, internal)
+
+    def _serve_journaled(
+        self, call: _Call, start_response: StartResponse, entry: dict[str, Any]
+    ) -> Iterable[bytes]:
+        """Answer the request, its reply recorded in its journal ``entry``."""
+        reply = self._serve(call, self._recording(entry, start_response))
+        if call.service == "s3" and entry.get("status", 0) >= 400 and "error" not in entry:
+            reply = list(reply)
+            code = s3.error_code(b"".join(reply))
+            if code:
+                entry["error"] = code
+        return reply
+
+    def _fault(
+        self, call: _Call, start_response: StartResponse, entry: dict[str, Any], fault: str
+    ) -> Iterable[bytes]:
+        """Answer with the injected ``fault``, recorded in the journal ``entry``; a ``lost``
+        request is carried out first, but the client is told it failed."""
         entry["fault"] = fault
-        if fault == "lost":  # carried out, but the client is told it failed
-            for _ in handler(lambda *args, **kwargs: None):
+        if fault == "lost":
+            for _ in self._serve(call, lambda *args, **kwargs: None):
                 pass
         message = (
             "The security token included in the request is expired"
             if fault == "expired"
             else f"injected fault: {fault}"
         )
-        status, headers, body = error_reply(service, "HTTP_X_AMZ_TARGET" in environ, fault, message)
-        recording_start_response(f"{status} Fault", [*headers, ("Content-Length", str(len(body)))])
+        json_protocol = "HTTP_X_AMZ_TARGET" in call.environ
+        status, headers, body = error_reply(call.service, json_protocol, fault, message)
+        record = self._recording(entry, start_response)
+        record(f"{status} Fault", [*headers, ("Content-Length", str(len(body)))])
         return [body]
+
+    def _recording(self, entry: dict[str, Any], start_response: StartResponse) -> StartResponse:
+        """``start_response``, with the reply's status, encryption and error noted in the
+        journal ``entry`` and the entry recorded."""
+
+        def recording_start_response(
+            status: str, headers: list[tuple[str, str]], *args: Any
+        ) -> Any:
+            _note_reply(entry, status, headers)
+            self.journal.record(entry)
+            return start_response(status, headers, *args)
+
+        return recording_start_response
+
+
+def _note_reply(entry: dict[str, Any], status: str, headers: list[tuple[str, str]]) -> None:
+    """Note in a journal entry the reply's status, what S3 asked of KMS, and the error code."""
+    entry["status"] = int(status.split(" ", 1)[0])
+    named = {k.lower(): v for k, v in headers}
+    if named.get("x-amz-server-side-encryption"):  # what S3 asks of KMS for the call
+        entry["sse"] = named["x-amz-server-side-encryption"]
+        key = named.get("x-amz-server-side-encryption-aws-kms-key-id")
+        if key:
+            entry["sseKmsKeyId"] = key
+    error = named.get("x-amzn-errortype")
+    if error:
+        entry["error"] = error.split(":", 1)[0]

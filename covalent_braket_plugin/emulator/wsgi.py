@@ -8,6 +8,7 @@ from typing import Any
 
 from .exceptions import BraketError, ValidationException
 
+#: A WSGI ``start_response`` (PEP 3333), as every handler of the emulator's is handed one.
 StartResponse = Callable[..., Any]
 #: The largest request body read.
 MAX_BODY = 16 * 1024 * 1024

@@ -1,10 +1,12 @@
 """The emulated Braket service's state and rules, kept per account and Region, as moto keeps
 its services' (a job made in us-west-2 is not seen from eu-north-1). Knows nothing about HTTP.
 
-Jobs are run by a :class:`JobRunner` and quantum tasks by a
-:class:`~covalent_braket_plugin.emulator.api.quantum_tasks.TaskRunner`, both shared by every account
-and Region; each reports back to whoever started the work, handed over with the work: a job's
-runner to the backend, a quantum task's to the backend's
+Jobs run on a :class:`JobHost` (the emulator's is
+:class:`~covalent_braket_plugin.emulator.runtime.lifecycle.JobRuntime`) and quantum tasks on a
+:class:`~covalent_braket_plugin.emulator.api.quantum_tasks.QuantumTaskHost` (the emulator's is
+:class:`~covalent_braket_plugin.emulator.circuits.task_runner.QuantumTaskRunner`), both shared
+by every account and Region; each reports back to whoever started the work, handed over with
+the work: a job's host to the backend, a quantum task's to the backend's
 :class:`~covalent_braket_plugin.emulator.api.quantum_tasks.QuantumTaskBook`.
 """
 
@@ -23,14 +25,15 @@ from ..settings import RuntimeSettings
 from . import search
 from .devices import Device, DeviceCatalogue
 from .models import Job, QuantumTask, now, place_in_queue
-from .quantum_tasks import QuantumTaskBook, TaskRunner
+from .quantum_tasks import QuantumTaskBook, QuantumTaskHost
 from .rules import validate_create_job, validate_job_associations
 
 JOB_ARN_RE = re.compile(r"^arn:aws[a-z-]*:braket:([a-z0-9-]+):(\d{12}):job/(.+)$")
 
 
-class JobRunner(Protocol):
-    """Runs jobs; reports their progress to the ``states`` it is handed with each."""
+class JobHost(Protocol):
+    """Where the backend's jobs run: starts and stops them, and reports their progress to the
+    ``states`` it is handed with each."""
 
     def start(self, job: Job, states: BraketBackend) -> None: ...
 
@@ -47,9 +50,9 @@ class BraketBackend:
         self,
         account: str,
         region: str,
-        runtime: JobRunner | None,
+        runtime: JobHost | None,
         devices: DeviceCatalogue,
-        tasks: TaskRunner | None,
+        tasks: QuantumTaskHost | None,
         settings: RuntimeSettings,
     ) -> None:
         self.account = account
@@ -255,7 +258,7 @@ class BraketBackend:
             return list(self._jobs.values())
 
     def clear(self) -> None:
-        """Forget every job and task (their processes are stopped by the runners)."""
+        """Forget every job and task (their processes are stopped by the hosts)."""
         with self._lock:
             self._jobs.clear()
             self._names.clear()
@@ -266,13 +269,13 @@ class BraketBackend:
 
 class BraketBackends:
     """Every account's and Region's :class:`BraketBackend`, made on first use, sharing one
-    job runner, one device catalogue and one task runner."""
+    job host, one device catalogue and one quantum-task host."""
 
     def __init__(
         self,
-        runtime: JobRunner | None,
+        runtime: JobHost | None,
         devices: DeviceCatalogue,
-        tasks: TaskRunner | None,
+        tasks: QuantumTaskHost | None,
         settings: RuntimeSettings,
     ) -> None:
         self.runtime = runtime

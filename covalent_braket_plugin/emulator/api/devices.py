@@ -112,6 +112,31 @@ class Device:
         base["service"]["getTaskPollIntervalMillis"] = 100  # results come fast: poll often
         action = base["action"][OPENQASM]
         base["action"] = {OPENQASM: action}  # OpenQASM 3 is what the SDK and PennyLane send
+        self._limit_action(action)
+        if self.qubit_count is not None:
+            base["paradigm"]["qubitCount"] = min(self.qubit_count, base["paradigm"]["qubitCount"])
+        if self.emulated_qpu:
+            # A gate-model QPU document (the SDK's generic QPU schema, IQM's header), so that
+            # clients see the native gate set and connectivity as they would on hardware.
+            base["braketSchemaHeader"] = {
+                "name": "braket.device_schema.iqm.iqm_device_capabilities",
+                "version": "1",
+            }
+            base["paradigm"] = self._qpu_paradigm(base["paradigm"]["qubitCount"])
+        if self.adjoint_gradient:
+            _add_adjoint_gradient(action)
+        if self.all_qubits_measured:
+            action["requiresAllQubitsMeasurement"] = True
+        base["emulated"] = {
+            "by": "covalent-braket-plugin Braket-in-a-box",
+            "simulator": self.simulator,
+            "emulatedQpu": self.emulated_qpu,
+        }
+        return base
+
+    def _limit_action(self, action: dict[str, Any]) -> None:
+        """Take out of the OpenQASM action what the device does not run: noise without
+        ``noise``, results with fewer shots than its least, gates not native to it."""
         if not self.noise:
             action["supportedPragmas"] = [
                 p for p in action.get("supportedPragmas", []) if "noise" not in p
@@ -126,51 +151,21 @@ class Device:
             action["supportedOperations"] = [
                 op for op in action["supportedOperations"] if op.lower() in self.native_gates
             ]
-        if self.qubit_count is not None:
-            base["paradigm"]["qubitCount"] = min(self.qubit_count, base["paradigm"]["qubitCount"])
-        if self.emulated_qpu:
-            # A gate-model QPU document (the SDK's generic QPU schema, IQM's header), so that
-            # clients see the native gate set and connectivity as they would on hardware.
-            base["braketSchemaHeader"] = {
-                "name": "braket.device_schema.iqm.iqm_device_capabilities",
+
+    def _qpu_paradigm(self, qubit_count: int) -> dict[str, Any]:
+        """An emulated QPU's paradigm: its qubits, native gates and connectivity."""
+        return {
+            "braketSchemaHeader": {
+                "name": "braket.device_schema.gate_model_qpu_paradigm_properties",
                 "version": "1",
-            }
-            base["paradigm"] = {
-                "braketSchemaHeader": {
-                    "name": "braket.device_schema.gate_model_qpu_paradigm_properties",
-                    "version": "1",
-                },
-                "qubitCount": base["paradigm"]["qubitCount"],
-                "nativeGateSet": list(self.native_gates),
-                "connectivity": {
-                    "fullyConnected": self.connectivity is None,
-                    "connectivityGraph": self.connectivity or {},
-                },
-            }
-        if self.adjoint_gradient:
-            action["supportedPragmas"] = [
-                *action.get("supportedPragmas", []),
-                "braket_result_type_adjoint_gradient",
-            ]
-            action["forbiddenPragmas"] = [
-                p for p in action.get("forbiddenPragmas", []) if "adjoint_gradient" not in p
-            ]
-            action.setdefault("supportedResultTypes", []).append(
-                {
-                    "name": "AdjointGradient",
-                    "observables": ["x", "y", "z", "h", "i"],
-                    "minShots": 0,
-                    "maxShots": 0,
-                }
-            )
-        if self.all_qubits_measured:
-            action["requiresAllQubitsMeasurement"] = True
-        base["emulated"] = {
-            "by": "covalent-braket-plugin Braket-in-a-box",
-            "simulator": self.simulator,
-            "emulatedQpu": self.emulated_qpu,
+            },
+            "qubitCount": qubit_count,
+            "nativeGateSet": list(self.native_gates),
+            "connectivity": {
+                "fullyConnected": self.connectivity is None,
+                "connectivityGraph": self.connectivity or {},
+            },
         }
-        return base
 
     def check_program(self, source: str, shots: int) -> None:
         """Reject what this device cannot run, with the service's kind of message."""
@@ -207,6 +202,25 @@ class Device:
                     f"Device {self.arn} does not support the operations {unknown}; "
                     f"its native gates are {sorted(self.native_gates)}"
                 )
+
+
+def _add_adjoint_gradient(action: dict[str, Any]) -> None:
+    """Add SV1's ``adjoint_gradient`` result type (and its pragma) to an OpenQASM action."""
+    action["supportedPragmas"] = [
+        *action.get("supportedPragmas", []),
+        "braket_result_type_adjoint_gradient",
+    ]
+    action["forbiddenPragmas"] = [
+        p for p in action.get("forbiddenPragmas", []) if "adjoint_gradient" not in p
+    ]
+    action.setdefault("supportedResultTypes", []).append(
+        {
+            "name": "AdjointGradient",
+            "observables": ["x", "y", "z", "h", "i"],
+            "minShots": 0,
+            "maxShots": 0,
+        }
+    )
 
 
 def _check_all_measured(source: str) -> None:

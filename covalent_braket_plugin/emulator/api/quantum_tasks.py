@@ -3,8 +3,10 @@
 token), looked up, described with their place in their device's queue, cancelled, searched,
 and their runs' progress as the task runner reports it. Knows nothing about HTTP.
 
-Quantum tasks are run by a :class:`TaskRunner`, shared by every account and Region, which
-reports each task's start and end to the book that started it, handed over with the task.
+Quantum tasks run on a :class:`QuantumTaskHost` (the emulator's is
+:class:`~covalent_braket_plugin.emulator.circuits.task_runner.QuantumTaskRunner`), shared by
+every account and Region, which reports each task's start and end to the book that started
+it, handed over with the task.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from .models import Job, QuantumTask, now, place_in_queue
 from .rules import validate_create_quantum_task
 
 
-class TaskRunner(Protocol):
-    """Runs quantum tasks; reports their ends to the ``states`` it is handed with each."""
+class QuantumTaskHost(Protocol):
+    """Where the book's quantum tasks run: starts each, and reports its start and end to the
+    ``states`` it is handed with it."""
 
     def start(self, task: QuantumTask, device: Device, states: QuantumTaskBook) -> None: ...
 
@@ -50,7 +53,7 @@ class QuantumTaskBook:
         account: str,
         region: str,
         devices: DeviceCatalogue,
-        runner: TaskRunner | None,
+        runner: QuantumTaskHost | None,
         lock: threading.RLock,
         job_for_token: Callable[[str], Job | None],
     ) -> None:

@@ -3,8 +3,13 @@
 botocore ships Braket's service model (``braket/2019-09-01``): each operation's members, their
 types, which are required, lengths, ranges, enums and patterns. Clients check only some of it
 (and not at all with ``parameter_validation=False``, or when built by hand); the service checks
-all of it and answers ``ValidationException``. So does the emulator, before any rule of its own:
-the rules in :mod:`.validation` may then rely on every member having its model's type.
+all of it and answers ``ValidationException``. So does the emulator, for the members of a
+request's JSON body and query string (a pattern Python's ``re`` cannot read is not checked;
+the ARNs in the path are the operations' to look up): once the request is routed and admitted
+by the quotas, before it is authorised or handled (see
+:class:`~covalent_braket_plugin.emulator.api.responses.BraketResponses`). A member sent as null
+counts as left out (a required one as missing). The rules in :mod:`.rules` may then rely on
+every member having its model's type and constraints, and say only what the model cannot.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ class BraketResponses:
 
     Args:
         backends: Every account's and Region's Braket state.
-        policies: IAM policies enforced per access key id (see :mod:`.iam`).
+        policies: IAM policies enforced per access key id (see :mod:`.iam_policies`).
         quotas: The request quotas, checked first, as the service's front door does.
     """
 

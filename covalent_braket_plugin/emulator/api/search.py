@@ -10,7 +10,6 @@ from typing import Any
 
 from ...service import SEARCH_PAGE_MAX, timestamp
 from ..exceptions import ValidationException
-from .rules import int_in
 
 
 def _encode_token(offset: int) -> str:
@@ -70,7 +69,8 @@ DEVICE_FILTERS = {
 
 def page(items: list[Any], body: dict[str, Any], key: str, render: Any) -> dict[str, Any]:
     max_results = body.get("maxResults", SEARCH_PAGE_MAX)
-    int_in("maxResults", max_results, 1, SEARCH_PAGE_MAX)
+    if max_results is None:  # the model has checked its range; it lets a null through
+        raise ValidationException("maxResults must be an integer, got None")
     start = _decode_token(body.get("nextToken"))
     result: dict[str, Any] = {key: [render(item) for item in items[start : start + max_results]]}
     if start + max_results < len(items):

@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from ..wsgi import StartResponse
 from .identity import Scope
-
-StartResponse = Callable[..., Any]
 
 #: Query parameters that leave the S3 operation as it is (the SDKs' operation hint, a version,
 #: a part of an object, the reply's headers).

@@ -1,13 +1,17 @@
 """IAM ``SimulatePrincipalPolicy``, which moto lacks: would this principal's policies allow
-these actions on this resource?
+these actions on these resources?
 
 ``covalent-braket doctor`` asks it, as it would ask IAM, whether the job role may do what a
-job does and the caller what the executor does. The principal's policies are its inline and
-attached ones in moto's IAM (a user's groups' too), evaluated by :mod:`.iam`. An emulator
-client that is no IAM principal (moto's default identity, the dummy credentials) has the
-policy enforced on its access key (control API ``/policies``), else every permission, as
-the emulator grants it. Only identity-based policies are evaluated, as the API does without
-``ResourcePolicy``.
+job does and the caller what the executor does. The principal (``PolicySourceArn``) is an IAM
+user or role, or a role's STS session (``assumed-role/...``, answered for its role): its
+policies are its inline and attached ones in moto's IAM (a user's groups' too), evaluated by
+:mod:`.iam_policies` with the request's context entries. An action is allowed on a resource
+when one of them allows it and none denies it explicitly. A role ARN that moto's IAM does not
+know is ``NoSuchEntity``, as IAM answers. Any other source (moto's default identity, the dummy
+credentials, a user or a session's role moto's IAM does not know) is an emulator client: the
+policy the control API enforces on the calling access key (``POST /_emulator/iam``) decides,
+else every permission is allowed, as the emulator grants it. Only identity-based policies are
+evaluated, as the API does without ``ResourcePolicy``.
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ def _document(text: Any) -> dict[str, Any]:
 
 
 def _policies_of(arn: str) -> list[dict[str, Any]] | None:
-    """The identity-based policies of the IAM user or role ``arn`` names; None if none."""
+    """The identity-based policies of the IAM user or role ``arn`` names (a role's for its STS
+    session); None when it names no user or role that moto's IAM has."""
     from moto.iam.models import iam_backends
 
     parts = arn.split(":")

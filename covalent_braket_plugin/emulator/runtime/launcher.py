@@ -16,7 +16,8 @@ says go, so that a request given up on (the zygote too slow) and tried again nev
 
 A zygote that died, hangs or cannot fork is replaced and the request tried once more; when the
 warm path cannot be used at all, :meth:`Launcher.spawn` starts the process cold with
-:class:`subprocess.Popen`, which has the interface of :class:`LaunchedProcess`. The launcher
+:func:`start_cold` (a :class:`subprocess.Popen`, which has the interface of
+:class:`LaunchedProcess`), as the runtime starts an image-mode job's command. The launcher
 reports its health (:meth:`Launcher.describe`) and its events (``on_event``).
 """
 
@@ -43,6 +44,23 @@ _STATUS_LOST = -signal.SIGKILL
 _OWN_PROCESS_GROUP: dict[str, Any] = (
     {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
 )
+
+
+def start_cold(
+    command: list[str], cwd: str | os.PathLike[str], env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """Start a job's process cold, as a forked one is set up: ``command`` in ``cwd`` with
+    exactly ``env``, in a process group of its own (so that its whole tree can be stopped),
+    stdin on /dev/null, stdout and stderr on one pipe (``.stdout``)."""
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        **_OWN_PROCESS_GROUP,
+    )
 
 
 class _ZygoteFailed(Exception):
@@ -374,15 +392,7 @@ class Launcher:
         self._count("fallbacks", event="fallback", entry=entry, reason=reason)
         module, _, function = entry.partition(":")
         target = ["-c", MAIN, "--run", entry] if function else ["-m", module]
-        return subprocess.Popen(
-            [sys.executable, "-u", *target],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            **_OWN_PROCESS_GROUP,
-        )
+        return start_cold([sys.executable, "-u", *target], cwd, env)
 
     def _count(self, name: str, **event: Any) -> None:
         with self._lock:

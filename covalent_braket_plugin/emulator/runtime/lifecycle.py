@@ -2,7 +2,8 @@
 container, and end COMPLETED, FAILED, CANCELLED or past their runtime.
 
 A script-mode job's process is forked from the warm launcher's parent, which has the usual
-job imports loaded (:mod:`.launcher`); an image-mode job's command is started cold.
+job imports loaded (:mod:`.launcher`); an image-mode job's command is started cold
+(:func:`~.launcher.start_cold`, as the launcher starts a job it cannot fork).
 
 Each job's process runs in a process group of its own (so that its whole tree can be stopped)
 inside the emulator's session, so it shares the emulator's scheduling group and priority:
@@ -15,7 +16,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,14 +26,11 @@ from ..aws_services.cloudwatch_logs import LogShipper
 from ..aws_services.own_clients import InternalClients
 from ..settings import RuntimeSettings
 from .contract import JobContainer
-from .launcher import LaunchedProcess, Launcher
+from .launcher import LaunchedProcess, Launcher, start_cold
 
 if TYPE_CHECKING:
     from ..api.backend import BraketBackend
 
-_OWN_PROCESS_GROUP: dict[str, object] = (
-    {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
-)
 _KILL_GRACE_SECONDS = 3.0
 #: The command of a script-mode job: the container's bootstrap, which the warm launcher forks.
 _BOOTSTRAP = ["-u", "-m", "covalent_braket_plugin.emulator.runtime.bootstrap"]
@@ -93,7 +90,7 @@ class JobRuntime:
         self._slots = threading.Condition(self._lock)
         self._running = 0
 
-    # ---------------------------------------------------------------- JobRunner protocol
+    # ---------------------------------------------------------------- JobHost protocol
     def start(self, job: Job, states: BraketBackend) -> None:
         run = _Run(job, states)
         with self._lock:
@@ -244,15 +241,7 @@ class JobRuntime:
         if self.settings.warm_launcher and command[1:] == _BOOTSTRAP:
             process = self.launcher.spawn(command[-1], container.root, env)
         else:
-            process = subprocess.Popen(
-                command,
-                cwd=container.root,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                **_OWN_PROCESS_GROUP,  # type: ignore[arg-type]
-            )
+            process = start_cold(command, container.root, env)
         with self._lock:
             run.process = process  # type: ignore[assignment]
             kill = run.kill_pending
