@@ -8,7 +8,7 @@ job imports loaded (:mod:`.launcher`); an image-mode job's command is started co
 Each job's process runs in a process group of its own (so that its whole tree can be stopped)
 inside the emulator's session, so it shares the emulator's scheduling group and priority:
 ``nice covalent-braket emulator`` lowers the jobs too. Its output goes to CloudWatch Logs
-(:class:`~.aws_services.cloudwatch_logs.LogShipper`), its results directory to S3.
+(:class:`~.log_shipping.LogShipper`), its results directory to S3.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..api.models import Job
-from ..aws_services.cloudwatch_logs import LogShipper
 from ..aws_services.own_clients import InternalClients
 from ..settings import RuntimeSettings
 from .contract import JobContainer
 from .launcher import LaunchedProcess, Launcher, start_cold
+from .log_shipping import LogShipper
 
 if TYPE_CHECKING:
     from ..api.backend import BraketBackend

@@ -8,7 +8,7 @@ from typing import Any
 
 from ...service import LOG_GROUP, log_stream_prefix
 from ..api.models import Job
-from .own_clients import InternalClients
+from ..aws_services.own_clients import InternalClients
 
 _FLUSH_SECONDS = 0.5
 
