@@ -114,7 +114,6 @@ def _dispatch(address: str, poll_freq: float, started: float, say: Any) -> int:
     import covalent as ct
 
     from .braket import BraketExecutor
-    from .config import DISPATCH_TAG
     from .testing import provision
 
     provision(
@@ -128,6 +127,34 @@ def _dispatch(address: str, poll_freq: float, started: float, say: Any) -> int:
     say(f"[demo] dispatched workflow {dispatch_id}")
 
     braket = boto3.client("braket")
+    job_arn = _follow(braket, address, dispatch_id, started, say)
+    final = ct.get_result(dispatch_id, wait=True, dispatcher_addr=address)
+    workflow_seconds = time.monotonic() - dispatched
+    if str(final.status) != "COMPLETED":
+        node = final.get_node_result(0)
+        say(f"[demo] the workflow {final.status}: {node['error'] or ''}\n{node['stderr'] or ''}")
+        return 1
+    if job_arn:
+        tasks = braket.search_quantum_tasks(
+            filters=[{"name": "jobArn", "operator": "EQUAL", "values": [job_arn]}]
+        )["quantumTasks"]
+        say(f"[demo] quantum tasks run by the job: {len(tasks)}")
+    say(f"Result: {shown(final.result)}")
+    say(f"Braket job: {job_arn}")
+    say(
+        f"Time taken: {time.monotonic() - started:.1f} s "
+        f"(the workflow, from dispatch to result: {workflow_seconds:.1f} s)"
+    )
+    return 0
+
+
+def _follow(braket: Any, address: str, dispatch_id: str, started: float, say: Any) -> str | None:
+    """Say each change of the workflow's state and its jobs' until the workflow ends; the ARN
+    of its (first) Braket job, if any."""
+    import covalent as ct
+
+    from .config import DISPATCH_TAG
+
     seen: tuple[Any, ...] = ()
     job_arn = None
     while True:
@@ -149,24 +176,5 @@ def _dispatch(address: str, poll_freq: float, started: float, say: Any) -> int:
         if jobs:
             job_arn = jobs[0]["jobArn"]
         if status in ("COMPLETED", "FAILED", "CANCELLED"):
-            break
+            return job_arn
         time.sleep(0.5)
-
-    final = ct.get_result(dispatch_id, wait=True, dispatcher_addr=address)
-    workflow_seconds = time.monotonic() - dispatched
-    if str(final.status) != "COMPLETED":
-        node = final.get_node_result(0)
-        say(f"[demo] the workflow {final.status}: {node['error'] or ''}\n{node['stderr'] or ''}")
-        return 1
-    if job_arn:
-        tasks = braket.search_quantum_tasks(
-            filters=[{"name": "jobArn", "operator": "EQUAL", "values": [job_arn]}]
-        )["quantumTasks"]
-        say(f"[demo] quantum tasks run by the job: {len(tasks)}")
-    say(f"Result: {shown(final.result)}")
-    say(f"Braket job: {job_arn}")
-    say(
-        f"Time taken: {time.monotonic() - started:.1f} s "
-        f"(the workflow, from dispatch to result: {workflow_seconds:.1f} s)"
-    )
-    return 0

@@ -205,3 +205,84 @@ def test_modules_imported_before_covalent_leave_it_with_the_plugin() -> None:
             timeout=120,
         )
         assert done.returncode == 0, done.stderr[-2000:]
+
+
+def room_arrows(inside: str | None = None) -> dict[str, set[str]]:
+    """Arrows between rooms, read from the imports: the package's rooms (``inside=None``), or
+    the rooms inside ``emulator`` (its sub-packages and flat modules)."""
+
+    def place(name: str) -> str | None:
+        if inside is None:
+            return room(name)
+        prefix = f"{PACKAGE}.{inside}."
+        if not name.startswith(prefix) or name.endswith(".__main__"):
+            return None
+        return name.removeprefix(prefix).split(".", 1)[0]
+
+    arrows: dict[str, set[str]] = {}
+    for name, targets in graph().items():
+        source = place(name)
+        if source in (None, "package"):
+            continue
+        arrows.setdefault(source, set())
+        for target in targets:
+            to = place(target)
+            if to not in (None, "package", source):
+                arrows[source].add(to)
+    return arrows
+
+
+def reduced(arrows: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The arrows that no longer way implies (a transitive reduction: the graph has no cycle)."""
+
+    def reach(start: str, skip: tuple[str, str]) -> set[str]:
+        seen: set[str] = set()
+        todo = [t for t in arrows.get(start, ()) if (start, t) != skip]
+        while todo:
+            node = todo.pop()
+            if node not in seen:
+                seen.add(node)
+                todo.extend(arrows.get(node, ()))
+        return seen
+
+    return {
+        source: {t for t in targets if t not in reach(source, (source, t))}
+        for source, targets in arrows.items()
+    }
+
+
+def drawing(inside: str | None = None) -> str:
+    """The mermaid drawing of the rooms and the arrows no longer way implies, as
+    docs/architecture.md holds it."""
+    arrows = reduced(room_arrows(inside))
+    lines = ["flowchart TD"]
+    for source in sorted(arrows):
+        targets = sorted(arrows[source])
+        if targets:
+            lines.append(f"    {source} --> {' & '.join(targets)}")
+        elif not any(source in t for t in arrows.values()):
+            lines.append(f"    {source}")
+    return "\n".join(lines)
+
+
+def drawn(heading: str) -> str:
+    """The mermaid block that follows ``heading`` in docs/architecture.md."""
+    text = DOC.read_text().split(heading, 1)[1]
+    return text.split("```mermaid\n", 1)[1].split("\n```", 1)[0]
+
+
+def test_the_drawings_match_the_imports() -> None:
+    """Each drawing is the import graph between rooms, less the arrows a longer way implies.
+    ``python -m tests.test_architecture`` prints both as they should be."""
+    assert drawn("## The rooms drawn") == drawing(), "\n" + drawing()
+    assert drawn("### Inside the emulator") == drawing("emulator"), "\n" + drawing("emulator")
+
+
+def test_a_longer_way_hides_an_arrow_and_nothing_else() -> None:
+    arrows = {"a": {"b", "c"}, "b": {"c"}, "c": set(), "d": {"c"}}
+    assert reduced(arrows) == {"a": {"b"}, "b": {"c"}, "c": set(), "d": {"c"}}
+
+
+if __name__ == "__main__":
+    print("## The rooms drawn\n\n```mermaid\n" + drawing() + "\n```\n")
+    print("### Inside the emulator\n\n```mermaid\n" + drawing("emulator") + "\n```")

@@ -16,7 +16,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from ...service import arn_region
+from ...service import MAX_TAGS_PER_RESOURCE, arn_region
 from ..exceptions import DeviceOfflineException, DeviceRetiredException, ValidationException
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 #: after ``ecr``.
 ECR_HOST_RE = re.compile(r"^\d{10,14}\.dkr\.ecr\.")
 MAX_ENTRY_POINT = 256
-MAX_TAGS = 50
 #: Members CreateJob may leave out, for the service's default, but not send as null: the model
 #: has no word for "optional, but not null", and the job's run needs their value.
 _COMPRESSION = ("algorithmSpecification", "scriptModeConfig", "compressionType")
@@ -64,8 +63,8 @@ def validate_create_job(body: dict[str, Any]) -> None:
         if name in seen:
             raise ValidationException(f"inputDataConfig channelName {name!r} is repeated")
         seen.add(name)
-    if len(body.get("tags") or {}) > MAX_TAGS:
-        raise ValidationException(f"tags must be a map of at most {MAX_TAGS} entries")
+    if len(body.get("tags") or {}) > MAX_TAGS_PER_RESOURCE:
+        raise ValidationException(f"tags must be a map of at most {MAX_TAGS_PER_RESOURCE} entries")
 
 
 def _refuse_null(body: dict[str, Any], path: tuple[str, ...]) -> None:
