@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import io
 import statistics
 import sys
 import time
@@ -31,9 +32,15 @@ import boto3
 import cloudpickle
 from _common import BUCKET, IMAGE, ROLE, BenchExecutor, emulator, machine, now, table
 
-from covalent_braket_plugin import jobs, preflight, results, transfer
+from covalent_braket_plugin import jobs, preflight, results, signing, transfer
 from covalent_braket_plugin.job import ENTRY_POINT, runner_archive
-from covalent_braket_plugin.job.runner import HP_INPUT_SHA256, HP_PYTHON_VERSION, HP_TASK_URI
+from covalent_braket_plugin.job.runner import (
+    HP_INPUT_SHA256,
+    HP_PYTHON_VERSION,
+    HP_RESULT_KEY,
+    HP_TASK_URI,
+    read_result_header,
+)
 
 POLL = 0.05
 
@@ -85,8 +92,10 @@ def raw_task(s3: object, braket: object, runner_uri: str, x: int) -> Sample:
     lap("serialize")
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/input.pkl", Body=payload)
     lap("upload")
+    name = f"raw-{uuid.uuid4().hex[:20]}"
+    key = signing.attempt_key(f"s3://{BUCKET}/{prefix}", name)
     arn = braket.create_job(
-        jobName=f"raw-{uuid.uuid4().hex[:20]}",
+        jobName=name,
         roleArn=ROLE,
         algorithmSpecification={
             "scriptModeConfig": {
@@ -107,6 +116,7 @@ def raw_task(s3: object, braket: object, runner_uri: str, x: int) -> Sample:
             HP_TASK_URI: f"s3://{BUCKET}/{prefix}",
             HP_PYTHON_VERSION: "%d.%d" % sys.version_info[:2],
             HP_INPUT_SHA256: digest,
+            HP_RESULT_KEY: key.hex(),  # the job runner authenticates its result with it
         },
     )["jobArn"]
     lap("submit")
@@ -119,7 +129,9 @@ def raw_task(s3: object, braket: object, runner_uri: str, x: int) -> Sample:
     mark = now()
     data = s3.get_object(Bucket=BUCKET, Key=f"{prefix}/result.pkl")["Body"].read()
     lap("download")
-    result = cloudpickle.loads(data)
+    stream = io.BytesIO(data)
+    read_result_header(stream)  # the runner's header before the pickle (not checked here)
+    result = cloudpickle.loads(stream.read())
     lap("deserialize")
     assert result["result"] == x * x, result
     waited = poll_wait(job, seen)

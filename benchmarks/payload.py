@@ -54,7 +54,7 @@ def measure(mode: str, size: int, dispatch: str = "") -> dict:
     import boto3
 
     from covalent_braket_plugin import aws, results, transfer
-    from covalent_braket_plugin.job.runner import RESULT_FORMAT
+    from covalent_braket_plugin.job.runner import RESULT_FORMAT, read_result_header
     from covalent_braket_plugin.location import TaskLocation
 
     executor = BenchExecutor()
@@ -82,9 +82,14 @@ def measure(mode: str, size: int, dispatch: str = "") -> dict:
             "job_name": location.job_name,
             "task_uri": location.uri,
         }
-        s3.upload_fileobj(
-            io.BytesIO(cloudpickle.dumps(outcome)), BUCKET, location.key("result.pkl")
-        )
+        from covalent_braket_plugin import signing
+        from covalent_braket_plugin.job.runner import result_header, result_mac
+
+        pickled = cloudpickle.dumps(outcome)
+        key = signing.attempt_key(location.uri, location.job_name)
+        mac = result_mac(key, location.uri, location.job_name, [pickled])
+        header = result_header(location.uri, location.job_name, mac)
+        s3.upload_fileobj(io.BytesIO(header + pickled), BUCKET, location.key("result.pkl"))
         return {"dispatch": location.dispatch_id}
 
     if mode.startswith("download"):
@@ -113,7 +118,9 @@ def measure(mode: str, size: int, dispatch: str = "") -> dict:
             return len(results.download(settings, location, job)["result"])
         sink = io.BytesIO()
         s3.download_fileobj(BUCKET, location.key("result.pkl"), sink)
-        return len(cloudpickle.loads(sink.getbuffer())["result"])
+        sink.seek(0)
+        read_result_header(sink)  # the runner's header before the pickle (not checked here)
+        return len(cloudpickle.load(sink)["result"])
 
     upload = mode.startswith("upload")
     baseline = rss_mib()

@@ -71,7 +71,10 @@ class BraketExecutor(RemoteExecutor):
         storage: Volume size of the classical host, in GB.
         time_limit: Maximum running time of the job, in seconds (1 to 432000).
         poll_freq: Seconds between job status checks.
-        cache_dir: Local directory for temporary files.
+        cache_dir: Local directory for temporary files (spilled inputs, large results):
+            made with mode 0700 if missing, and refused if it is someone else's or others may
+            write to it; empty for this user's ``$XDG_CACHE_HOME/covalent-braket`` (or
+            ``~/.cache/covalent-braket``).
         kms_key_id: KMS key for the task's objects and the job's outputs (SSE-KMS); empty
             means SSE-S3.
         cleanup: Delete the task's runner and pickles once the result is retrieved.
@@ -154,15 +157,38 @@ class BraketExecutor(RemoteExecutor):
         if await self.get_cancel_requested():
             await waiting.cancel(settings, job_arn)
         job = await self._poll_task(settings, job, location)
+        # The job is terminal: its objects go, whatever it came to (a value, the electron's
+        # exception, a failure, a cancellation, a result refused). Not on an asyncio
+        # cancellation (the server going away): a rebuilt executor may still collect it.
+        try:
+            value = await self._collect(settings, location, job)
+        except Exception:
+            self._clean_up_later(settings, location)
+            raise
+        self._clean_up_later(settings, location)
+        return value
+
+    async def _collect(
+        self, settings: BraketSettings, location: TaskLocation, job: dict[str, Any]
+    ) -> Any:
+        """The terminal job's electron's value, or its exception; the job's failure or
+        cancellation as the task's."""
+        job_arn = job["jobArn"]
         if job["status"] == "CANCELLED":
             raise TaskCancelledError(f"Braket job {job_arn} was cancelled")
         outcome = await self.query_result(settings, location, job)
         try:
             if outcome is None:  # FAILED with no result object: the job never ran the electron
                 await self._fail_without_result(settings, job)
-            return self._deliver(settings, location, job_arn, outcome)
+            return self._deliver(job_arn, outcome)
         finally:  # what the job used and cost: usage.json and the server log, in the background
             usage.account_later(settings, location, job, outcome)
+
+    @staticmethod
+    def _clean_up_later(settings: BraketSettings, location: TaskLocation) -> None:
+        """Delete the task's objects in the background, unless ``cleanup`` is off."""
+        if settings.cleanup:
+            results.clean_up_later(settings, location)
 
     async def _stop_if_cancelled(
         self, task: str, settings: BraketSettings, location: TaskLocation | None = None
@@ -183,11 +209,18 @@ class BraketExecutor(RemoteExecutor):
         image: images.JobImage,
     ) -> tuple[TaskLocation, dict[str, Any]]:
         """Upload and submit the first attempt whose job is not spent (attempts of an earlier
-        run of this node failed, or were collected)."""
+        run of this node failed, or were collected), and whose prefix holds no input that
+        this server did not upload."""
         dispatch_id, node_id = task_metadata["dispatch_id"], task_metadata["node_id"]
         for attempt in range(MAX_ATTEMPTS):
             location = TaskLocation.new(settings.s3_bucket_name, dispatch_id, node_id, attempt)
             upload = await self._upload_task(settings, location, payload, image.requirements)
+            if upload is None:
+                app_log.warning(
+                    f"{location.uri} holds an input this server did not upload (it carries no "
+                    "valid MAC): it was left alone and will not be run; trying the next attempt"
+                )
+                continue
             await self._stop_if_cancelled(f"{dispatch_id}:{node_id}", settings, location)
             job = await self.submit_task(settings, location, python, upload, image)
             if job is not None:
@@ -203,9 +236,7 @@ class BraketExecutor(RemoteExecutor):
             self.task_stderr.write(tail)
         raise BraketJobError(f"Braket job {job['jobArn']} failed: {reason}")
 
-    def _deliver(
-        self, settings: BraketSettings, location: TaskLocation, job_arn: str, outcome: dict
-    ) -> Any:
+    def _deliver(self, job_arn: str, outcome: dict) -> Any:
         """The electron's output into the node's streams; its value, or its exception."""
         self.task_stdout.write(outcome.get("stdout", ""))
         self.task_stderr.write(outcome.get("stderr", ""))
@@ -216,8 +247,6 @@ class BraketExecutor(RemoteExecutor):
                 f"electron raised {outcome['exception_type']}: {outcome['exception']} "
                 f"(Braket job {job_arn})"
             )
-        if settings.cleanup:
-            results.clean_up_later(settings, location)
         return outcome["result"]
 
     async def _client_python(self) -> str:
@@ -243,7 +272,7 @@ class BraketExecutor(RemoteExecutor):
         location: TaskLocation,
         payload: Any,
         requirements: str = "",
-    ) -> transfer.Upload:
+    ) -> transfer.Upload | None:
         return await aws.offload(transfer.upload_task, settings, location, payload, requirements)
 
     async def submit_task(

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import os
 import re
+import stat
 from collections.abc import Mapping
 from typing import Any
 
@@ -148,6 +149,53 @@ def check_region(value: Any) -> str:
 
 def check_path(setting: str, value: Any) -> str:
     return _str(setting, value)
+
+
+#: ``cache_dir``'s default before it was private to the user, as many covalent.conf files hold
+#: it (Covalent writes the plugin's defaults there): taken as unset.
+SHARED_CACHE_DIR = "/tmp/covalent"
+
+
+def default_cache_dir() -> str:
+    """The per-user cache directory: ``$XDG_CACHE_HOME/covalent-braket``, else
+    ``~/.cache/covalent-braket``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "covalent-braket")
+
+
+def private_cache_dir(value: str) -> str:
+    """The directory ``cache_dir`` names (empty, or the old shared default: the per-user
+    one), made with mode 0700 if it is not there, and checked to be this user's and
+    writable by no one else: spill files of task inputs and results live there.
+
+    Raises:
+        InvalidSettingError: the directory cannot be made, is someone else's, or group or
+            others may write to it.
+    """
+    path = os.path.expanduser(value) if value and value != SHARED_CACHE_DIR else ""
+    path = path or default_cache_dir()
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        found = os.stat(path)
+    except OSError as exc:
+        raise InvalidSettingError(
+            "cache_dir", value, f"a directory this user can make: {exc}"
+        ) from exc
+    if not stat.S_ISDIR(found.st_mode):
+        problem = "is not a directory"
+    elif found.st_uid != os.getuid():
+        problem = f"is owned by uid {found.st_uid}, not by this user (uid {os.getuid()})"
+    elif found.st_mode & 0o022:
+        problem = f"is writable by group or others (mode {oct(stat.S_IMODE(found.st_mode))})"
+    else:
+        return path
+    raise InvalidSettingError(
+        "cache_dir",
+        value,
+        f"a directory of this user's that no one else may write to, but {path} {problem}. "
+        f"Run chmod 700 {path} if it is yours, or set cache_dir to another directory (empty: "
+        f"{default_cache_dir()}, made with mode 0700)",
+    )
 
 
 def check_credentials(value: Any) -> str:
@@ -314,7 +362,8 @@ class BraketSettings:
         300, lambda v: _int("time_limit", v, 1, MAX_RUNTIME_SECONDS, "of seconds")
     )
     poll_freq: float = _setting(30, lambda v: _float("poll_freq", v, 0, "seconds"))
-    cache_dir: str = _setting("/tmp/covalent", lambda v: check_path("cache_dir", v))
+    #: Empty: the per-user :func:`default_cache_dir` (see :func:`private_cache_dir`).
+    cache_dir: str = _setting("", lambda v: check_path("cache_dir", v))
     # Beyond the original plugin's settings:
     kms_key_id: str = _setting("", check_kms_key)
     cleanup: bool = _setting(True, lambda v: check_bool("cleanup", v))

@@ -13,6 +13,7 @@ from .job.runner import (
     HP_KMS_KEY_ID,
     HP_PYTHON_VERSION,
     HP_REQUIRED,
+    HP_RESULT_KEY,
     HP_TASK_URI,
 )
 from .location import RUNNER_KEY, TaskLocation
@@ -36,6 +37,9 @@ class Submission:
     bucket_owner: str
     #: Versions the runner checks before it unpickles (``"covalent==X cloudpickle==Y"``).
     pins: str = ""
+    #: The attempt's key (hex), with which the runner authenticates its result; a job
+    #: without one refuses to run (see :mod:`covalent_braket_plugin.signing`).
+    result_key: str = ""
 
 
 def create_job_request(
@@ -44,7 +48,8 @@ def create_job_request(
     """The arguments of ``CreateJob`` for one attempt of a task.
 
     The job carries the executor's tags (dispatch, node, attempt) and the ``tags`` setting's;
-    a ``reservation_arn`` becomes its Braket Direct association.
+    a ``reservation_arn`` becomes its Braket Direct association. The attempt's key travels as
+    a hyperparameter: only ``GetJob`` shows it, which the job role may not call.
     """
     hyperparameters = {
         HP_TASK_URI: location.uri,
@@ -54,6 +59,8 @@ def create_job_request(
     }
     if submission.pins:
         hyperparameters[HP_REQUIRED] = submission.pins
+    if submission.result_key:
+        hyperparameters[HP_RESULT_KEY] = submission.result_key
     output: dict[str, Any] = {"s3Path": f"{location.uri}/output"}
     if settings.kms_key_id:
         hyperparameters[HP_KMS_KEY_ID] = settings.kms_key_id

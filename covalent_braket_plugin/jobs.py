@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from . import aws, pacing, results, transfer
+from . import aws, pacing, results, signing, transfer
 from .config import BraketSettings
 from .images import JobImage
 from .job.runner import RESULT_KEY
@@ -50,6 +50,7 @@ def submit_attempt(
         client_token=upload.client_token,
         bucket_owner=aws.caller_account(settings)[0],
         pins=image.pins,
+        result_key=signing.attempt_key(location.uri, location.job_name).hex(),
     )
     request = create_job_request(settings, location, submission)
     braket = aws.clients_for(settings).braket

@@ -22,8 +22,10 @@ class TaskLocation:
     """Where attempt ``attempt`` of one electron lives: S3 prefix, job name, idempotency token.
 
     All three are derived from (dispatch, node, attempt), so an executor rebuilt for the same
-    task (a server restart) finds the same job again. The client token here is the fallback
-    for inputs an older version uploaded: a fresh upload records a token of its own (see
+    task (a server restart) finds the same job again. They are predictable, so they are no
+    secret: what this server wrote there is told by a MAC with the attempt's key (see
+    :mod:`covalent_braket_plugin.signing`). The client token here is the one older versions
+    used; a fresh upload records a token of its own (see
     :class:`~covalent_braket_plugin.transfer.Upload`), so that a new run of an attempt that
     was collected and cleaned up gets a new job, not the old one back.
     """

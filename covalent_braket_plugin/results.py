@@ -1,15 +1,17 @@
-"""A finished task's result: fetched, checked against the job that wrote it, unpickled; and
-the task's objects cleaned up afterwards, off the result's path."""
+"""A finished task's result: fetched, authenticated as the job runner's for this attempt,
+only then unpickled; and the task's objects cleaned up afterwards, off the result's path."""
 
 from __future__ import annotations
 
-from typing import Any
+import hmac
+import io
+from typing import IO, Any
 
-from . import aws, transfer
+from . import aws, signing, transfer
 from .config import BraketSettings
 from .covalent_loader import server_log
 from .errors import BraketJobError
-from .job.runner import RESULT_FORMAT, RESULT_KEY
+from .job.runner import RESULT_FORMAT, RESULT_KEY, chunks, read_result_header, result_mac
 from .location import TASK_OBJECTS, TaskLocation
 
 #: The clean-ups under way, on the I/O threads.
@@ -19,14 +21,18 @@ _cleanups = aws.Background(aws.io_pool)
 def download(
     settings: BraketSettings, location: TaskLocation, job: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """Download, check and unpickle ``result.pkl``; None when a FAILED job left none.
+    """Download ``result.pkl``, authenticate it and unpickle it; None when a FAILED job left
+    none.
+
+    Nothing of the object is unpickled before its header has named this attempt's task and
+    job and its MAC (see :func:`~covalent_braket_plugin.job.runner.result_header`) has been
+    found to be the one the attempt's key gives: anyone may write to the task's prefix, but
+    only the executor and the attempt's job know the key.
 
     Raises:
-        BraketJobError: the result is missing (of a COMPLETED job), corrupt, unrecognised, or
-            was written by another job or for another task.
+        BraketJobError: the result is missing (of a COMPLETED job), not authenticated (a
+            forgery, or written by another job or for another task), corrupt or unrecognised.
     """
-    import cloudpickle
-
     clients = aws.clients_for(settings)
     key = location.key(RESULT_KEY)
     where = f"s3://{location.bucket}/{key}"
@@ -40,25 +46,75 @@ def download(
         raise BraketJobError(
             f"Braket job {job['jobArn']} completed but its result {where} could not be read: {exc}"
         ) from exc
+    stream = io.BytesIO(data) if spool is None else spool  # a small result's bytes, not copied
+    del data
     try:
-        outcome = cloudpickle.loads(data) if spool is None else cloudpickle.load(spool)
+        _authenticate(location, job, where, stream)
+        outcome = _unpickled(job, where, stream)
+    finally:
+        stream.close()
+    if not isinstance(outcome, dict) or outcome.get("format") != RESULT_FORMAT:
+        raise BraketJobError(f"Braket job {job['jobArn']} left an unrecognised result at {where}")
+    return outcome
+
+
+def _authenticate(
+    location: TaskLocation, job: dict[str, Any], where: str, stream: IO[bytes]
+) -> None:
+    """Check the result's header and MAC, reading its payload a MiB at a time; leave
+    ``stream`` at the payload.
+
+    Raises:
+        BraketJobError: the result is not this attempt's job runner's.
+    """
+    job_arn = job["jobArn"]
+    try:
+        header = read_result_header(stream)
+    except ValueError as exc:
+        raise _unauthenticated(
+            where,
+            f"{exc}: a corrupt result, or one written elsewhere, not by Braket job {job_arn}",
+        ) from None
+    if header["task_uri"] != location.uri or header["job_name"] != job["jobName"]:
+        raise _unauthenticated(
+            where,
+            f"it was written by job {header['job_name']!r} for {header['task_uri']!r}, "
+            f"not by Braket job {job_arn}",
+        )
+    start = stream.tell()
+    key = signing.attempt_key(location.uri, location.job_name)
+    expected = result_mac(key, location.uri, job["jobName"], chunks(stream)).encode()
+    if not hmac.compare_digest(expected, header["mac"].encode("utf-8", "replace")):
+        raise _unauthenticated(
+            where,
+            "its MAC is not the one this attempt's key gives: it was not written by the "
+            f"runner of Braket job {job_arn}, or was changed since",
+        )
+    stream.seek(start)
+
+
+def _unauthenticated(where: str, reason: str) -> BraketJobError:
+    return BraketJobError(
+        f"the result at {where} was not authenticated, so nothing of it was unpickled and it "
+        f"was not used: {reason}"
+    )
+
+
+def _unpickled(job: dict[str, Any], where: str, stream: IO[bytes]) -> Any:
+    """The authenticated payload, unpickled.
+
+    Raises:
+        BraketJobError: the payload is no pickle cloudpickle can load here.
+    """
+    import cloudpickle
+
+    try:
+        return cloudpickle.load(stream)
     except Exception as exc:
         raise BraketJobError(
             f"Braket job {job['jobArn']} left a corrupt result at {where}: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
-    finally:
-        del data
-        if spool is not None:
-            spool.close()
-    if not isinstance(outcome, dict) or outcome.get("format") != RESULT_FORMAT:
-        raise BraketJobError(f"Braket job {job['jobArn']} left an unrecognised result at {where}")
-    if outcome.get("task_uri") != location.uri or outcome.get("job_name") != job["jobName"]:
-        raise BraketJobError(
-            f"the result at {where} was written by job {outcome.get('job_name')!r} for "
-            f"{outcome.get('task_uri')!r}, not by Braket job {job['jobArn']}; it was not used"
-        )
-    return outcome
 
 
 def delete_task_objects(settings: BraketSettings, location: TaskLocation) -> None:

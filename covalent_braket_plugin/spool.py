@@ -96,7 +96,7 @@ class Spool:
             self._spill()
 
     def _spill(self) -> None:
-        os.makedirs(self._directory, exist_ok=True)
+        os.makedirs(self._directory, mode=0o700, exist_ok=True)  # (the executor's: checked)
         self._file = tempfile.NamedTemporaryFile(dir=self._directory, suffix=".pkl")  # noqa: SIM115 (closed in __exit__)
         for piece in self._pieces or ():
             self._file.write(piece)
@@ -109,6 +109,15 @@ class Spool:
         """The pickle as the buffers written, in order (only while it is in memory)."""
         assert self._pieces is not None
         return self._pieces
+
+    def rewound(self) -> Any:
+        """The spill file, flushed and at its start, as the file object this spool holds open:
+        what an upload reads (never the file opened again by its name, which whoever may write
+        to its directory could have replaced)."""
+        assert self._file is not None
+        self._file.flush()
+        self._file.seek(0)
+        return self._file.file
 
     def sha256(self) -> str:
         return self._digest.hexdigest()

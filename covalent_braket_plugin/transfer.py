@@ -7,7 +7,6 @@ Everything here blocks: the executor calls it through :func:`~covalent_braket_pl
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -15,15 +14,20 @@ from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from typing import Any
 
-from . import aws
-from .config import BraketSettings, InvalidSettingError
+from . import aws, signing
+from .config import BraketSettings, InvalidSettingError, private_cache_dir
 from .job import runner_archive, runner_archive_with
 from .job.runner import INPUT_KEY, REQUIREMENTS_FILE
 from .location import RUNNER_KEY, TaskLocation
 from .spool import Concatenation, Spool
 
+#: The object metadata key that records the input's SHA-256.
+SHA256 = "sha256"
 #: The object metadata key that records an attempt's CreateJob client token.
 TOKEN = "client-token"
+#: The object metadata key that records the MAC of the two, with the attempt's key: an
+#: object without a good one was not uploaded by this server, and is never adopted.
+MAC = "mac"
 #: Objects up to this size go in one request; larger ones in parallel parts of this size.
 SMALL_OBJECT_BYTES = 8 * 1024 * 1024
 PART_BYTES = 8 * 1024 * 1024
@@ -40,8 +44,8 @@ _side_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="covalent-brak
 @dataclass(frozen=True)
 class Upload:
     """What an upload left: the input's SHA-256, the attempt's ``CreateJob`` client token
-    (both recorded with the input), and whether this attempt's input was there already (an
-    executor rebuilt for the same task; its job may exist too).
+    (both recorded with the input, signed), and whether this attempt's input was there
+    already (an executor rebuilt for the same task; its job may exist too).
 
     The token is new with each fresh upload: a run of the same dispatch, node and attempt
     after an earlier one was collected and cleaned up is not handed the earlier job back.
@@ -57,17 +61,23 @@ def upload_task(
     location: TaskLocation,
     payload: Any,
     requirements: str = "",
-) -> Upload:
+) -> Upload | None:
     """Upload the runner (with a ``requirements.txt`` for the job, if any) and ``payload``
-    (``(function, args, kwargs)``).
+    (``(function, args, kwargs)``); None if the attempt's prefix holds an input this server
+    did not upload (the attempt is spent: nothing planted there is ever run).
 
     The pickle is hashed as it is written and kept as the pieces written, large buffers
     by reference (see :class:`~covalent_braket_plugin.spool.Spool`). Up to 8 MiB it travels
     inside the runner archive (one conditional ``PutObject``); beyond, it goes up beside the
     runner in 8 MiB parts, from memory or, for a pickle made of many small objects, from a
-    spool file in ``cache_dir``. If this attempt's input is already there (an executor rebuilt
-    for the same task), it is kept and its recorded digest returned, so the resubmitted
-    ``CreateJob`` is identical.
+    spool file in ``cache_dir``. The input's digest and the attempt's client token are
+    recorded with it, and their MAC with the attempt's key. If this attempt's input is
+    already there with a good MAC (an executor rebuilt for the same task), it is kept and its
+    recorded digest returned, so the resubmitted ``CreateJob`` is identical.
+
+    Raises:
+        InvalidSettingError: the bucket refused the write, or ``cache_dir`` is not private.
+        SecretFileError: the server's secret cannot be trusted.
     """
     members = {REQUIREMENTS_FILE: requirements.encode()} if requirements else {}
     try:
@@ -94,51 +104,64 @@ def _refused(settings: BraketSettings, exc: aws.AwsError) -> InvalidSettingError
 
 def _upload(
     settings: BraketSettings, location: TaskLocation, payload: Any, members: dict[str, bytes]
-) -> Upload:
+) -> Upload | None:
     import cloudpickle
 
-    clients = aws.clients_for(settings)
-    owner = aws.bucket_owner(settings)
-    with Spool(settings.cache_dir, SMALL_OBJECT_BYTES) as spool:
+    key = signing.attempt_key(location.uri, location.job_name)
+    with Spool(private_cache_dir(settings.cache_dir), SMALL_OBJECT_BYTES) as spool:
         cloudpickle.dump(payload, spool)
         spool.settle()
-        sha = spool.sha256()
-        token = str(uuid.uuid4())
-        extra = {**settings.encryption, **owner, "Metadata": {"sha256": sha, TOKEN: token}}
+        sha, token = spool.sha256(), str(uuid.uuid4())
+        metadata = {SHA256: sha, TOKEN: token, MAC: signing.upload_mac(key, sha, token)}
+        extra = {**settings.encryption, **aws.bucket_owner(settings), "Metadata": metadata}
         if spool.name is None and spool.size <= SMALL_OBJECT_BYTES:
             bundle = Concatenation(runner_archive_with(spool.pieces, INPUT_KEY, members))
             checked = {**extra, "ChecksumCRC32": bundle.checksum_crc32()}
             if _put_new(settings, location, RUNNER_KEY, bundle, checked):
                 return Upload(sha, resumed=False, client_token=token)
-            return _recorded_upload(settings, location, RUNNER_KEY, sha)
-        spool.flush()
-        # The runner goes up beside the input, at the same time (it is small; the input is
-        # not); every path waits for it, so a job is never created without its entry point.
-        runner = _side_pool.submit(_upload_runner, settings, location, members)
-        try:
-            recorded = _recorded(settings, location, INPUT_KEY)
-            key = location.key(INPUT_KEY)
-            if recorded:
-                pass  # this attempt's input is there: kept, with its digest and token
-            elif spool.name is None:  # large buffers held by reference: sent from memory
-                upload_parts(clients.s3, location.bucket, key, spool.pieces, extra, owner)
-            else:
-                aws.call(
-                    clients.s3,
-                    "upload_file",
-                    Filename=spool.name,
-                    Bucket=location.bucket,
-                    Key=key,
-                    ExtraArgs=extra,
-                    Config=transfer_config(),
-                )
-        except BaseException:
-            wait_for([runner])  # not left running; the first error is the one raised
-            raise
-        runner.result()
-    if recorded:
-        return _recorded_upload(settings, location, INPUT_KEY, sha, recorded)
+            return _adopted(key, head(settings, location, RUNNER_KEY))
+        found = head(settings, location, INPUT_KEY)
+        if found is not None:  # this attempt's input is there: kept if it is this server's
+            adopted = _adopted(key, found)
+            if adopted is not None:
+                _upload_runner(settings, location, members)
+            return adopted
+        _upload_beside_runner(settings, location, spool, extra, members)
     return Upload(sha, resumed=False, client_token=token)
+
+
+def _upload_beside_runner(
+    settings: BraketSettings,
+    location: TaskLocation,
+    spool: Spool,
+    extra: dict[str, Any],
+    members: dict[str, bytes],
+) -> None:
+    """Upload a large input, and the runner beside it, at the same time (it is small; the
+    input is not): the runner is waited for, so a job is never created without its entry
+    point. The input goes from memory (large buffers held by reference), or from the spool
+    file through the file object the spool holds open (never opened again by its name)."""
+    clients = aws.clients_for(settings)
+    key = location.key(INPUT_KEY)
+    runner = _side_pool.submit(_upload_runner, settings, location, members)
+    try:
+        if spool.name is None:
+            owner = aws.bucket_owner(settings)
+            upload_parts(clients.s3, location.bucket, key, spool.pieces, extra, owner)
+        else:
+            aws.call(
+                clients.s3,
+                "upload_fileobj",
+                Fileobj=spool.rewound(),
+                Bucket=location.bucket,
+                Key=key,
+                ExtraArgs=extra,
+                Config=transfer_config(),
+            )
+    except BaseException:
+        wait_for([runner])  # not left running; the first error is the one raised
+        raise
+    runner.result()
 
 
 def _put_new(
@@ -170,27 +193,15 @@ def head(settings: BraketSettings, location: TaskLocation, name: str) -> dict[st
     )
 
 
-def _recorded(settings: BraketSettings, location: TaskLocation, name: str) -> dict[str, str]:
-    """The metadata recorded on this attempt's existing object; empty if there is none."""
-    found = head(settings, location, name)
-    return dict(found.get("Metadata", {})) if found is not None else {}
-
-
-def _recorded_upload(
-    settings: BraketSettings,
-    location: TaskLocation,
-    name: str,
-    sha: str,
-    recorded: dict[str, str] | None = None,
-) -> Upload:
-    """The upload this attempt already made, as its object records it (an object of an
-    older version of the plugin records no token: the one derived from the task is used)."""
-    recorded = recorded if recorded is not None else _recorded(settings, location, name)
-    return Upload(
-        recorded.get("sha256") or sha,
-        resumed=True,
-        client_token=recorded.get(TOKEN) or location.client_token,
-    )
+def _adopted(key: bytes, found: dict[str, Any] | None) -> Upload | None:
+    """The upload this attempt already made, as its object (``found``: its HeadObject)
+    records it; None when the object is gone, or its record lacks a good MAC with the
+    attempt's ``key`` (an older version's upload, or an object planted by someone else)."""
+    recorded = dict((found or {}).get("Metadata") or {})
+    sha, token = recorded.get(SHA256, ""), recorded.get(TOKEN, "")
+    if not (sha and token and signing.upload_mac_ok(key, sha, token, recorded.get(MAC, ""))):
+        return None
+    return Upload(sha, resumed=True, client_token=token)
 
 
 def _upload_runner(
@@ -284,10 +295,13 @@ def fetch(
     clients: aws.AwsClients, bucket: str, key: str, cache_dir: str, owner: dict | None = None
 ) -> tuple[bytes, Any]:
     """Read an object: up to 1 MiB into memory, ``(data, None)``; larger streamed into a
-    spool file in ``cache_dir`` (ranged GETs in parallel beyond 8 MiB), ``(b"", file)``
-    with the file at its start. Never a second copy of a large object in memory."""
+    spool file in ``cache_dir`` (the setting's value: private to this user, see
+    :func:`~covalent_braket_plugin.config.private_cache_dir`; ranged GETs in parallel beyond
+    8 MiB), ``(b"", file)`` with the file at its start. Never a second copy of a large object
+    in memory."""
     from botocore.exceptions import BotoCoreError
 
+    directory = private_cache_dir(cache_dir)  # checked first: a refusal leaves no body open
     owned = dict(owner or {})
     response = aws.call(clients.s3, "get_object", Bucket=bucket, Key=key, **owned)
     body = response["Body"]
@@ -295,8 +309,7 @@ def fetch(
     try:
         if size <= IN_MEMORY_RESULT_BYTES:
             return body.read(), None
-        os.makedirs(cache_dir, exist_ok=True)
-        spool = tempfile.TemporaryFile(dir=cache_dir)  # noqa: SIM115 (returned open)
+        spool = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 (returned open)
         try:
             if size > SMALL_OBJECT_BYTES:
                 body.close()

@@ -16,13 +16,17 @@ What it does:
 4. calls the function with stdout and stderr captured (and still echoed to the job log),
    and, when the Braket SDK is there, inside a ``braket.tracking.Tracker``, whose counts of
    the quantum tasks (per device: tasks, shots, billed simulator time) go with the result;
-5. uploads ``result.pkl`` with the return value, or the exception and its traceback;
+5. uploads ``result.pkl`` with the return value, or the exception and its traceback, after a
+   header that authenticates it (:func:`result_header`: the task, the job and an HMAC-SHA256
+   with the attempt's key, which only the executor and this job know), so that the executor
+   unpickles nothing another job may have put there;
 6. raises on failure, so the bootstrap records a ``failureReason`` and the job ends FAILED.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import os
@@ -30,7 +34,8 @@ import re
 import sys
 import tempfile
 import traceback
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 from urllib.parse import urlparse
 
 INPUT_KEY = "input.pkl"
@@ -41,8 +46,15 @@ HP_INPUT_SHA256 = "covalent_input_sha256"
 HP_KMS_KEY_ID = "covalent_kms_key_id"
 HP_BUCKET_OWNER = "covalent_bucket_owner"
 HP_REQUIRED = "covalent_required"
+#: The attempt's key (hex), which authenticates its result.
+HP_RESULT_KEY = "covalent_result_key"
 REQUIREMENTS_FILE = "requirements.txt"
-RESULT_FORMAT = 1
+RESULT_FORMAT = 2
+#: The first line of ``result.pkl``; the second is the header's JSON, then the pickle.
+RESULT_MAGIC = f"covalent-braket result {RESULT_FORMAT}\n".encode()
+#: The most a result header's JSON line may take.
+MAX_RESULT_HEADER = 16 * 1024
+_CHUNK = 1 << 20
 
 
 class CovalentTaskError(RuntimeError):
@@ -248,6 +260,7 @@ def main() -> None:
 
     hyperparameters = _hyperparameters()
     task_uri, bucket, prefix = _task_location(hyperparameters)
+    key = _result_key(hyperparameters)
     _check_python(hyperparameters.get(HP_PYTHON_VERSION))
     here = os.path.dirname(os.path.abspath(__file__))
     _check_requirements(hyperparameters.get(HP_REQUIRED), _listed_requirements(here))
@@ -266,8 +279,9 @@ def main() -> None:
         outcome["format"] = RESULT_FORMAT
         outcome["job_name"] = job_name
         outcome["task_uri"] = task_uri
-        encryption = _encryption(hyperparameters.get(HP_KMS_KEY_ID))
-        _store_result(s3, bucket, prefix, {**encryption, **owned}, outcome, scratch)
+        extra = {**_encryption(hyperparameters.get(HP_KMS_KEY_ID)), **owned}
+        result_path = _write_result(outcome, scratch, key)
+        s3.upload_file(result_path, bucket, f"{prefix}/{RESULT_KEY}", ExtraArgs=extra)
 
     if not outcome["ok"]:
         raise CovalentTaskError(
@@ -292,6 +306,80 @@ def _task_location(hyperparameters: dict[str, str]) -> tuple[str, str, str]:
         raise RunnerSetupError(f"hyperparameter {HP_TASK_URI} is missing")
     bucket, prefix = _split_s3_uri(task_uri)
     return task_uri, bucket, prefix
+
+
+def _result_key(hyperparameters: dict[str, str]) -> bytes:
+    """The attempt's key, with which the result is authenticated.
+
+    Args:
+        hyperparameters: the job's hyperparameters.
+
+    Raises:
+        RunnerSetupError: the hyperparameter is missing or not a key.
+    """
+    try:
+        key = bytes.fromhex(hyperparameters.get(HP_RESULT_KEY) or "")
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise RunnerSetupError(
+            f"hyperparameter {HP_RESULT_KEY} is missing or not a key: the job was not created "
+            "by this version of the Braket executor, whose result it could not authenticate"
+        )
+    return key
+
+
+def _signed_fields(task_uri: str, job_name: str) -> bytes:
+    return json.dumps({"job_name": job_name, "task_uri": task_uri}, sort_keys=True).encode()
+
+
+def result_mac(key: bytes, task_uri: str, job_name: str, payload: Iterable[Any]) -> str:
+    """The MAC (HMAC-SHA256, hex) of a result: its header's task and job, and its payload.
+
+    Args:
+        key: the attempt's key.
+        task_uri: the task's ``s3://`` URI.
+        job_name: the job's name.
+        payload: the pickle's bytes, in chunks.
+    """
+    mac = hmac.new(key, RESULT_MAGIC + _signed_fields(task_uri, job_name) + b"\n", hashlib.sha256)
+    for chunk in payload:
+        mac.update(chunk)
+    return mac.hexdigest()
+
+
+def result_header(task_uri: str, job_name: str, mac: str) -> bytes:
+    """The header before a result's pickle: :data:`RESULT_MAGIC`, then one line of JSON with
+    ``task_uri``, ``job_name`` and ``mac`` (no pickle: a reader that unpickles the object as
+    it is fails at its first byte). Its length does not depend on the MAC's hex digits."""
+    fields = {"job_name": job_name, "mac": mac, "task_uri": task_uri}
+    return RESULT_MAGIC + json.dumps(fields, sort_keys=True).encode() + b"\n"
+
+
+def read_result_header(stream: IO[bytes]) -> dict[str, str]:
+    """The header's fields, read off the start of a result; ``stream`` is left at the pickle.
+
+    Raises:
+        ValueError: the stream does not start with a well-formed header.
+    """
+    if stream.readline(len(RESULT_MAGIC)) != RESULT_MAGIC:
+        raise ValueError("it does not start with the header the job runner writes")
+    line = stream.readline(MAX_RESULT_HEADER)
+    if not line.endswith(b"\n"):
+        raise ValueError("its header is cut short or too long")
+    try:
+        fields = json.loads(line)
+    except ValueError:
+        raise ValueError("its header is not JSON") from None
+    names = ("job_name", "mac", "task_uri")
+    if not isinstance(fields, dict) or not all(isinstance(fields.get(n), str) for n in names):
+        raise ValueError("its header lacks the task, the job or the MAC")
+    return {name: fields[name] for name in names}
+
+
+def chunks(stream: IO[bytes]) -> Iterator[bytes]:
+    """What is left of ``stream``, a MiB at a time."""
+    return iter(lambda: stream.read(_CHUNK), b"")
 
 
 def _listed_requirements(here: str) -> str:
@@ -366,25 +454,33 @@ def _check_digest(input_path: str, expected: str | None, bucket: str, prefix: st
         )
 
 
-def _store_result(
-    s3: Any, bucket: str, prefix: str, extra: dict[str, str], outcome: dict[str, Any], scratch: str
-) -> None:
-    """Pickle the outcome into ``scratch`` and upload it as the task's ``result.pkl``.
+def _write_result(outcome: dict[str, Any], scratch: str, key: bytes) -> str:
+    """Write the task's ``result.pkl`` into ``scratch``: the header, then the outcome's pickle.
+
+    The pickle is written once, after a header whose MAC is a placeholder; the MAC is then
+    computed reading the pickle back a MiB at a time, and written in its place.
 
     Args:
-        s3: the S3 client.
-        bucket: the task's bucket.
-        prefix: the task's prefix.
-        extra: the upload's ``ExtraArgs`` (encryption, expected bucket owner).
-        outcome: what the electron's run came to.
-        scratch: a folder for the pickle.
+        outcome: what the electron's run came to (with its ``task_uri`` and ``job_name``).
+        scratch: a folder for the file.
+        key: the attempt's key.
+
+    Returns:
+        The file's path.
     """
     import cloudpickle
 
+    task_uri, job_name = outcome["task_uri"], outcome["job_name"]
+    placeholder = result_header(task_uri, job_name, "0" * 64)
     result_path = os.path.join(scratch, RESULT_KEY)
-    with open(result_path, "wb") as handle:
+    with open(result_path, "w+b") as handle:
+        handle.write(placeholder)
         cloudpickle.dump(outcome, handle)
-    s3.upload_file(result_path, bucket, f"{prefix}/{RESULT_KEY}", ExtraArgs=extra)
+        handle.seek(len(placeholder))
+        mac = result_mac(key, task_uri, job_name, chunks(handle))
+        handle.seek(0)
+        handle.write(result_header(task_uri, job_name, mac))  # as long as the placeholder
+    return result_path
 
 
 def _run_tracked(function: Any, args: Any, kwargs: Any) -> dict[str, Any]:

@@ -26,10 +26,10 @@ import cloudpickle
 import pytest
 
 from covalent_braket_plugin import aws as aws_module
-from covalent_braket_plugin import transfer
+from covalent_braket_plugin import signing, transfer
 from covalent_braket_plugin.config import BraketSettings
 from covalent_braket_plugin.job.container import ROOT_VARIABLE
-from covalent_braket_plugin.job.runner import RESULT_KEY
+from covalent_braket_plugin.job.runner import RESULT_KEY, read_result_header
 from covalent_braket_plugin.job_request import Submission, create_job_request
 from covalent_braket_plugin.location import TaskLocation
 from tests.conftest import BUCKET, IMAGE, ROLE
@@ -52,6 +52,7 @@ def submitted(payload: Any, node: str) -> tuple[TaskLocation, dict[str, Any]]:
         digest=upload.sha256,
         client_token=upload.client_token,
         bucket_owner=aws_module.caller_account(settings)[0],
+        result_key=signing.attempt_key(location.uri, location.job_name).hex(),
     )
     request = create_job_request(settings, location, submission)
     return location, request
@@ -102,8 +103,9 @@ def run_container(root: Path, request: dict[str, Any], how: str) -> subprocess.C
 
 
 def result(aws: Any, location: TaskLocation) -> dict[str, Any]:
-    body = aws.s3.get_object(Bucket=BUCKET, Key=location.key(RESULT_KEY))["Body"].read()
-    return cloudpickle.loads(body)
+    body = aws.s3.get_object(Bucket=BUCKET, Key=location.key(RESULT_KEY))["Body"]
+    read_result_header(body)  # the runner's authenticated header, then the pickle
+    return cloudpickle.loads(body.read())
 
 
 @pytest.mark.parametrize("how", ["toolkit", "module"])
