@@ -10,7 +10,7 @@ import stat
 from collections.abc import Mapping
 from typing import Any
 
-from .service import MAX_RUNTIME_SECONDS, MAX_TAGS_PER_RESOURCE, arn_region, instance_types
+from .service import MAX_RUNTIME_SECONDS, MAX_TAGS_PER_RESOURCE, SV1_ARN, arn_region, instance_types
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -353,9 +353,7 @@ class BraketSettings:
     region: str = _setting("", check_region)
     s3_bucket_name: str = _setting("amazon-braket-covalent-job-resources", check_bucket_name)
     ecr_image_uri: str = _setting("", check_image)
-    quantum_device: str = _setting(
-        "arn:aws:braket:::device/quantum-simulator/amazon/sv1", check_device
-    )
+    quantum_device: str = _setting(SV1_ARN, check_device)
     classical_device: str = _setting("ml.m5.large", check_classical_device)
     storage: int = _setting(30, lambda v: _int("storage", v, 1, None, "of GB"))
     time_limit: int = _setting(

@@ -31,6 +31,8 @@ MANAGED_IMAGE_REPOSITORIES = (
     "amazon-braket-tensorflow-jobs",
     "amazon-braket-cudaq-jobs",
 )
+#: The managed state-vector simulator, the devices' default.
+SV1_ARN = "arn:aws:braket:::device/quantum-simulator/amazon/sv1"
 #: The most tags on one Braket resource (a job, a quantum task).
 MAX_TAGS_PER_RESOURCE = 50
 #: The most results a search page (``SearchJobs``, ``SearchQuantumTasks``, ...) returns.

@@ -40,6 +40,7 @@ VARS = {
     "job_role_arn": ROLE,
     "repository_arn": REPOSITORY_ARN,
     "kms_key_arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/example",
+    "device_arns": json.dumps([SV1]),
 }
 
 
@@ -327,3 +328,43 @@ def test_the_terraform_job_role_is_one_braket_can_assume() -> None:
     document = json.loads(as_json)
     assert document["Statement"][0]["Principal"] == {"Service": "braket.amazonaws.com"}
     assert trusts_braket(document)
+
+
+DM1 = "arn:aws:braket:::device/quantum-simulator/amazon/dm1"
+
+
+def test_the_job_role_creates_quantum_tasks_only_on_its_devices_and_writes_only_results() -> None:
+    """A job's code (a compromised dependency, another user's electron) may not run tasks on
+    a device the role was not made for, nor plant an input or runner another job would run."""
+    document = policy("job-role-policy")
+    assert is_allowed(document, "braket:CreateQuantumTask", SV1, {})
+    assert not is_allowed(document, "braket:CreateQuantumTask", DM1, {})
+    assert not is_allowed(document, "braket:CreateQuantumTask", "*", {})
+    attempt = f"arn:aws:s3:::{BUCKET}/covalent-braket/other-dispatch/node-3/attempt-0"
+    for written in ("result.pkl", "output/model.tar.gz", "checkpoints/step-1.json"):
+        assert is_allowed(document, "s3:PutObject", f"{attempt}/{written}", {}), written
+    for planted in ("runner.tar.gz", "input.pkl", "usage.json"):
+        assert not is_allowed(document, "s3:PutObject", f"{attempt}/{planted}", {}), planted
+    assert is_allowed(document, "s3:GetObject", f"{attempt}/input.pkl", {})
+
+
+def task_on_another_device() -> str:
+    from botocore.exceptions import ClientError
+    from braket.aws import AwsDevice
+    from braket.circuits import Circuit
+
+    try:
+        AwsDevice(DM1).run(Circuit().x(0), shots=10)
+    except ClientError as exc:
+        return exc.response["Error"]["Code"]
+    return "created"
+
+
+def test_emulator_enforces_the_job_role_policy_on_a_jobs_quantum_tasks(aws: Any) -> None:
+    aws.control.enforce_policy(policy("job-role-policy"), access_key_id=JOB_ACCESS_KEY)
+    executor = hosted(braket_job_execution_role_name=ROLE)
+    assert run(executor, quantum_electron) == 1.0  # on the job's own device (SV1)
+    assert run(executor, task_on_another_device) == "AccessDeniedException"
+    assert not aws.braket.search_quantum_tasks(
+        filters=[{"name": "deviceArn", "operator": "EQUAL", "values": [DM1]}]
+    )["quantumTasks"]

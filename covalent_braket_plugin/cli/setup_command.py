@@ -35,6 +35,14 @@ def add_command(subparsers: Any) -> None:
     )
     parser.add_argument("--kms-key-id", default="", help="KMS key for the bucket and the tasks")
     parser.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="a device the job role may create quantum tasks on; repeat for more "
+        f"(default: {DEFAULTS['quantum_device']})",
+    )
+    parser.add_argument(
         "--ecr-repository", default="", help="also create this ECR repository for your image"
     )
     parser.add_argument(
@@ -77,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         kms_key_id=args.kms_key_id,
         ecr_repository=args.ecr_repository,
         expiry_days=args.expiry_days,
+        devices=tuple(args.device) or Options.devices,
         dry_run=args.dry_run,
     )
     try:

@@ -62,17 +62,20 @@ def _variables(settings: BraketSettings, role_arn: str) -> policies.Variables:
         job_role_arn=role_arn,
         repository_arn=policies.repository_arn(images.job_image(settings, where), partition),
         kms_key_arn=key,
+        devices=(settings.quantum_device,),
     )
 
 
 def _job_needs(settings: BraketSettings, role_arn: str) -> Needs:
     """What a job does."""
     v = _variables(settings, role_arn)
-    task = f"arn:{v.partition}:s3:::{v.bucket}/{S3_PREFIX}/task/input.pkl"
+    attempt = f"arn:{v.partition}:s3:::{v.bucket}/{S3_PREFIX}/dispatch/node-0/attempt-0"
     group = f"arn:{v.partition}:logs:{v.region}:{v.account}:log-group:{LOG_GROUP}"
     needs: Needs = [
-        (["s3:GetObject", "s3:PutObject"], task, {}),
-        (["braket:CreateQuantumTask", "braket:GetQuantumTask"], "*", {}),
+        (["s3:GetObject"], f"{attempt}/input.pkl", {}),
+        (["s3:PutObject"], f"{attempt}/result.pkl", {}),
+        (["braket:CreateQuantumTask"], settings.quantum_device, {}),
+        (["braket:GetQuantumTask"], "*", {}),
         (["logs:CreateLogStream", "logs:PutLogEvents"], f"{group}:log-stream:x", {}),
         (
             ["ecr:BatchGetImage"],

@@ -7,7 +7,9 @@ least-privilege tests. They take ``string.Template`` variables, the same names T
 ``templatefile`` fills:
 
 - ``submitter-policy``: whoever runs the Covalent server (the executor's calls);
-- ``job-role-policy``: the role Braket assumes for the job (the runner's and the SDK's calls);
+- ``job-role-policy``: the role Braket assumes for the job (the runner's and the SDK's calls):
+  it reads the task's objects and writes only results, outputs and checkpoints (never an input
+  or a runner another job would run), and creates quantum tasks only on the job's devices;
 - ``kms-policy``: both, only when ``kms_key_id`` is set: ``kms:GenerateDataKey`` and
   ``kms:Decrypt`` on that key, through S3 only.
 """
@@ -21,7 +23,7 @@ from string import Template
 from typing import Any
 
 from ..location import S3_PREFIX
-from ..service import MANAGED_IMAGE_REGISTRY
+from ..service import MANAGED_IMAGE_REGISTRY, SV1_ARN
 
 SUBMITTER = "submitter-policy"
 JOB_ROLE = "job-role-policy"
@@ -58,6 +60,15 @@ class Variables:
     prefix: str = S3_PREFIX
     #: The KMS key's ARN (``kms-policy`` only).
     kms_key_arn: str = ""
+    #: The devices a job may create quantum tasks on (``device_arns`` in the templates: a
+    #: JSON list): the configured ``quantum_device``, and any other a job's code uses.
+    devices: tuple[str, ...] = (SV1_ARN,)
+
+    def values(self) -> dict[str, str]:
+        """The templates' variables."""
+        found = asdict(self)
+        found["device_arns"] = json.dumps(sorted(set(found.pop("devices"))))
+        return found
 
 
 def repository_arn(image_uri: str, partition: str = "aws") -> str:
@@ -78,7 +89,7 @@ def template(name: str) -> str:
 
 def render(name: str, variables: Variables) -> dict[str, Any]:
     """The policy document ``name`` filled with ``variables``."""
-    return json.loads(Template(template(name)).substitute(asdict(variables)))
+    return json.loads(Template(template(name)).substitute(variables.values()))
 
 
 def documents(variables: Variables) -> dict[str, dict[str, Any]]:

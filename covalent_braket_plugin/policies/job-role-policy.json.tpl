@@ -2,10 +2,20 @@
   "Version": "2012-10-17",
   "Statement": [
     {
-      "Sid": "TaskObjects",
+      "Sid": "ReadTaskObjects",
       "Effect": "Allow",
-      "Action": ["s3:GetObject", "s3:PutObject"],
+      "Action": "s3:GetObject",
       "Resource": "arn:${partition}:s3:::${bucket}/${prefix}/*"
+    },
+    {
+      "Sid": "WriteResultsOutputsAndCheckpoints",
+      "Effect": "Allow",
+      "Action": "s3:PutObject",
+      "Resource": [
+        "arn:${partition}:s3:::${bucket}/${prefix}/*/result.pkl",
+        "arn:${partition}:s3:::${bucket}/${prefix}/*/output/*",
+        "arn:${partition}:s3:::${bucket}/${prefix}/*/checkpoints/*"
+      ]
     },
     {
       "Sid": "QuantumTaskResults",
@@ -21,9 +31,15 @@
       "Condition": {"StringLike": {"s3:prefix": ["${prefix}/*", "jobs/*"]}}
     },
     {
+      "Sid": "QuantumTasksOnTheJobsDevices",
+      "Effect": "Allow",
+      "Action": "braket:CreateQuantumTask",
+      "Resource": ${device_arns}
+    },
+    {
       "Sid": "QuantumTasks",
       "Effect": "Allow",
-      "Action": ["braket:CreateQuantumTask", "braket:GetQuantumTask", "braket:CancelQuantumTask", "braket:SearchQuantumTasks", "braket:GetDevice", "braket:SearchDevices"],
+      "Action": ["braket:GetQuantumTask", "braket:CancelQuantumTask", "braket:SearchQuantumTasks", "braket:GetDevice", "braket:SearchDevices"],
       "Resource": "*"
     },
     {

@@ -72,6 +72,7 @@ def run(options: Options) -> Outcome:
             job_role_arn=f"arn:{partition}:iam::{account}:role/{options.role_name}",
             repository_arn=repository_arn,
             kms_key_arn=key_arn,
+            devices=options.devices,
         ),
     )
     outcome.section = {"region": clients.region, "s3_bucket_name": bucket}

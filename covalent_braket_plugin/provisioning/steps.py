@@ -27,6 +27,8 @@ class Options:
     #: An ECR repository to create for the user's own image (empty: none).
     ecr_repository: str = ""
     expiry_days: int = 30
+    #: The devices the job role may create quantum tasks on.
+    devices: tuple[str, ...] = (str(DEFAULTS["quantum_device"]),)
     dry_run: bool = False
 
 

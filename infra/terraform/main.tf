@@ -21,6 +21,7 @@ locals {
     job_role_arn   = aws_iam_role.job.arn
     repository_arn = aws_ecr_repository.jobs.arn
     kms_key_arn    = var.kms_key_arn
+    device_arns    = jsonencode(var.quantum_devices)
   }
 }
 

@@ -33,3 +33,9 @@ variable "submitter_principal_arns" {
   type        = list(string)
   default     = []
 }
+
+variable "quantum_devices" {
+  description = "Devices the job role may create quantum tasks on (the executor's quantum_device, and any other your jobs' code uses)"
+  type        = list(string)
+  default     = ["arn:aws:braket:::device/quantum-simulator/amazon/sv1"]
+}
