@@ -18,6 +18,7 @@ from typing import Any
 
 from . import aws
 from .config import BraketSettings, InvalidSettingError
+from .covalent_loader import server_log
 from .service import MANAGED_IMAGE_REGISTRY, MANAGED_IMAGE_REPOSITORIES, managed_image_uri
 
 _PYTHON_TAG = re.compile(r"-py(\d)(\d+)-")
@@ -106,8 +107,31 @@ def prepare(settings: BraketSettings, client_python: str) -> JobImage:
             lines = [*lines, *(line.rstrip() for line in handle if line.strip())]
     elif settings.requirements:
         lines = [*lines, *settings.requirements]
+    _warn_of_other_indexes(lines)
     text = "\n".join(lines) + "\n" if lines else ""
     return JobImage(uri, managed, text, " ".join(pins) if managed else "")
+
+
+#: pip options in a requirements file that fetch packages from somewhere other than PyPI.
+_INDEX_OPTIONS = frozenset(
+    {"-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--trusted-host"}
+)
+_warned: set[str] = set()
+
+
+def _warn_of_other_indexes(lines: list[str]) -> None:
+    """Say once, in the server log, that the job will install from another index than PyPI:
+    whoever serves that index chooses the code the job runs (with the job role's access), and
+    ``--extra-index-url`` lets it shadow a package of PyPI's by name."""
+    for line in lines:
+        option = line.strip().split("=", 1)[0].split(" ", 1)[0]
+        if option in _INDEX_OPTIONS and line not in _warned:
+            _warned.add(line)
+            server_log.warning(
+                f"The job's requirements name another package index ({line.strip()!r}): it "
+                "chooses the code the job runs, and an extra index can shadow a PyPI package "
+                "by name. Prefer pinned versions from PyPI, or an image with them installed."
+            )
 
 
 def check_python(settings: BraketSettings, uri: str, client_python: str) -> None:

@@ -162,3 +162,26 @@ def test_requirements_setting_is_validated() -> None:
     with pytest.raises(InvalidSettingError, match="requirements"):
         hosted(requirements=["ok", ""])
     _ = BUCKET
+
+
+def test_a_requirement_from_another_index_draws_a_warning(
+    aws: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An index other than PyPI chooses the code the job runs (and an extra one can shadow a
+    PyPI package by name): the server log says so, once."""
+    from covalent_braket_plugin import images
+    from covalent_braket_plugin.covalent_loader import server_log
+
+    settings = hosted(
+        requirements=["--extra-index-url https://packages.example/simple", "packaging"]
+    ).settings()
+    with caplog.at_level("WARNING", logger=server_log.name):
+        image = images.prepare(settings, PYTHON)
+        images.prepare(settings, PYTHON)
+    assert "--extra-index-url https://packages.example/simple" in image.requirements
+    warned = [r.getMessage() for r in caplog.records if "another package index" in r.getMessage()]
+    assert len(warned) == 1 and "--extra-index-url" in warned[0], warned
+    caplog.clear()
+    with caplog.at_level("WARNING", logger=server_log.name):
+        images.prepare(hosted(requirements=["packaging==24.1"]).settings(), PYTHON)
+    assert not [r for r in caplog.records if "another package index" in r.getMessage()]
