@@ -9,6 +9,7 @@ import io
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -50,11 +51,14 @@ def emulator(
     )
     try:
         url = process.stdout.readline().strip().rsplit(" ", 1)[1]
+        # The emulator's own credentials and token (its process makes them), as it prints them.
+        exported = shlex.split(process.stdout.readline())[1:]
         from covalent_braket_plugin.testing import emulator_env, provision
 
         for name in [k for k in os.environ if k.startswith("AWS_")]:
             del os.environ[name]
         os.environ.update(emulator_env(url))  # a benchmark process of its own
+        os.environ.update(pair.split("=", 1) for pair in exported)
         provision(BUCKET, ROLE, IMAGE)
         yield url
         from covalent_braket_plugin.usage import wait_for_accounts
@@ -66,8 +70,12 @@ def emulator(
 
 
 def control(url: str, path: str, body: Any = None, method: str = "GET") -> Any:
+    """A call of the emulator's control API, with the token it printed."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{url}/_emulator{path}", data=data, method=method)
+    token = os.environ.get("BRAKET_EMULATOR_TOKEN", "")
+    request = urllib.request.Request(
+        f"{url}/_emulator{path}", data=data, method=method, headers={"X-Emulator-Token": token}
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.load(response)
 

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import statistics
 import tarfile
 import textwrap
 import time
-import urllib.request
 import uuid
 from typing import Any
 
-from _common import BUCKET, IMAGE, ROLE, emulator, machine, table
+from _common import BUCKET, IMAGE, ROLE, control, emulator, machine, table
 
 SV1 = "arn:aws:braket:::device/quantum-simulator/amazon/sv1"
 FIRST_LINE = "import time\nprint('started', time.time(), flush=True)\n"
@@ -58,10 +56,7 @@ def archive(source: str) -> bytes:
 
 
 def settings(url: str, **changes: Any) -> None:
-    request = urllib.request.Request(
-        f"{url}/_emulator/settings", data=json.dumps(changes).encode(), method="POST"
-    )
-    urllib.request.urlopen(request, timeout=30).read()
+    control(url, "/settings", changes, method="POST")
 
 
 def one_job(braket: Any, logs: Any, script_uri: str) -> tuple[float, float]:
@@ -124,10 +119,10 @@ def main() -> None:
             code = FIRST_LINE + textwrap.dedent(body)
             s3.put_object(Bucket=BUCKET, Key=key, Body=archive(code))
             uris[kind] = f"s3://{BUCKET}/{key}"
-        health = json.load(urllib.request.urlopen(f"{url}/_emulator/health", timeout=30))
+        health = control(url, "/health")
         while not health["launcher"]["alive"]:  # the warm parent loads its imports once
             time.sleep(0.1)
-            health = json.load(urllib.request.urlopen(f"{url}/_emulator/health", timeout=30))
+            health = control(url, "/health")
         samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for run in range(runs + 1):  # run 0 warms caches and is not counted
             for kind, uri in uris.items():
@@ -137,7 +132,7 @@ def main() -> None:
                     sample = one_job(braket, logs, uri)
                     if run:
                         samples.setdefault((kind, path), []).append(sample)
-        health = json.load(urllib.request.urlopen(f"{url}/_emulator/health", timeout=30))
+        health = control(url, "/health")
     rows = []
     for kind in JOBS:
         cold_first, cold_done = zip(*samples[kind, "cold"], strict=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import uuid
 from collections import Counter
 
@@ -119,7 +120,8 @@ def main() -> None:
             clear_journal(url)
             wall, lag, correct, _ = asyncio.run(batch(size, args.poll))
             entries = [e for e in journal(url) if e["service"] == "braket"]
-            ours = [e for e in entries if e["accessKeyId"] == "testing"]  # not the jobs' own
+            mine = os.environ["AWS_ACCESS_KEY_ID"]
+            ours = [e for e in entries if e["accessKeyId"] == mine]  # not the jobs' own
             calls = Counter(e["operation"] for e in ours)
             queue_info = sum("QueueInfo" in (e.get("query") or "") for e in ours)
             throttled = sum(e.get("error") == "ThrottlingException" for e in entries)

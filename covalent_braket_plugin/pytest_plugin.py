@@ -5,11 +5,15 @@ test can ask for them.
 
 ``braket_emulator``
     A function-scoped :class:`EmulatorControl` on the session's emulator, reset before the
-    test, with this process's AWS settings pointed at it (endpoint, dummy credentials, region;
-    every other ``AWS_*`` variable removed, so nothing reaches a real account).
+    test, with this process's AWS settings pointed at it (endpoint, this run's credentials,
+    region; every other ``AWS_*`` variable removed, so nothing reaches a real account).
 ``braket_emulator_server``
     The session's :class:`~covalent_braket_plugin.emulator.BraketEmulator` (one per session,
     on a free loopback port).
+
+The emulator takes only requests signed with this run's credentials (the fixture's
+environment has them); ``pytest --braket-emulator-legacy-keys`` makes it take the fixed
+``testing``/``testing`` keys of old tests too.
 
 Example::
 
@@ -29,22 +33,60 @@ from typing import Any
 
 import pytest
 
-from .emulator.aws_services.identity import CLIENT_ACCESS_KEY, DEFAULT_REGION
+from .emulator.aws_services.identity import (
+    CLIENT_ACCESS_KEY,
+    DEFAULT_REGION,
+    TOKEN_ENV,
+    TOKEN_HEADER,
+)
+
+LEGACY_KEYS_OPTION = "--braket-emulator-legacy-keys"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("braket_emulator").addoption(
+        LEGACY_KEYS_OPTION,
+        action="store_true",
+        default=False,
+        help="let the session's Braket emulator take the fixed testing/testing credentials of "
+        "old tests, besides its own (off by default)",
+    )
 
 
 class EmulatorControl:
-    """Drive the emulator from a test: reset, settings, health, the request journal, clients."""
+    """Drive the emulator from a test: reset, settings, health, the request journal, clients.
 
-    def __init__(self, url: str, region: str = DEFAULT_REGION, work_dir: Any = None) -> None:
+    Args:
+        url: The emulator's endpoint.
+        region: The Region of :meth:`client` and :meth:`env`.
+        work_dir: The emulator's work directory, if known.
+        token: The emulator's token for its control API: the server object's
+            (:attr:`~covalent_braket_plugin.emulator.BraketEmulator.token`), or by default
+            ``BRAKET_EMULATOR_TOKEN`` (for an emulator of another process).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        region: str = DEFAULT_REGION,
+        work_dir: Any = None,
+        token: str | None = None,
+    ) -> None:
         self.url = url
         self.region = region
         self.work_dir = work_dir
+        self.token = token if token is not None else os.environ.get(TOKEN_ENV, "")
 
     def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         data = (
             json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
         )
-        request = urllib.request.Request(f"{self.url}/_emulator{path}", data=data, method=method)
+        request = urllib.request.Request(
+            f"{self.url}/_emulator{path}",
+            data=data,
+            method=method,
+            headers={TOKEN_HEADER: self.token, "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)
 
@@ -113,7 +155,7 @@ class EmulatorControl:
         return emulator_env(self.url, self.region)
 
     def client(self, service: str, **kwargs: Any) -> Any:
-        """A boto3 client on the emulator (in this control's Region, with the dummy client
+        """A boto3 client on the emulator (in this control's Region, with this run's client
         credentials, unless ``kwargs`` say otherwise). Every client comes from one boto3
         session per process, so each service model is read once (a client from a fresh session
         costs about a tenth of a second, one more from the same session a few milliseconds)."""
@@ -123,11 +165,12 @@ class EmulatorControl:
 
 
 @pytest.fixture(scope="session")
-def braket_emulator_server() -> Iterator[Any]:
+def braket_emulator_server(pytestconfig: pytest.Config) -> Iterator[Any]:
     """One Braket-in-a-box per test session, on a free loopback port."""
     from .emulator import BraketEmulator
 
-    server = BraketEmulator(host="127.0.0.1", port=0)
+    legacy = bool(pytestconfig.getoption(LEGACY_KEYS_OPTION, default=False))
+    server = BraketEmulator(host="127.0.0.1", port=0, legacy_test_keys=legacy)
     server.start()
     yield server
     server.stop()
@@ -138,7 +181,11 @@ def braket_emulator(
     braket_emulator_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[EmulatorControl]:
     """A freshly reset emulator, with this process's AWS settings pointed at it."""
-    control = EmulatorControl(braket_emulator_server.url, work_dir=braket_emulator_server.work_dir)
+    control = EmulatorControl(
+        braket_emulator_server.url,
+        work_dir=braket_emulator_server.work_dir,
+        token=braket_emulator_server.token,
+    )
     control.reset()
     for name in [key for key in os.environ if key.startswith("AWS_")]:
         monkeypatch.delenv(name)

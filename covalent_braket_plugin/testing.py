@@ -22,7 +22,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .emulator.aws_services.identity import CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY, DEFAULT_REGION
+from .emulator.aws_services.identity import (
+    CLIENT_ACCESS_KEY,
+    CLIENT_SECRET_KEY,
+    DEFAULT_REGION,
+    TOKEN_ENV,
+)
 from .emulator.aws_services.own_clients import new_client
 from .emulator.aws_services.price_list import PATH as PRICE_LIST_PATH
 from .policies import TRUST_POLICY
@@ -57,9 +62,13 @@ def covalent_env(home: Path) -> dict[str, str]:
     }
 
 
-def emulator_env(endpoint_url: str, region: str = DEFAULT_REGION) -> dict[str, str]:
-    """Environment variables that send every AWS call to the emulator with dummy credentials."""
-    return {
+def emulator_env(
+    endpoint_url: str, region: str = DEFAULT_REGION, token: str | None = None
+) -> dict[str, str]:
+    """Environment variables that send every AWS call to the emulator, signed with the client
+    credentials of this process (those of an emulator in the same process), and, when
+    ``token`` is given, the emulator's token for its control API (``BRAKET_EMULATOR_TOKEN``)."""
+    env = {
         "AWS_ENDPOINT_URL": endpoint_url,
         "BRAKET_ENDPOINT": endpoint_url,
         "BRAKET_PRICE_OFFERS_URL": endpoint_url + PRICE_LIST_PATH,
@@ -72,12 +81,15 @@ def emulator_env(endpoint_url: str, region: str = DEFAULT_REGION) -> dict[str, s
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     }
+    if token is not None:
+        env[TOKEN_ENV] = token
+    return env
 
 
 def emulator_client(
     service: str, endpoint_url: str, region: str = DEFAULT_REGION, **kwargs: Any
 ) -> Any:
-    """A boto3 client on the emulator at ``endpoint_url``, with the dummy client credentials
+    """A boto3 client on the emulator at ``endpoint_url``, with this run's client credentials
     (``kwargs``, boto3's ``client`` arguments, say otherwise), from the process's one shared
     session."""
     settings = {
@@ -88,6 +100,44 @@ def emulator_client(
         **kwargs,
     }
     return new_client(service, **settings)
+
+
+def signed_headers(
+    method: str,
+    url: str,
+    service: str,
+    region: str = DEFAULT_REGION,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    unsigned_payload: bool = False,
+) -> dict[str, str]:
+    """``headers`` with a SigV4 signature of the request, as botocore signs it with the client
+    credentials: for a request a test writes by hand (a raw path, a malformed body, a body
+    streamed in chunks: ``unsigned_payload``, its hash not in the signature).
+
+    Args:
+        method: The HTTP method.
+        url: The whole URL, its path and query as they will be sent.
+        service: The service signed for (``braket``, ``s3``, ...).
+        region: The Region signed for.
+        body: The body as it will be sent.
+        headers: Headers to send (and sign) besides those the signature adds.
+        unsigned_payload: Sign ``UNSIGNED-PAYLOAD`` in place of the body's hash.
+    """
+    from botocore.auth import S3SigV4Auth, SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.config import Config
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
+    if unsigned_payload:
+        request.context["payload_signing_enabled"] = False
+        request.context["client_config"] = Config(s3={"payload_signing_enabled": False})
+    signer = (S3SigV4Auth if service == "s3" else SigV4Auth)(
+        Credentials(CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY), service, region
+    )
+    signer.add_auth(request)
+    return {name: str(value) for name, value in request.headers.items()}
 
 
 def write_braket_config(home: Path, settings: dict[str, Any]) -> Path:

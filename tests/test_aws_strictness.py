@@ -14,6 +14,7 @@ import pytest
 
 from covalent_braket_plugin.aws import AwsError
 from covalent_braket_plugin.config import InvalidSettingError
+from covalent_braket_plugin.emulator.aws_services.identity import CLIENT_ACCESS_KEY
 from covalent_braket_plugin.testing import provision
 from tests.conftest import BUCKET, IMAGE, ROLE
 from tests.test_braket import hosted, keys, run
@@ -69,7 +70,9 @@ def test_s3_calls_name_the_expected_bucket_owner(aws: Any) -> None:
     from covalent_braket_plugin.results import wait_for_cleanups
 
     wait_for_cleanups()
-    s3_calls = [e for e in aws.control.journal(service="s3") if e["accessKeyId"] == "testing"]
+    s3_calls = [
+        e for e in aws.control.journal(service="s3") if e["accessKeyId"] == CLIENT_ACCESS_KEY
+    ]
     assert s3_calls
     # The journal keeps the query, not the headers: the owner check is shown by the refusal
     # above; here, that every call of ours went through (none was refused for want of it).
@@ -205,8 +208,14 @@ def test_one_jobs_error_does_not_fail_its_neighbours(aws: Any) -> None:
 def test_expired_credentials_are_refreshed_and_the_job_followed_to_its_end(
     aws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    iam = aws.control.client("iam")  # two keys of one user, as IAM issues them
+    iam.create_user(UserName="lab")
+    first, following = (iam.create_access_key(UserName="lab")["AccessKey"] for _ in range(2))
+    profile = (
+        "[lab]\naws_access_key_id = {AccessKeyId}\naws_secret_access_key = {SecretAccessKey}\n"
+    )
     credentials = tmp_path / "credentials"
-    credentials.write_text("[lab]\naws_access_key_id = FIRSTKEY\naws_secret_access_key = s\n")
+    credentials.write_text(profile.format(**first))
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
     executor = hosted(
@@ -223,8 +232,8 @@ def test_expired_credentials_are_refreshed_and_the_job_followed_to_its_end(
         deadline = time.monotonic() + 60
         while executor._handle is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        aws.control.faults(expired_keys=["FIRSTKEY"])  # the session ends ...
-        credentials.write_text("[lab]\naws_access_key_id = NEXTKEY\naws_secret_access_key = s\n")
+        aws.control.faults(expired_keys=[first["AccessKeyId"]])  # the session ends ...
+        credentials.write_text(profile.format(**following))
 
     thread = threading.Thread(target=expire_once_submitted)
     thread.start()
@@ -232,7 +241,7 @@ def test_expired_credentials_are_refreshed_and_the_job_followed_to_its_end(
     thread.join()
     assert aws.control.faults()["injected"]["expired"] >= 1
     used = {e["accessKeyId"] for e in aws.control.journal(service="braket")}
-    assert {"FIRSTKEY", "NEXTKEY"} <= used
+    assert {first["AccessKeyId"], following["AccessKeyId"]} <= used
 
 
 def test_a_throttled_create_job_leaves_one_job_and_its_inputs(aws: Any) -> None:

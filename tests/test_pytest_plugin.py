@@ -108,6 +108,8 @@ def test_s3_bodies_are_checked_against_the_checksum_sent_with_them(braket_emulat
     import zlib
     from urllib.parse import urlsplit
 
+    from covalent_braket_plugin.testing import signed_headers
+
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="sums")
     body = b"quantum" * 1000
@@ -136,12 +138,14 @@ def test_s3_bodies_are_checked_against_the_checksum_sent_with_them(braket_emulat
     # A body of no stated length (HTTP chunked) is streamed to the store, not judged empty.
     url = urlsplit(braket_emulator.url)
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-    headers = {
-        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request,"
-        " SignedHeaders=host, Signature=0",
-        "x-amz-checksum-crc32": crc,
-        "Transfer-Encoding": "chunked",
-    }
+    headers = signed_headers(
+        "PUT",
+        f"{braket_emulator.url}/sums/chunked",
+        "s3",
+        headers={"x-amz-checksum-crc32": crc},
+        unsigned_payload=True,  # the body's hash is not known before it is streamed
+    )
+    headers["Transfer-Encoding"] = "chunked"
     chunks = iter([body[:3000], body[3000:]])
     connection.request("PUT", "/sums/chunked", body=chunks, headers=headers, encode_chunked=True)
     assert connection.getresponse().status == 200

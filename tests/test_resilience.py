@@ -283,9 +283,13 @@ def test_default_encryption_is_sse_s3_and_cleanup_false_keeps_artifacts(aws: Any
 def test_no_credential_reaches_hyperparameters_tags_pickles_or_logs(
     aws: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    secret = "SECRETMARKER" + "x" * 28
+    credentials = aws.control.client("sts").assume_role(  # a session's keys and token
+        RoleArn=ROLE, RoleSessionName="marked"
+    )["Credentials"]
+    secret, token = credentials["SecretAccessKey"], credentials["SessionToken"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "TOKENMARKER")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", token)
     from covalent_braket_plugin import aws as aws_module
 
     aws_module.reset_cache()
@@ -310,7 +314,7 @@ def test_no_credential_reaches_hyperparameters_tags_pickles_or_logs(
             logGroupName="/aws/braket/jobs", logStreamName=stream["logStreamName"]
         )
         exposed += "".join(e["message"] for e in events["events"])
-    assert secret not in exposed and "TOKENMARKER" not in exposed
+    assert secret not in exposed and token not in exposed
     assert os.environ["AWS_SECRET_ACCESS_KEY"] == secret  # and nothing was rewritten
 
 

@@ -21,7 +21,21 @@ def add_command(subparsers: Any) -> None:
 
     defaults = RuntimeSettings()
     parser = subparsers.add_parser("emulator", help="serve the local Braket emulator")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1); a non-loopback one needs --insecure-bind",
+    )
+    parser.add_argument(
+        "--insecure-bind",
+        action="store_true",
+        help="allow a non-loopback --host: anyone who reaches the port may run code here",
+    )
+    parser.add_argument(
+        "--legacy-test-keys",
+        action="store_true",
+        help="also take the fixed testing/testing credentials of old scripts (off by default)",
+    )
     parser.add_argument("--port", type=int, default=4566, help="port to bind; 0 picks a free one")
     parser.add_argument("--work-dir", default=None, help="where job working directories go")
     parser.add_argument(
@@ -61,7 +75,8 @@ def add_command(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve the emulator until SIGINT or SIGTERM; print its URL and the environment that
-    points AWS clients at it (and, with ``--provision``, the executor's settings).
+    points AWS clients at it, with this run's credentials and token (and, with
+    ``--provision``, the executor's settings).
 
     Args:
         args: the parsed ``emulator`` arguments.
@@ -69,8 +84,42 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 once the emulator has stopped.
     """
-    from ..emulator import BraketEmulator, RuntimeSettings
-    from ..testing import emulator_env
+    from ..emulator import BraketEmulator
+
+    try:
+        emulator = BraketEmulator(
+            host=args.host,
+            port=args.port,
+            work_dir=args.work_dir,
+            settings=_settings(args),
+            devices_file=args.devices,
+            insecure_bind=args.insecure_bind,
+            legacy_test_keys=args.legacy_test_keys,
+        )
+    except ValueError as refused:
+        raise SystemExit(f"covalent-braket emulator: {refused}") from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    url = emulator.start()
+    print(f"Braket emulator listening on {url}", flush=True)
+    print("  export " + _exports(url, emulator.token), flush=True)
+    if args.legacy_test_keys:
+        print("  (the fixed testing/testing credentials are taken too)", flush=True)
+    if args.provision:
+        print(_provision(url), flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+        print("Braket emulator stopped", flush=True)
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    """The emulator's runtime settings from the command's arguments."""
+    from ..emulator import RuntimeSettings
 
     settings = RuntimeSettings(
         queue_seconds=args.queue_seconds,
@@ -82,35 +131,24 @@ def run(args: argparse.Namespace) -> int:
         if not image or not command:
             raise SystemExit(f"--image-command wants IMAGE_URI=COMMAND, got {mapping!r}")
         settings.image_commands[image] = shlex.split(command)
-    emulator = BraketEmulator(
-        host=args.host,
-        port=args.port,
-        work_dir=args.work_dir,
-        settings=settings,
-        devices_file=args.devices,
-    )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    url = emulator.start()
-    print(f"Braket emulator listening on {url}", flush=True)
-    env = emulator_env(url)
+    return settings
+
+
+def _exports(url: str, token: str) -> str:
+    """``NAME=value`` for each variable a shell exports to reach the emulator: the endpoint,
+    this run's client credentials, the Region and the control API's token."""
+    from ..emulator.aws_services.identity import TOKEN_ENV
+    from ..testing import emulator_env
+
+    env = emulator_env(url, token=token)
     exported = (
         "AWS_ENDPOINT_URL",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_DEFAULT_REGION",
+        TOKEN_ENV,
     )
-    print("  export " + " ".join(f"{name}={env[name]}" for name in exported), flush=True)
-    if args.provision:
-        print(_provision(url), flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        emulator.stop()
-        print("Braket emulator stopped", flush=True)
-    return 0
+    return " ".join(f"{name}={shlex.quote(env[name])}" for name in exported)
 
 
 def _provision(url: str) -> str:

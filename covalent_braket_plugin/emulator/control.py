@@ -2,7 +2,9 @@
 faults, IAM policies, the request journal, and killing a job's process.
 
 Every operation is a method named in :data:`ROUTES`; each takes the request's JSON body (or
-None) and returns the answer's JSON body.
+None) and returns the answer's JSON body. Every operation needs the emulator's per-run token
+(the ``X-Emulator-Token`` header); without it the request is refused (403) before its body is
+read, and only ``GET /_emulator/health`` answers, with nothing but ``{"status": "ok"}``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from typing import Any
 
 from .api.backend import BraketBackends
 from .api.devices import parse_catalogue
-from .exceptions import BraketError, ResourceNotFoundException, ValidationException
+from .aws_services.identity import TOKEN_HEADER
+from .exceptions import (
+    AccessDeniedException,
+    BraketError,
+    ResourceNotFoundException,
+    ValidationException,
+)
 from .faults import FaultInjector
 from .journal import Journal
 from .runtime.lifecycle import JobRuntime
@@ -69,10 +77,19 @@ class ControlApi:
         self._policies = policies
         self._reset = reset
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: StartResponse, trusted: bool = False
+    ) -> Iterable[bytes]:
+        """Answer a control request; ``trusted``: it carries the emulator's token."""
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "")[len(PREFIX) :]
         try:
+            if not trusted:
+                if (method, path) == ("GET", "/health"):
+                    return json_response(start_response, 200, {"status": "ok"})
+                raise AccessDeniedException(
+                    f"{PREFIX}{path} needs the emulator's token (the {TOKEN_HEADER} header)"
+                )
             found = ROUTES.get((method, path))
             if found is None:
                 raise ValidationException(f"no control operation {method} {PREFIX}{path}")

@@ -1,10 +1,11 @@
 """Fault injection: throttling, server errors, latency, lost responses, named failures.
 
-Faults apply to client requests (the emulator's own internal calls are exempt), optionally
-only to some services. Each fault answers in the protocol of the service that was called, so
-botocore recognises it exactly as it would recognise the real thing (and retries it the same
-way): rest-json for Braket, XML for S3, JSON for ``X-Amz-Target`` services, query XML for the
-rest.
+Faults apply to client requests (the emulator's own calls, which carry its token, are exempt),
+optionally only to some services. Each fault answers in the protocol of the service that was
+called, so botocore recognises it exactly as it would recognise the real thing (and retries it
+the same way): rest-json for Braket, XML for S3, JSON for ``X-Amz-Target`` services, query XML
+for the rest. The emulator refuses the requests it will not serve (unsigned, badly signed,
+from a web page) in the same protocols.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-#: User-agent marker of the emulator's own clients; their requests are never faulted.
-INTERNAL_AGENT = "braket-emulator-internal"
+from xml.sax.saxutils import escape
 
 
 @dataclass
@@ -142,40 +141,70 @@ class FaultInjector:
         return choice
 
 
+#: Each protocol's faults: its throttling, expired-session and server errors ("code status").
+_FAULTS = {
+    "braket": (
+        "ThrottlingException 429",
+        "ExpiredTokenException 403",
+        "InternalServiceException 500",
+    ),
+    "s3": ("SlowDown 503", "ExpiredToken 400", "InternalError 500"),
+    "json": ("ThrottlingException 400", "ExpiredTokenException 400", "InternalFailure 500"),
+    "query": ("Throttling 400", "ExpiredToken 403", "InternalFailure 500"),
+}
+#: Kinds of error besides the faults: a session's credentials that expired, a signature that
+#: does not match, an access key nobody issued, no signature, a request the emulator does not
+#: serve (from a web page, to another host).
+EXPIRED, SIGNATURE, UNKNOWN_KEY, MISSING, DENIED = (
+    "expired",
+    "signature",
+    "unknown_key",
+    "missing",
+    "denied",
+)
+#: Refusals (HTTP 403), by kind: the code of Braket and the JSON services, of S3, and of the
+#: query services.
+_REFUSALS = {
+    SIGNATURE: ("InvalidSignatureException", "SignatureDoesNotMatch", "SignatureDoesNotMatch"),
+    UNKNOWN_KEY: ("UnrecognizedClientException", "InvalidAccessKeyId", "InvalidClientTokenId"),
+    MISSING: ("MissingAuthenticationTokenException", "AccessDenied", "MissingAuthenticationToken"),
+    DENIED: ("AccessDeniedException", "AccessDenied", "AccessDenied"),
+}
+
+
+def error_code(service: str, json_protocol: bool, kind: str) -> tuple[str, int]:
+    """The error code and HTTP status the called service answers a ``kind`` of error with:
+    ``throttle``, ``expired``, one of :data:`_REFUSALS`, or anything else (a server error)."""
+    protocol = service if service in ("braket", "s3") else "json" if json_protocol else "query"
+    if kind in _REFUSALS:
+        return _REFUSALS[kind][{"braket": 0, "json": 0, "s3": 1, "query": 2}[protocol]], 403
+    throttle, expired, server = _FAULTS[protocol]
+    code, status = {"throttle": throttle, EXPIRED: expired}.get(kind, server).split()
+    return code, int(status)
+
+
 def error_reply(
     service: str, json_protocol: bool, kind: str, message: str
 ) -> tuple[int, list[tuple[str, str]], bytes]:
-    """An error response in the called service's own protocol: ``kind`` is ``throttle``,
-    ``expired`` (the session's credentials expired) or anything else (a server error)."""
-    if service == "braket":
-        code, status = {
-            "throttle": ("ThrottlingException", 429),
-            "expired": ("ExpiredTokenException", 403),
-        }.get(kind, ("InternalServiceException", 500))
+    """An error response in the called service's own protocol: rest-json for Braket, XML for
+    S3, JSON for ``X-Amz-Target`` services, query XML for the rest (``kind``: see
+    :func:`error_code`)."""
+    code, status = error_code(service, json_protocol, kind)
+    if service == "braket" or (service != "s3" and json_protocol):
         body = json.dumps({"__type": code, "message": message}).encode()
-        return status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", code)], body
+        if service == "braket":
+            return status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", code)], body
+        return status, [("Content-Type", "application/x-amz-json-1.1")], body
+    text = escape(message)
     if service == "s3":
-        code, status = {"throttle": ("SlowDown", 503), "expired": ("ExpiredToken", 400)}.get(
-            kind, ("InternalError", 500)
-        )
         body = (
             "<?xml version='1.0' encoding='UTF-8'?>"
-            f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
-        )
-        return status, [("Content-Type", "application/xml")], body.encode()
-    if json_protocol:
-        code, status = {
-            "throttle": ("ThrottlingException", 400),
-            "expired": ("ExpiredTokenException", 400),
-        }.get(kind, ("InternalFailure", 500))
-        body = json.dumps({"__type": code, "message": message}).encode()
-        return status, [("Content-Type", "application/x-amz-json-1.1")], body
-    code, status = {"throttle": ("Throttling", 400), "expired": ("ExpiredToken", 403)}.get(
-        kind, ("InternalFailure", 500)
-    )
+            f"<Error><Code>{code}</Code><Message>{text}</Message></Error>"
+        ).encode()
+        return status, [("Content-Type", "application/xml")], body
     body = (
         "<ErrorResponse><Error><Type>Sender</Type>"
-        f"<Code>{code}</Code><Message>{message}</Message></Error>"
+        f"<Code>{code}</Code><Message>{text}</Message></Error>"
         "<RequestId>emulator</RequestId></ErrorResponse>"
-    )
-    return status, [("Content-Type", "text/xml")], body.encode()
+    ).encode()
+    return status, [("Content-Type", "text/xml")], body

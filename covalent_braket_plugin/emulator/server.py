@@ -3,12 +3,18 @@
 The port is bound before anything else is built, so every part is made knowing the
 endpoint it serves on (the jobs are pointed back at it); the application itself is
 :class:`~covalent_braket_plugin.emulator.app.EmulatorApp`.
+
+It binds a loopback address unless told otherwise on purpose (``insecure_bind``): whoever
+reaches the port may run code. Each run has a token of its own (:attr:`BraketEmulator.token`)
+for the control API, and its work directory is private to its user (0700), as is every job's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import secrets
 import shutil
 import socket
 import tempfile
@@ -18,9 +24,10 @@ from typing import Any
 
 from .api.backend import BraketBackends
 from .api.devices import CATALOGUE_ENV, DeviceCatalogue, load_catalogue
-from .app import EmulatorApp
+from .app import EmulatorApp, FrontDoor
 from .aws_services.ecr_images import ManagedImages
 from .aws_services.own_clients import InternalClients
+from .aws_services.signatures import SignatureChecker
 from .circuits.task_runner import QuantumTaskRunner
 from .faults import FaultInjector
 from .journal import Journal
@@ -40,6 +47,29 @@ def _quiet_handler() -> type:
     return QuietRequestHandler
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine's loopback."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory only its user may enter (0700), made if it is missing.
+
+    Raises:
+        ValueError: it belongs to another user.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid != os.getuid():
+        raise ValueError(f"the work directory {path} belongs to another user")
+    path.chmod(0o700)
+    return path
+
+
 class BraketEmulator:
     """Braket-in-a-box on one loopback port.
 
@@ -49,13 +79,21 @@ class BraketEmulator:
             os.environ["AWS_ENDPOINT_URL"] = url
 
     Args:
-        host: Address to bind; loopback by default.
+        host: Address to bind; loopback by default. Any other is refused unless
+            ``insecure_bind``.
         port: Port to bind; 0 picks a free one.
         work_dir: Where job working directories go; a temporary directory by default
-            (removed on stop).
+            (removed on stop). Made private to its user (0700) either way.
         settings: Initial runtime settings (queue delay, concurrency, image commands).
         devices_file: A JSON device catalogue adding emulated QPUs (default: the file named by
             ``BRAKET_EMULATOR_DEVICES``, if any).
+        insecure_bind: Bind a non-loopback ``host`` (anyone who reaches it may run code).
+        legacy_test_keys: Take the fixed ``testing``/``testing`` credentials of old scripts
+            besides this run's own.
+
+    Raises:
+        ValueError: ``host`` is not a loopback address and ``insecure_bind`` is not given, or
+            ``work_dir`` belongs to another user.
     """
 
     def __init__(
@@ -65,12 +103,28 @@ class BraketEmulator:
         work_dir: str | Path | None = None,
         settings: RuntimeSettings | None = None,
         devices_file: str | None = None,
+        *,
+        insecure_bind: bool = False,
+        legacy_test_keys: bool = False,
     ) -> None:
+        if not insecure_bind and not is_loopback(host):
+            raise ValueError(
+                f"{host!r} is not a loopback address: anyone who reaches the emulator may run "
+                "code on this machine; bind it elsewhere only on purpose (insecure_bind, "
+                "--insecure-bind)"
+            )
         self.host = host
         self.devices_file = devices_file
         self.port = port
+        self.legacy_test_keys = legacy_test_keys
+        #: This run's token: the control API needs it, and the emulator's own calls carry it.
+        self.token = secrets.token_urlsafe(32)
         self._own_work_dir = work_dir is None
-        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="braket-emulator-"))
+        self.work_dir = (
+            Path(tempfile.mkdtemp(prefix="braket-emulator-"))  # made 0700
+            if work_dir is None
+            else private_dir(Path(work_dir))
+        )
         self._initial_settings = settings
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -94,7 +148,7 @@ class BraketEmulator:
         port = listener.getsockname()[1]
         host = self.host if ":" not in self.host else f"[{self.host}]"
         self._url = f"http://{host}:{port}"
-        clients = InternalClients(self._url)
+        clients = InternalClients(self._url, self.token)
         settings = dataclasses.replace(self._initial_settings or RuntimeSettings())
         faults = FaultInjector()
         journal = Journal()
@@ -105,7 +159,11 @@ class BraketEmulator:
         backends = BraketBackends(self.runtime, DeviceCatalogue(catalogue), self.tasks, settings)
         moto = DomainDispatcherApplication(create_backend_app)
         images = ManagedImages(clients, settings)
-        self.app = EmulatorApp(backends, self.runtime, moto, faults, images, journal)
+        door = FrontDoor(port, self.token, self.host)
+        signatures = SignatureChecker(self.legacy_test_keys)
+        self.app = EmulatorApp(
+            backends, self.runtime, moto, faults, images, journal, door, signatures
+        )
         if settings.warm_launcher:
             launcher.start()  # the parent loads its imports while the first requests come
         try:

@@ -40,6 +40,12 @@ def error_response(start_response: StartResponse, error: BraketError) -> Iterabl
     )
 
 
+def raw_path(environ: dict[str, Any]) -> str:
+    """The request's path as sent, still percent-encoded (ARNs arrive encoded)."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
+    return str(raw).split("?", 1)[0]
+
+
 def read_json(environ: dict[str, Any], empty: Any) -> Any:
     """The request body as JSON (``empty`` when there is none), size-checked."""
     try:

@@ -213,14 +213,13 @@ def test_malformed_request_is_a_validation_error_not_a_crash(aws: Any, body: byt
     import urllib.error
     import urllib.request
 
-    scope = (
-        "Credential=testing/20260101/us-east-1/braket/aws4_request, SignedHeaders=host, Signature=0"
-    )
+    from covalent_braket_plugin.testing import signed_headers
+
     request = urllib.request.Request(
         f"{aws.url}/job",
         data=body,
         method="POST",
-        headers={"Authorization": f"AWS4-HMAC-SHA256 {scope}"},
+        headers=signed_headers("POST", f"{aws.url}/job", "braket", body=body),
     )
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=10)

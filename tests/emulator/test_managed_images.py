@@ -5,6 +5,7 @@ emulator provisioned for a new user's own workflow."""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from typing import Any
@@ -133,7 +134,10 @@ def test_a_provisioned_standalone_emulator_runs_a_new_users_task(tmp_path: Any) 
             "braket_job_execution_role_name",
             "ecr_image_uri",
         }
-        saved = {key: value for key, value in emulator_env(url).items()}
+        # The emulator's own credentials (made by its process), as it printed them.
+        exported = next(line for line in lines if line.strip().startswith("export "))
+        printed = dict(pair.split("=", 1) for pair in shlex.split(exported)[1:])
+        saved = {**emulator_env(url), **printed}
         with pytest.MonkeyPatch.context() as patch:
             for key, value in saved.items():
                 patch.setenv(key, value)

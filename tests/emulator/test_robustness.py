@@ -11,12 +11,10 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
+from covalent_braket_plugin.testing import signed_headers
+
 pytestmark = pytest.mark.timeout(600)
 
-AUTH = (
-    "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/braket/aws4_request, "
-    "SignedHeaders=host, Signature=0"
-)
 BAD_ARNS = [
     "x",
     "arn:aws:braket:us-east-1:123456789012:job/" + "a" * 5000,
@@ -200,7 +198,13 @@ def test_hostile_requests_get_the_services_4xx_error_shape_never_a_5xx(aws: Any)
             method,
             target,
             body=body,
-            headers={"Authorization": AUTH, "Content-Type": "application/x-amz-json-1.1"},
+            headers=signed_headers(
+                method,
+                f"{aws.url}{target}",
+                "braket",
+                body=body,
+                headers={"Content-Type": "application/x-amz-json-1.1"},
+            ),
         )
         response = connection.getresponse()
         payload = response.read()

@@ -7,7 +7,10 @@ groups are unquoted before they reach the handler.
 from __future__ import annotations
 
 import re
-from typing import Any
+
+from ..wsgi import raw_path
+
+__all__ = ["ROUTES", "operation_of", "raw_path", "route"]
 
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/job$"), "create_job"),
@@ -38,9 +41,3 @@ def route(method: str, raw_path: str) -> tuple[str, re.Match[str]] | None:
 def operation_of(handler: str) -> str:
     """The Braket operation a handler serves: ``create_job`` -> ``CreateJob``."""
     return "".join(part.title() for part in handler.split("_"))
-
-
-def raw_path(environ: dict[str, Any]) -> str:
-    """The request's path as sent, still percent-encoded (ARNs arrive encoded)."""
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
-    return raw.split("?", 1)[0]

@@ -3,7 +3,7 @@ service model is read once, not once per client).
 
 :func:`new_client` is what every tool uses to reach Braket-in-a-box (the pytest plugin, the
 test helpers, the ``covalent-braket emulator`` command). :class:`InternalClients` are the
-emulator's own, with the job credentials and the internal agent: for staging jobs' data,
+emulator's own, with the job credentials and the emulator's token: for staging jobs' data,
 shipping their logs, storing task results and seeding managed images; their requests are
 never faulted nor journaled. The executor builds its clients elsewhere (``aws``): it talks to
 whatever endpoint the AWS settings name and never imports the emulator.
@@ -14,8 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..faults import INTERNAL_AGENT
-from .identity import JOB_ACCESS_KEY, JOB_SECRET_KEY
+from .identity import JOB_ACCESS_KEY, JOB_SECRET_KEY, TOKEN_HEADER
 
 #: The process's one session, built on first use. Sessions are not thread-safe: clients are
 #: built under the lock (the clients themselves are).
@@ -37,11 +36,13 @@ def new_client(service: str, **settings: Any) -> Any:
 
 class InternalClients:
     """The emulator's own clients on ``endpoint_url``, one per service, Region and account,
-    built on first use. A client for another account than moto's default names it in
+    built on first use. Each sends the emulator's ``token``, which tells its calls from the
+    clients'. A client for another account than moto's default names it in
     ``x-moto-account-id``."""
 
-    def __init__(self, endpoint_url: str) -> None:
+    def __init__(self, endpoint_url: str, token: str) -> None:
         self.endpoint_url = endpoint_url
+        self._token = token
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str, str | None], Any] = {}
 
@@ -61,12 +62,14 @@ class InternalClients:
             endpoint_url=self.endpoint_url,
             aws_access_key_id=JOB_ACCESS_KEY,
             aws_secret_access_key=JOB_SECRET_KEY,
-            config=Config(user_agent_extra=INTERNAL_AGENT, retries={"mode": "standard"}),
+            config=Config(retries={"mode": "standard"}),
         )
-        if account is not None:
+        token = self._token
 
-            def name_account(request: Any, **kwargs: Any) -> None:
+        def mark(request: Any, **kwargs: Any) -> None:
+            request.headers[TOKEN_HEADER] = token
+            if account is not None:
                 request.headers["x-moto-account-id"] = account
 
-            client.meta.events.register("before-sign", name_account)
+        client.meta.events.register("before-sign", mark)
         return client

@@ -7,7 +7,7 @@ user or role, or a role's STS session (``assumed-role/...``, answered for its ro
 policies are its inline and attached ones in moto's IAM (a user's groups' too), evaluated by
 :mod:`.iam_policies` with the request's context entries. An action is allowed on a resource
 when one of them allows it and none denies it explicitly. A role ARN that moto's IAM does not
-know is ``NoSuchEntity``, as IAM answers. Any other source (moto's default identity, the dummy
+know is ``NoSuchEntity``, as IAM answers. Any other source (moto's default identity, the run's
 credentials, a user or a session's role moto's IAM does not know) is an emulator client: the
 policy the control API enforces on the calling access key (``POST /_emulator/iam``) decides,
 else every permission is allowed, as the emulator grants it. Only identity-based policies are

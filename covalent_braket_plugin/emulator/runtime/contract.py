@@ -55,9 +55,12 @@ class JobContainer:
         self.failure = self.output / "failure"
 
     def prepare(self) -> None:
-        """Lay out the directory tree and write the hyperparameters file."""
+        """Lay out the directory tree (private to its user) and write the hyperparameters
+        file."""
         if self.root.exists():
             shutil.rmtree(self.root)
+        self.root.mkdir(mode=0o700, parents=True)
+        self.root.chmod(0o700)  # the job's files are its user's alone, whatever the umask
         for path in (
             self.code,
             self.input_config,
