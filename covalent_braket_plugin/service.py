@@ -61,6 +61,54 @@ API_QUOTA: tuple[float, int] = (140.0, 600)
 #: What a throttled request is told (the model's words for ``ThrottlingException``).
 THROTTLED_MESSAGE = "The API throttling rate limit is exceeded."
 
+#: Service Quotas' code for Braket (``servicequotas:GetServiceQuota`` / ``ListServiceQuotas``).
+SERVICE_QUOTAS_CODE = "braket"
+#: Hybrid jobs running at once per account and Region (QUEUED or RUNNING with an instance):
+#: (quota code, default). Source: Service Quotas' defaults for service code ``braket``
+#: ("Number of concurrent jobs", L-65BEB721: 5), as listed in the Service Quotas snapshot of
+#: gruntwork-io/terraform-aws-utilities ``docs/quotas.md``; adjustable on request. Past it,
+#: ``CreateJob`` answers ``ServiceQuotaExceededException`` (HTTP 402).
+CONCURRENT_JOBS_QUOTA: tuple[str, int] = ("L-65BEB721", 5)
+#: Instances of each type the account's hybrid jobs may use at once: type -> (quota code,
+#: default), from the same source ("Maximum number of instances of <type> for jobs"). Types
+#: the source does not list (newer ones) are taken as 0 until raised, as GPU types are.
+INSTANCE_QUOTAS: dict[str, tuple[str, int]] = {
+    "ml.m4.xlarge": ("L-A7DE49A7", 5),
+    "ml.m4.2xlarge": ("L-35C855B5", 5),
+    "ml.m4.4xlarge": ("L-E4856358", 2),
+    "ml.m4.10xlarge": ("L-20DF4C21", 0),
+    "ml.m4.16xlarge": ("L-15DC2286", 0),
+    "ml.m5.large": ("L-D01386EB", 5),
+    "ml.m5.xlarge": ("L-CEDB9365", 5),
+    "ml.m5.2xlarge": ("L-B4BD4D05", 5),
+    "ml.m5.4xlarge": ("L-935DC112", 5),
+    "ml.m5.12xlarge": ("L-8EBDBB73", 0),
+    "ml.m5.24xlarge": ("L-8F2E9AB0", 0),
+    "ml.c4.xlarge": ("L-899E4166", 5),
+    "ml.c4.2xlarge": ("L-BDA9BB2A", 5),
+    "ml.c4.4xlarge": ("L-96E0F810", 5),
+    "ml.c4.8xlarge": ("L-196E4F38", 5),
+    "ml.c5.xlarge": ("L-6976A449", 5),
+    "ml.c5.2xlarge": ("L-1DE68820", 5),
+    "ml.c5.4xlarge": ("L-0454F2B6", 1),
+    "ml.c5.9xlarge": ("L-6717BDE3", 1),
+    "ml.c5.18xlarge": ("L-D76EFBC9", 0),
+    "ml.c5n.xlarge": ("L-5A303583", 0),
+    "ml.c5n.2xlarge": ("L-8B0E23AD", 0),
+    "ml.c5n.4xlarge": ("L-C32F31F5", 0),
+    "ml.c5n.9xlarge": ("L-F39A58EA", 0),
+    "ml.c5n.18xlarge": ("L-9E03561A", 0),
+    "ml.g4dn.xlarge": ("L-A95AE26D", 0),
+    "ml.g4dn.2xlarge": ("L-05622A08", 0),
+    "ml.g4dn.4xlarge": ("L-348592A9", 0),
+    "ml.g4dn.8xlarge": ("L-C3A58F27", 0),
+    "ml.g4dn.12xlarge": ("L-3A92FCE1", 0),
+    "ml.g4dn.16xlarge": ("L-D0B25526", 0),
+}
+#: What ``CreateJob`` past a job quota is told (the service's words; a user's report:
+#: amazon-braket-examples issue 181).
+QUOTA_EXCEEDED_MESSAGE = "You have exceeded the service quota of {quota} ({limit}) in {region}"
+
 
 def managed_image_uri(repository: str, region: str, tag: str = "latest") -> str:
     """The URI of one of Amazon's managed job images in a Region."""
