@@ -8,15 +8,20 @@
 #                              a "bring your own container" image on python:<version>-slim: the
 #                              SageMaker training toolkit starts $SAGEMAKER_PROGRAM in
 #                              /opt/ml/code, which runs covalent_braket_plugin.job.container,
-#                              the same contract as Amazon's script.
+#                              the same contract as Amazon's script; and the quantum stack of
+#                              Amazon's image (job-image-requirements.txt: the Braket SDK, its
+#                              PennyLane plugin, PennyLane, NumPy, SciPy).
 #   BASE=byoc                  the BYOC image for any PYTHON_VERSION, 3.12 included.
 #
 # Either way covalent, cloudpickle and this plugin (from the build context) are installed; the
-# job runner itself is uploaded with every job (script mode). Build with BuildKit (the default
-# builder), so that only the selected base is pulled, from the repository's root:
+# job runner itself is uploaded with every job (script mode). Every Braket instance type is
+# x86_64, so every stage is linux/amd64 whatever machine builds it (an arm64 image, built on an
+# Apple-silicon Mac by default, fails every job with "exec format error"). Build with BuildKit
+# (the default builder), so that only the selected base is pulled, from the repository's root:
 #
-#   docker build --build-arg PYTHON_VERSION=3.11 --build-arg COVALENT_VERSION=0.240.0 \
-#       --build-arg CLOUDPICKLE_VERSION=2.2.1 -t covalent-braket:py3.11 .
+#   docker build --platform linux/amd64 --build-arg PYTHON_VERSION=3.11 \
+#       --build-arg COVALENT_VERSION=0.240.0 --build-arg CLOUDPICKLE_VERSION=2.2.1 \
+#       -t covalent-braket:py3.11 .
 #
 # (see README.md, "Running on AWS", for pushing it to ECR; pulling the 3.12 base needs a
 # `docker login` to 292282985366.dkr.ecr.us-west-2.amazonaws.com first.)
@@ -27,10 +32,10 @@ ARG BRAKET_BASE_IMAGE=292282985366.dkr.ecr.us-west-2.amazonaws.com/amazon-braket
 ARG BASE=python-${PYTHON_VERSION}
 
 # Python 3.12: Amazon's managed image, as it is.
-FROM ${BRAKET_BASE_IMAGE} AS python-3.12
+FROM --platform=linux/amd64 ${BRAKET_BASE_IMAGE} AS python-3.12
 
 # Any other Python: bring your own container, set up as Amazon's base image is.
-FROM python:${PYTHON_VERSION}-slim AS byoc
+FROM --platform=linux/amd64 python:${PYTHON_VERSION}-slim AS byoc
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PYTHONIOENCODING=UTF-8 \
@@ -49,6 +54,11 @@ RUN mkdir -p /opt/ml/code \
  && echo "from covalent_braket_plugin.job.container import main; main()" \
     > /opt/ml/code/braket_container.py
 ENV SAGEMAKER_PROGRAM=braket_container.py
+# What a Braket user's electron imports, as Amazon's image has it (versions and their source in
+# the file).
+COPY job-image-requirements.txt /tmp/job-image-requirements.txt
+RUN python -m pip install --no-cache-dir -r /tmp/job-image-requirements.txt \
+ && rm /tmp/job-image-requirements.txt
 
 FROM byoc AS python-3.10
 FROM byoc AS python-3.11

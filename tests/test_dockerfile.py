@@ -209,3 +209,66 @@ def test_a_byoc_image_starts_our_container_script_as_the_toolkit_expects() -> No
     # Amazon's own image keeps its own script: nothing of ours is set in its stage.
     amazon = stage(f"python-{AMAZON_PYTHON}")
     assert not amazon["commands"]
+
+
+IMAGE_REQUIREMENTS = ROOT / "job-image-requirements.txt"
+#: What a Braket user's electron imports, which Amazon's base jobs image ships.
+QUANTUM_STACK = {
+    "amazon-braket-sdk",
+    "amazon-braket-pennylane-plugin",
+    "pennylane",
+    "numpy",
+    "scipy",
+}
+
+
+def image_requirements() -> list[Requirement]:
+    lines = IMAGE_REQUIREMENTS.read_text().splitlines()
+    return [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_every_stage_is_built_for_the_instances_braket_runs_on() -> None:
+    """Every Braket instance type is x86_64: an image built on an Apple-silicon Mac would be
+    arm64 and fail every job, unless each base is pinned to linux/amd64."""
+    for command in commands():
+        if command.cmd == "FROM" and command.value[0].lower() not in {
+            s["name"] for s in stages() if s["name"]
+        } | {"${base}"}:
+            assert "--platform=linux/amd64" in command.flags, command.original
+
+
+@pytest.mark.parametrize("python", ["3.10", "3.11", "3.13"])
+def test_the_byoc_image_installs_the_quantum_stack_for_its_python(python: str) -> None:
+    """The BYOC stage installs the requirements file; for each Python it names exactly one
+    pinned version of every package of the quantum stack, with the file's stated source."""
+    byoc = stage("byoc")["commands"]
+    copied = [c for c in byoc if c.cmd == "COPY" and c.value[0] == IMAGE_REQUIREMENTS.name]
+    assert copied, "the BYOC stage does not copy the requirements file"
+    installs = " ".join(" ".join(c.value) for c in byoc if c.cmd == "RUN")
+    assert f"pip install --no-cache-dir -r {copied[0].value[-1]}" in installs
+    environment = {"python_version": python, "sys_platform": "linux", "platform_machine": "x86_64"}
+    chosen: dict[str, list[str]] = {}
+    for found in image_requirements():
+        if found.marker is None or found.marker.evaluate(environment):
+            (pin,) = found.specifier
+            assert pin.operator == "==", found
+            chosen.setdefault(found.name, []).append(pin.version)
+    assert set(chosen) >= QUANTUM_STACK
+    assert all(len(versions) == 1 for versions in chosen.values()), chosen
+    assert "amazon-braket-containers" in IMAGE_REQUIREMENTS.read_text()  # the stated source
+
+
+def test_the_quantum_stack_is_amazons_where_the_python_allows() -> None:
+    """On Python 3.11+ the BYOC image has the versions of Amazon's image (scipy aside, whose
+    1.18 needs 3.12), so an electron behaves the same on both."""
+    amazons = {
+        "amazon-braket-sdk": "1.125.0",
+        "amazon-braket-pennylane-plugin": "1.35.1",
+        "pennylane": "0.45.1",
+        "numpy": "2.2.6",
+        "scipy": "1.18.0",
+    }
+    environment = {"python_version": "3.13", "sys_platform": "linux", "platform_machine": "x86_64"}
+    for found in image_requirements():
+        if found.name in amazons and (found.marker is None or found.marker.evaluate(environment)):
+            assert str(found.specifier) == f"=={amazons[found.name]}", found
