@@ -24,15 +24,21 @@ IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/covalent-braket:latest"
 
 @contextlib.contextmanager
 def emulator(
-    max_concurrent_jobs: int = 32, lowest_priority: bool = False, quotas: bool = True
+    max_concurrent_jobs: int = 32,
+    lowest_priority: bool = False,
+    quotas: bool = True,
+    job_quota: int | None = None,
 ) -> Iterator[str]:
     """Start ``covalent-braket emulator`` in its own process (so it does not share this
     process's GIL and event loop) and point this process's AWS settings at it.
 
     ``lowest_priority`` runs the emulator and its job processes at nice 19: they stand in for
     the service's own machines, so they must not take the CPU from the process measured.
-    ``quotas`` False turns off Braket's request quotas (enforced by default).
+    ``quotas`` False turns off Braket's request quotas (enforced by default). ``job_quota``
+    raises the account's job quotas (jobs at once, ``ml.m5.large`` instances) to that many, as
+    a user with raised quotas has them (the service's by default: 5).
     """
+    raised = ["--concurrent-jobs", str(job_quota), "--instance-quota", f"ml.m5.large={job_quota}"]
     process = subprocess.Popen(
         [
             sys.executable,
@@ -44,6 +50,7 @@ def emulator(
             "--max-concurrent-jobs",
             str(max_concurrent_jobs),
             *([] if quotas else ["--no-quotas"]),
+            *(raised if job_quota else []),
         ],
         stdout=subprocess.PIPE,
         text=True,

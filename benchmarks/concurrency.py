@@ -84,6 +84,7 @@ def main() -> None:
         max_concurrent_jobs=args.max_concurrent_jobs,
         lowest_priority=lowest,
         quotas=args.quotas == "on",
+        job_quota=max(2, *(int(s) for s in args.sizes.split(","))),  # every job at once
     ) as url:
         # Warm-up: clients, pre-flight cache.
         asyncio.run(batch(2, args.poll, args.freeze_heap, args.quotas == "on"))

@@ -106,7 +106,8 @@ def main() -> None:
         parser.error(f"--progress takes on, off or off,on, not {args.progress!r}")
     rate, burst = QUOTAS["CreateJob"]
     rows = []
-    with emulator(max_concurrent_jobs=args.max_concurrent_jobs, lowest_priority=True) as url:
+    raised = max(2, *(int(s) for s in args.sizes.split(",")))  # job quotas: every job at once
+    with emulator(args.max_concurrent_jobs, lowest_priority=True, job_quota=raised) as url:
         asyncio.run(batch(2, args.poll))  # warm-up: clients, pre-flight cache
         control(url, "/settings", {"queue_seconds": args.queue_seconds}, method="POST")
         # One job's runtime, as one electron alone sees it in the same conditions (the queue

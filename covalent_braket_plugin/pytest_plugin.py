@@ -15,10 +15,21 @@ The emulator takes only requests signed with this run's credentials (the fixture
 environment has them); ``pytest --braket-emulator-legacy-keys`` makes it take the fixed
 ``testing``/``testing`` keys of old tests too.
 
+The emulator keeps a real account's hybrid-job regime by default, per account and Region: 5
+jobs at once (QUEUED, RUNNING or CANCELLING), each instance type's quota (``ml.m5.large``: 5
+instances), one job at a time on a QPU; past a quota ``CreateJob`` gets
+``ServiceQuotaExceededException`` (HTTP 402). A test changes it as a raised quota would, with
+the fixture's :meth:`EmulatorControl.settings` (every test starts from the defaults):
+
+- ``concurrent_jobs_quota=N`` (None: the service's), ``instance_quotas={"ml.m5.large": N}``;
+- ``queue_past_quota=True``: jobs past a quota are accepted and wait QUEUED for room;
+- ``job_quotas=False``: none of it, only the machine's ``max_concurrent_jobs``;
+- ``job_start_seconds=S``: a job's instance takes S seconds to start (QUEUED, not billed).
+
 Example::
 
     def test_my_workflow(braket_emulator):
-        braket_emulator.settings(queue_seconds=2)
+        braket_emulator.settings(queue_seconds=2, concurrent_jobs_quota=20)
         ...  # dispatch
         assert braket_emulator.journal(operation="CreateJob")
 """
@@ -96,7 +107,9 @@ class EmulatorControl:
         self._call("POST", "/reset")
 
     def settings(self, **changes: Any) -> dict[str, Any]:
-        """Read (no arguments) or change the runtime settings; returns them all."""
+        """Read (no arguments) or change the runtime settings (see ``RuntimeSettings``: e.g.
+        ``queue_seconds``, ``concurrent_jobs_quota``, ``instance_quotas``, ``job_quotas``,
+        ``queue_past_quota``, ``job_start_seconds``); returns them all."""
         if not changes:
             return self._call("GET", "/settings")
         return self._call("POST", "/settings", changes)

@@ -90,6 +90,7 @@ def server_lines() -> Any:
 def test_usage_json_has_the_tasks_shots_and_a_cost_to_the_cent_of_the_price_list(
     aws: Any, server_lines: list[str]
 ) -> None:
+    aws.settings(instance_quotas={"ml.g4dn.xlarge": 1})  # a GPU type's quota (0) raised
     executor = hosted(braket_job_execution_role_name=ROLE, classical_device="ml.g4dn.xlarge")
     sdk_cost = run(executor, sv1_and_dm1_electron)
     usage.wait_for_accounts()

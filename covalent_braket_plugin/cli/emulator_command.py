@@ -38,18 +38,7 @@ def add_command(subparsers: Any) -> None:
     )
     parser.add_argument("--port", type=int, default=4566, help="port to bind; 0 picks a free one")
     parser.add_argument("--work-dir", default=None, help="where job working directories go")
-    parser.add_argument(
-        "--queue-seconds",
-        type=float,
-        default=defaults.queue_seconds,
-        help="seconds a job stays QUEUED",
-    )
-    parser.add_argument(
-        "--max-concurrent-jobs",
-        type=int,
-        default=defaults.max_concurrent_jobs,
-        help="jobs that run at once",
-    )
+    _add_job_regime(parser, defaults)
     parser.add_argument("--devices", default=None, help="JSON catalogue of emulated QPUs to add")
     parser.add_argument(
         "--no-quotas",
@@ -71,6 +60,55 @@ def add_command(subparsers: Any) -> None:
         help="run COMMAND for image-mode jobs on IMAGE_URI (repeatable)",
     )
     parser.set_defaults(handler=run)
+
+
+def _add_job_regime(parser: argparse.ArgumentParser, defaults: Any) -> None:
+    """The options of how jobs wait and start: this machine's limit, and a real account's job
+    regime (its quotas, one job per QPU, an instance's start)."""
+    numbers = (
+        ("--queue-seconds", float, defaults.queue_seconds, "S", "seconds a job stays QUEUED"),
+        (
+            "--max-concurrent-jobs",
+            int,
+            defaults.max_concurrent_jobs,
+            "N",
+            "jobs that run at once on this machine",
+        ),
+        (
+            "--concurrent-jobs",
+            int,
+            defaults.concurrent_jobs_quota,
+            "N",
+            "the quota on hybrid jobs at once per account and Region (default: the service's)",
+        ),
+        (
+            "--job-start-seconds",
+            float,
+            defaults.job_start_seconds,
+            "S",
+            "seconds a job's instance takes to start, QUEUED before RUNNING (not billed)",
+        ),
+    )
+    for flag, kind, default, metavar, text in numbers:
+        parser.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
+    parser.add_argument(
+        "--instance-quota",
+        action="append",
+        default=[],
+        metavar="TYPE=N",
+        help="the quota on instances of TYPE for jobs (repeatable; default: the service's)",
+    )
+    parser.add_argument(
+        "--no-job-quotas",
+        dest="job_quotas",
+        action="store_false",
+        help="do not enforce the job quotas nor one job per QPU (only --max-concurrent-jobs)",
+    )
+    parser.add_argument(
+        "--queue-past-quota",
+        action="store_true",
+        help="accept jobs past a job quota and keep them QUEUED, instead of refusing them (402)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,7 +163,16 @@ def _settings(args: argparse.Namespace) -> Any:
         queue_seconds=args.queue_seconds,
         max_concurrent_jobs=args.max_concurrent_jobs,
         quotas=args.quotas,
+        job_quotas=args.job_quotas,
+        concurrent_jobs_quota=args.concurrent_jobs,
+        queue_past_quota=args.queue_past_quota,
+        job_start_seconds=args.job_start_seconds,
     )
+    for mapping in args.instance_quota:
+        kind, _, count = mapping.partition("=")
+        if not kind or not count.isdigit():
+            raise SystemExit(f"--instance-quota wants TYPE=N, got {mapping!r}")
+        settings.instance_quotas[kind] = int(count)
     for mapping in args.image_command:
         image, _, command = mapping.partition("=")
         if not image or not command:

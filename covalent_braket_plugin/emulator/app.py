@@ -30,6 +30,7 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
+from .api import service_quotas
 from .api.backend import BraketBackends
 from .api.quotas import QuotaGate
 from .api.responses import BraketResponses
@@ -245,18 +246,30 @@ class EmulatorApp:
     def _serve(
         self, call: _Call, respond: StartResponse, internal: bool = False
     ) -> Iterable[bytes]:
-        """Answer the request: Braket's handlers, IAM's ``SimulatePrincipalPolicy``, or moto."""
+        """Answer the request: Braket's handlers, IAM's ``SimulatePrincipalPolicy``, Service
+        Quotas' answers about Braket's job quotas, or moto."""
         environ, scope = call.environ, call.scope
         if call.service == "braket" and scope is not None:
             return self.braket(environ, respond, scope)
-        if call.service == "iam" and scope is not None and environ.get("REQUEST_METHOD") == "POST":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length else b""
-            environ["wsgi.input"] = io.BytesIO(body)  # for moto, if it is not ours
-            reply = simulate.answer(body, scope, self.iam_policies, respond)
+        if scope is not None and environ.get("REQUEST_METHOD") == "POST":
+            reply = self._own_answer(call.service, environ, scope, respond)
             if reply is not None:
                 return reply
         return self.moto(environ, respond, scope, internal)
+
+    def _own_answer(
+        self, service: str, environ: dict[str, Any], scope: Scope, respond: StartResponse
+    ) -> Iterable[bytes] | None:
+        """What the emulator answers itself of a service moto serves (IAM's
+        ``SimulatePrincipalPolicy``, Service Quotas' about Braket's job quotas), else None."""
+        if service == "iam":
+            return simulate.answer(_body(environ), scope, self.iam_policies, respond)
+        if service == "servicequotas":
+            where = (account_of(environ, scope.access_key), scope.region)
+            target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+            settings = self.runtime.settings
+            return service_quotas.answer(_body(environ), target, where, settings, respond)
+        return None
 
     def _serve_journaled(
         self, call: _Call, start_response: StartResponse, entry: dict[str, Any]
@@ -298,6 +311,14 @@ class EmulatorApp:
             return start_response(status, headers, *args)
 
         return recording_start_response
+
+
+def _body(environ: dict[str, Any]) -> bytes:
+    """The request's body, read, and put back for moto (should the request not be ours)."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
 
 
 def _refuse(call: _Call, respond: StartResponse, kind: str, message: str) -> Iterable[bytes]:

@@ -25,6 +25,7 @@ from .exceptions import (
 from .faults import FaultInjector
 from .journal import Journal
 from .runtime.lifecycle import JobRuntime
+from .settings import RuntimeSettings
 from .wsgi import StartResponse, error_response, json_response, read_json
 
 PREFIX = "/_emulator"
@@ -132,13 +133,9 @@ class ControlApi:
 
     def change_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
         settings = self.runtime.settings
-        for key, value in changes.items():
-            if not hasattr(settings, key):
-                raise ValidationException(f"unknown emulator setting {key!r}")
-            current = getattr(settings, key)
-            if isinstance(current, dict) and not isinstance(value, dict):
-                raise ValidationException(f"emulator setting {key!r} takes an object")
-            setattr(settings, key, type(current)(value))
+        values = {key: _setting(settings, key, value) for key, value in changes.items()}
+        for key, value in values.items():
+            setattr(settings, key, value)
         return self.settings()
 
     def add_devices(self, entries: Any) -> dict[str, Any]:
@@ -183,3 +180,21 @@ class ControlApi:
         if not self.runtime.kill(arn):
             raise ResourceNotFoundException(f"no running job process for {arn!r}")
         return {"killed": arn}
+
+
+#: Settings that may be None (the service's default).
+_OPTIONAL_INTS = frozenset({"concurrent_jobs_quota"})
+
+
+def _setting(settings: RuntimeSettings, key: str, value: Any) -> Any:
+    """A setting's new ``value``, of the setting's type (checked before any is changed)."""
+    if not hasattr(settings, key):
+        raise ValidationException(f"unknown emulator setting {key!r}")
+    current = getattr(settings, key)
+    if key in _OPTIONAL_INTS:
+        return None if value is None else int(value)
+    if isinstance(current, dict) and not isinstance(value, dict):
+        raise ValidationException(f"emulator setting {key!r} takes an object")
+    if key == "instance_quotas":
+        return {str(kind): int(count) for kind, count in value.items()}
+    return type(current)(value)

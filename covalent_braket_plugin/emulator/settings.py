@@ -13,8 +13,22 @@ class RuntimeSettings:
 
     #: Seconds a job stays QUEUED before it may start.
     queue_seconds: float = 0.0
-    #: Jobs that may run at once; more wait in QUEUED, as on the real service.
+    #: Jobs that may run at once on this machine; more wait in QUEUED.
     max_concurrent_jobs: int = 32
+    #: A real account's job regime, per account and Region (see .api.job_quotas): the quotas
+    #: on concurrent jobs and on each instance type's instances (past them ``CreateJob`` is
+    #: refused, HTTP 402), and one job at a time on a QPU. Off: only ``max_concurrent_jobs``.
+    job_quotas: bool = True
+    #: The concurrent-jobs quota; None: the service's default.
+    concurrent_jobs_quota: int | None = None
+    #: Instance quotas changed: instance type -> instances (the others: the service's).
+    instance_quotas: dict[str, int] = field(default_factory=dict)
+    #: Past a job quota, accept the job and keep it QUEUED until the quota has room, instead
+    #: of refusing it.
+    queue_past_quota: bool = False
+    #: Seconds a job's instance takes to start (between QUEUED and RUNNING; AWS takes a minute
+    #: or more). Not billed.
+    job_start_seconds: float = 0.0
     #: Seconds after CreateJob during which the new job is not found yet (GetJob, CancelJob,
     #: SearchJobs), as the service's reads can lag its writes.
     job_visibility_seconds: float = 0.0

@@ -176,8 +176,11 @@ def fan_out(count: int, seconds: float) -> list:
 def test_twenty_concurrent_electrons_run_side_by_side(aws: Any, server: CovalentServer) -> None:
     # Braket's quotas and the pacing to them are off (an account whose CreateJob rate was
     # raised): what is under test is that the server runs the electrons at once, not that
-    # CreateJob waits its turn (tests/test_pacing, tests/e2e/test_progress).
-    aws.control.settings(quotas=False)
+    # CreateJob waits its turn (tests/test_pacing, tests/e2e/test_progress); its job quotas
+    # are raised to twenty jobs at once.
+    aws.control.settings(
+        quotas=False, concurrent_jobs_quota=20, instance_quotas={"ml.m5.large": 20}
+    )
     seconds = 8.0
     many = run(server, fan_out, 20, seconds)
     assert str(many.status) == "COMPLETED", diagnose(many)

@@ -46,5 +46,6 @@ def test_a_burst_beyond_the_quota_is_throttled_per_account_and_region(aws: Any) 
 def test_quotas_can_be_changed_and_turned_off(aws: Any) -> None:
     aws.settings(quota_limits={"CreateJob": [1, 2]})
     assert codes(braket(aws), 3) == ["ok", "ok", "ThrottlingException"]
-    aws.settings(quotas=False)
+    # 10 jobs at once: raised job quotas
+    aws.settings(quotas=False, concurrent_jobs_quota=10, instance_quotas={"ml.m5.large": 10})
     assert codes(braket(aws), 8) == ["ok"] * 8

@@ -22,7 +22,7 @@ from ...service import MAX_RUNTIME_SECONDS, TERMINAL_STATES
 from ..aws_services.role_trust import check_job_role
 from ..exceptions import ConflictException, ResourceNotFoundException, ValidationException
 from ..settings import RuntimeSettings
-from . import search
+from . import job_quotas, search
 from .devices import Device, DeviceCatalogue
 from .models import Job, QuantumTask, now, place_in_queue
 from .quantum_tasks import QuantumTaskBook, QuantumTaskHost
@@ -91,6 +91,7 @@ class BraketBackend:
                 return existing
             if body["jobName"] in self._names:
                 raise ConflictException(f"A job named {body['jobName']} already exists")
+            job_quotas.check_create(self.settings, self.region, list(self._jobs.values()), body)
             arn = f"arn:aws:braket:{self.region}:{self.account}:job/{uuid.uuid4()}"
             request = copy.deepcopy(body)
             stopping = request.setdefault("stoppingCondition", {})
@@ -128,9 +129,16 @@ class BraketBackend:
             return job
 
     def describe_job(self, arn: str, queue_info: bool = False) -> dict[str, Any]:
+        """GetJob's answer; a job on a QPU has its place in that QPU's queue, others in the
+        account's."""
         with self._lock:
             job = self.get_job(arn)
-            queued = [j for j in self._jobs.values() if j.status == "QUEUED"]
+            qpu = job_quotas.is_qpu(job.device)
+            queued = [
+                j
+                for j in self._jobs.values()
+                if j.status == "QUEUED" and (not qpu or j.device == job.device)
+            ]
             return job.describe(place_in_queue(job, queued, 15) if queue_info else None)
 
     def cancel_job(self, arn: str) -> dict[str, Any]:
@@ -175,6 +183,23 @@ class BraketBackend:
             if event:
                 job.add_event(event, reason)
             return True
+
+    def admit(self, job: Job) -> bool:
+        """Let a queued job take its instances (and its QPU), if the account's job regime
+        lets it start now (see :func:`.job_quotas.may_start`); whether it did."""
+        with self._lock:
+            if job.admitted:
+                return True
+            if not job_quotas.may_start(self.settings, list(self._jobs.values()), job):
+                return False
+            job.admitted = True
+            return True
+
+    def instance_ready(self, job: Job) -> None:
+        """The job's instances are up: its billing starts."""
+        with self._lock:
+            if job.instance_ready_at is None:
+                job.instance_ready_at = now()
 
     def add_event(self, job: Job, event: str, message: str | None = None) -> None:
         with self._lock:

@@ -38,6 +38,10 @@ class Job:
     tags: dict[str, str] = field(default_factory=dict)
     #: ``AMZN_BRAKET_JOB_TOKEN``: quantum tasks created with it belong to this job.
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: Left the queue to start: it holds its instances (and its QPU) until it ends.
+    admitted: bool = False
+    #: When its instances were up (after ``job_start_seconds``): billing starts here.
+    instance_ready_at: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -58,10 +62,27 @@ class Job:
         self.events.append(event)
 
     def billable_ms(self) -> int | None:
-        if self.started_at is None:
-            return None
+        """``billableDuration``: the instance time AWS bills, from when the job's instances
+        are up until it ends (downloading its data and uploading its results included), in
+        milliseconds; 0 for a job that ended before they were up.
+
+        Braket bills a hybrid job's instances for the time they are used (the Hybrid Jobs tab
+        of https://aws.amazon.com/braket/pricing/; "Braket Managed Jobs Instance" in Amazon's
+        price list). Its jobs run on SageMaker training instances (``ml.*`` types, the
+        training toolkit in the container), and SageMaker does not bill their start: its API
+        reference (``DescribeTrainingJob``) says ``TrainingStartTime`` "Indicates the time when
+        the training job starts on training instances. You are billed for the time interval
+        between this time and the value of TrainingEndTime. The start time in CloudWatch Logs
+        might be later than this time. The difference is due to the time it takes to download
+        the training data", and ``TrainingEndTime`` is, "For successful jobs and stopped jobs,
+        ... the time after model artifacts are uploaded". So ``job_start_seconds`` (the
+        instance's start) is not billed; the download and the upload are. Milliseconds as
+        measured: the source gives no rounding.
+        """
+        if self.instance_ready_at is None:
+            return 0 if self.ended_at is not None else None
         end = self.ended_at or now()
-        return int((end - self.started_at).total_seconds() * 1000)
+        return max(0, int((end - self.instance_ready_at).total_seconds() * 1000))
 
     def describe(self, queue_position: str | None = None) -> dict[str, Any]:
         """GetJob's answer; with ``queueInfo`` when a queue position is given (asked for)."""

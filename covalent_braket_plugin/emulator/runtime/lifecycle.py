@@ -167,13 +167,20 @@ class JobRuntime:
                 run.cancelled()
 
     def _wait_for_slot(self, run: _Run) -> bool:
+        """Wait in the queue for ``queue_seconds``, a slot of this machine's
+        (``max_concurrent_jobs``) and the account's leave (its QPU free, room within its job
+        quotas); False when the job is stopped first."""
         deadline = time.monotonic() + self.settings.queue_seconds
         with self._lock:
             while True:
                 if run.stop_requested.is_set():
                     return False
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 and self._running < self.settings.max_concurrent_jobs:
+                if (
+                    remaining <= 0
+                    and self._running < self.settings.max_concurrent_jobs
+                    and run.states.admit(run.job)
+                ):
                     self._running += 1
                     return True
                 self._slots.wait(timeout=remaining if remaining > 0 else 0.5)
@@ -181,6 +188,9 @@ class JobRuntime:
     def _run(self, run: _Run) -> None:
         job, states = run.job, run.states
         states.add_event(job, "STARTING_INSTANCE")
+        if run.stop_requested.wait(self.settings.job_start_seconds):
+            return  # cancelled while its instance started (and never billed)
+        states.instance_ready(job)
         container = JobContainer(job, self.work_dir / job.job_id, self.clients)
         container.prepare()
         states.add_event(job, "DOWNLOADING_DATA")
