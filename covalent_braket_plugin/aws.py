@@ -67,6 +67,9 @@ KEY_TAKEN = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"
 NO_SUCH_KEY = frozenset({"404", "NoSuchKey", "NotFound"})
 #: The caller may not do or see this (not: it is not there).
 DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"})
+#: The account is past a job quota (hybrid jobs at once, instances of a type): the same
+#: request goes through once one of its jobs ends (HTTP 402).
+QUOTA_EXCEEDED = frozenset({"ServiceQuotaExceededException"})
 
 #: The threads every blocking AWS call of every executor in the process runs on, bounded:
 #: botocore holds the GIL while it signs and parses, and the event loop waits its turn behind
@@ -411,6 +414,55 @@ def call_unless(codes: frozenset[str], client: Any, operation: str, **kwargs: An
         raise
 
 
+#: How long a Service Quotas look-up that failed for another reason than a denial is trusted
+#: (a denial is trusted until the caches are reset).
+QUOTA_ERROR_SECONDS = 300.0
+_quota_cache: dict[tuple[Any, str, str], tuple[float, Any]] = {}
+_quota_reading: dict[tuple[Any, str, str], threading.Lock] = {}
+
+
+def service_quota(settings: BraketSettings, service_code: str, quota_code: str) -> float:
+    """A quota's value in the account and Region of ``settings`` (Service Quotas'
+    ``GetServiceQuota``), read once per process; a failure is remembered too (a denial until
+    the caches are reset, another error for :data:`QUOTA_ERROR_SECONDS`). Blocking.
+
+    Raises:
+        AwsError: the caller may not look (a code in :data:`DENIED`), or the look-up failed.
+    """
+    key = (client_key(settings), service_code, quota_code)
+    with _lock:
+        reading = _quota_reading.setdefault(key, threading.Lock())
+    with reading:  # callers that find it unread wait for one look-up
+        return _service_quota(settings, key)
+
+
+def _service_quota(settings: BraketSettings, key: tuple[Any, str, str]) -> float:
+    """:func:`service_quota` under its key's lock: the cached outcome, or one look-up."""
+    with _lock:
+        known = _quota_cache.get(key)
+    if known is not None and (
+        not isinstance(known[1], AwsError)
+        or known[1].code in DENIED
+        or time.monotonic() - known[0] < QUOTA_ERROR_SECONDS
+    ):
+        if isinstance(known[1], AwsError):
+            raise known[1]
+        return known[1]
+    try:
+        client = clients_for(settings).client("service-quotas")
+        answer = call(client, "get_service_quota", ServiceCode=key[1], QuotaCode=key[2])
+        outcome: Any = float(answer["Quota"]["Value"])
+    except AwsError as exc:
+        outcome = exc
+    except (KeyError, TypeError, ValueError) as exc:  # an answer without a value
+        outcome = AwsError("GetServiceQuota", "NoValue", str(exc))
+    with _lock:
+        _quota_cache[key] = (time.monotonic(), outcome)
+    if isinstance(outcome, AwsError):
+        raise outcome
+    return outcome
+
+
 _forgetters: list[Callable[[], None]] = []
 
 
@@ -426,5 +478,6 @@ def reset_cache() -> None:
         _cache.clear()
         _account_cache.clear()
         _role_cache.clear()
+        _quota_cache.clear()
     for forget in _forgetters:
         forget()

@@ -24,7 +24,20 @@ with covalent_loader.half_loaded_warning_hidden(__name__):
 from covalent._shared_files.exceptions import TaskCancelledError, TaskRuntimeError
 from covalent.executor.executor_plugins.remote_executor import RemoteExecutor
 
-from . import aws, heap, images, jobs, logs, pacing, preflight, results, transfer, usage, waiting
+from . import (
+    aws,
+    heap,
+    images,
+    jobs,
+    logs,
+    pacing,
+    preflight,
+    results,
+    slots,
+    transfer,
+    usage,
+    waiting,
+)
 from .config import DEFAULTS, BraketSettings, InvalidSettingError, merged_settings
 from .errors import BraketJobError
 from .location import TaskLocation, job_name
@@ -88,6 +101,10 @@ class BraketExecutor(RemoteExecutor):
             requirement lines, or the path of a requirements file.
         reservation_arn: A Braket Direct reservation of the device, for the job.
         tags: Tags added to every job (cost allocation), beside the executor's own.
+        max_concurrent_jobs: Hybrid jobs the account may run at once in the job's Region,
+            when Service Quotas cannot tell (the caller may not read it): every executor of
+            the process shares the account's job slots, and an electron waits for one before
+            it uploads or creates anything.
     """
 
     def __init__(
@@ -111,6 +128,7 @@ class BraketExecutor(RemoteExecutor):
         requirements: str | list[str] | None = None,
         reservation_arn: str | None = None,
         tags: dict[str, str] | None = None,
+        max_concurrent_jobs: int | None = None,
         **kwargs: Any,
     ) -> None:
         given = {name: value for name, value in locals().items() if name in DEFAULTS}
@@ -148,15 +166,19 @@ class BraketExecutor(RemoteExecutor):
         python = await self._client_python()
         await aws.offload(preflight.check, settings)
         image = await aws.offload(images.prepare, settings, python)
-        location, job = await self._submit_first_free_attempt(
-            settings, task_metadata, payload, python, image
-        )
-        job_arn = job["jobArn"]
-        app_log.debug(f"Braket job {job_arn} ({job['status']}) runs {task}")
-        await self.set_job_handle(job_arn)
-        if await self.get_cancel_requested():
-            await waiting.cancel(settings, job_arn)
-        job = await self._poll_task(settings, job, location)
+        slot = await self._take_slot(settings, task_metadata)
+        try:  # the slot is held until the job is terminal, or the task ends otherwise
+            location, job = await self._submit_first_free_attempt(
+                settings, task_metadata, payload, python, image, slot
+            )
+            job_arn = job["jobArn"]
+            app_log.debug(f"Braket job {job_arn} ({job['status']}) runs {task}")
+            await self.set_job_handle(job_arn)
+            if await self.get_cancel_requested():
+                await waiting.cancel(settings, job_arn)
+            job = await self._poll_task(settings, job, location)
+        finally:
+            slot.release()
         # The job is terminal: its objects go, whatever it came to (a value, the electron's
         # exception, a failure, a cancellation, a result refused). Not on an asyncio
         # cancellation (the server going away): a rebuilt executor may still collect it.
@@ -200,6 +222,55 @@ class BraketExecutor(RemoteExecutor):
                 await aws.offload(results.delete_task_objects, settings, location)
             raise TaskCancelledError(f"task {task} was cancelled before submission")
 
+    async def _cancel_requested(self) -> bool:
+        """Whether Covalent asks for the task's cancellation (False outside a server)."""
+        try:
+            return bool(await self.get_cancel_requested())
+        except Exception:
+            return False
+
+    async def _take_slot(self, settings: BraketSettings, task_metadata: dict) -> slots.Slot:
+        """One of the account's job slots, once it is the task's turn (nothing is uploaded or
+        created before)."""
+        task = (str(task_metadata["dispatch_id"]), str(task_metadata["node_id"]))
+        try:
+            return await slots.take(settings, task, self._cancel_requested)
+        except slots.WaitCancelled:
+            raise TaskCancelledError(
+                f"task {':'.join(task)} was cancelled while it waited for a job slot"
+            ) from None
+
+    async def _submit_in_slot(
+        self,
+        settings: BraketSettings,
+        slot: slots.Slot,
+        location: TaskLocation,
+        python: str,
+        upload: transfer.Upload,
+        image: images.JobImage,
+    ) -> dict[str, Any] | None:
+        """:meth:`submit_task`; refused past a job quota (other clients share the account),
+        the attempt keeps its input and client token and is sent again once the next job
+        slot is free. Cancelled meanwhile, its objects are deleted."""
+        while True:
+            try:
+                job = await self.submit_task(settings, location, python, upload, image)
+            except aws.AwsError as exc:
+                if exc.code not in aws.QUOTA_EXCEEDED:
+                    raise
+                try:
+                    await slot.wait_again(exc, self._cancel_requested)
+                except slots.WaitCancelled:
+                    await aws.offload(results.delete_task_objects, settings, location)
+                    raise TaskCancelledError(
+                        f"task {location.dispatch_id}:{location.node_id} was cancelled while "
+                        "it waited for a job slot"
+                    ) from None
+                continue
+            if job is not None:
+                slot.created()
+            return job
+
     async def _submit_first_free_attempt(
         self,
         settings: BraketSettings,
@@ -207,6 +278,7 @@ class BraketExecutor(RemoteExecutor):
         payload: Any,
         python: str,
         image: images.JobImage,
+        slot: slots.Slot,
     ) -> tuple[TaskLocation, dict[str, Any]]:
         """Upload and submit the first attempt whose job is not spent (attempts of an earlier
         run of this node failed, or were collected), and whose prefix holds no input that
@@ -222,7 +294,7 @@ class BraketExecutor(RemoteExecutor):
                 )
                 continue
             await self._stop_if_cancelled(f"{dispatch_id}:{node_id}", settings, location)
-            job = await self.submit_task(settings, location, python, upload, image)
+            job = await self._submit_in_slot(settings, slot, location, python, upload, image)
             if job is not None:
                 return location, job
         raise BraketJobError(
@@ -315,9 +387,11 @@ class BraketExecutor(RemoteExecutor):
         return await aws.persistently(results.download, settings, location, job)
 
     async def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
-        """Cancel the Braket job ``job_handle``; True once it is cancelling or cancelled."""
+        """Cancel the Braket job ``job_handle``; True once it is cancelling or cancelled. A task
+        with no job yet that waits for a job slot is cancelled there (it creates nothing)."""
         if not job_handle:
-            return False
+            task = (str(task_metadata.get("dispatch_id")), str(task_metadata.get("node_id")))
+            return slots.cancel_waiting(task)
         job_arn = str(job_handle)
         settings = self.settings().in_region(arn_region(job_arn))  # the job's own Region
         status = await waiting.cancel(settings, job_arn, seconds=60.0)

@@ -10,7 +10,14 @@ import stat
 from collections.abc import Mapping
 from typing import Any
 
-from .service import MAX_RUNTIME_SECONDS, MAX_TAGS_PER_RESOURCE, SV1_ARN, arn_region, instance_types
+from .service import (
+    CONCURRENT_JOBS_QUOTA,
+    MAX_RUNTIME_SECONDS,
+    MAX_TAGS_PER_RESOURCE,
+    SV1_ARN,
+    arn_region,
+    instance_types,
+)
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -370,6 +377,11 @@ class BraketSettings:
     requirements: str | tuple[str, ...] = _setting("", check_requirements)
     reservation_arn: str = _setting("", check_reservation)
     tags: tuple[tuple[str, str], ...] = _setting((), check_tags, written={})
+    #: Hybrid jobs of the account and Region running at once, when Service Quotas cannot say
+    #: (the caller may not read it): Braket's default concurrent-jobs quota.
+    max_concurrent_jobs: int = _setting(
+        CONCURRENT_JOBS_QUOTA[1], lambda v: _int("max_concurrent_jobs", v, 1, None, "of jobs")
+    )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> BraketSettings:

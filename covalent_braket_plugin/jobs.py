@@ -35,8 +35,9 @@ def submit_attempt(
     with its result already collected, belongs to an earlier run: the attempt is spent.
 
     Raises:
-        AwsError: transient (the caller tries again, with the same client token) or not (the
-            attempt's objects have been deleted).
+        AwsError: transient (the caller tries again, with the same client token), past a job
+            quota (the attempt's objects are kept: it is sent again once a job slot is free),
+            or else (the attempt's objects have been deleted).
     """
     if upload.resumed:
         found = find_by_name(settings, location.job_name)
@@ -59,8 +60,8 @@ def submit_attempt(
     except aws.AwsError as exc:
         if exc.code == "ConflictException":  # the name is taken by an older attempt
             return None
-        if not exc.transient and not exc.expired:  # refused: what it would have run goes
-            results.delete_task_objects(settings, location)
+        if not (exc.transient or exc.expired or exc.code in aws.QUOTA_EXCEEDED):  # refused
+            results.delete_task_objects(settings, location)  # what it would have run goes
         raise
     job = {
         "jobArn": job_arn,

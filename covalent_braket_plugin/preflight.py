@@ -1,8 +1,9 @@
 """Pre-flight: before anything is created, check that what the job needs is there.
 
 A reservation must be for the job's QPU and Region. The job's Region (its device's, or
-the configured one) must have Braket, and the bucket and
-the image must be in it. Then read-only look-ups of the bucket (owned by the caller's
+the configured one) must have Braket, the account's jobs must be allowed an instance of the
+``classical_device`` type there (its quota above 0), and the bucket and the image must be in
+it. Then read-only look-ups of the bucket (owned by the caller's
 account), the job role, the image and the device. A setting that names nothing usable raises
 :class:`~covalent_braket_plugin.config.InvalidSettingError`; a look-up the caller is not
 allowed to make gives no verdict (least-privilege principals may lack the read permissions),
@@ -15,9 +16,9 @@ import threading
 import time
 from typing import Any
 
-from . import aws, images, pacing
+from . import aws, images, pacing, slots
 from .config import BraketSettings, InvalidSettingError
-from .service import REGIONS, arn_region
+from .service import REGIONS, SERVICE_QUOTAS_CODE, arn_region
 
 #: How long a successful pre-flight check of the AWS resources is trusted.
 TTL_SECONDS = 300.0
@@ -51,6 +52,13 @@ def check(settings: BraketSettings) -> None:
         with _lock:
             _passed[key] = time.monotonic()
 
+
+def _forget_passes() -> None:
+    with _lock:
+        _passed.clear()
+
+
+aws.on_reset(_forget_passes)  # new clients, another account or its quotas: check again
 
 #: Managed simulators' ARNs (``arn:aws:braket:::device/quantum-simulator/amazon/sv1``).
 _SIMULATOR = ":device/quantum-simulator/"
@@ -96,6 +104,35 @@ def check_region(settings: BraketSettings) -> None:
             "quantum_device", settings.quantum_device, f"a device in {allowed}"
         )
     raise InvalidSettingError("region", settings.region or region, allowed)
+
+
+#: Where a Braket quota is raised.
+QUOTAS_CONSOLE = "https://console.aws.amazon.com/servicequotas/home/services/braket/quotas"
+
+
+def check_instance_quota(settings: BraketSettings) -> None:
+    """The account's jobs may use an instance of the ``classical_device`` type in the job's
+    Region: its quota (Service Quotas, or Braket's default when it cannot be read) is above 0.
+
+    Raises:
+        InvalidSettingError: ``classical_device``, naming the quota, its value, the Region
+            and how to ask for more.
+    """
+    quota = slots.instance_quota(settings)
+    if quota.value > 0:
+        return
+    where = "Service Quotas" if quota.read else quota.source
+    code = quota.code or "QUOTA_CODE"
+    raise InvalidSettingError(
+        "classical_device",
+        settings.classical_device,
+        f"an instance type the account's jobs may use in {quota.region}: the quota "
+        f"'{quota.name}'{f' ({quota.code})' if quota.code else ''} is {quota.value} there "
+        f"(from {where}). Ask for more in the Service Quotas console ({QUOTAS_CONSOLE}) or "
+        f"with aws service-quotas request-service-quota-increase --service-code "
+        f"{SERVICE_QUOTAS_CODE} --quota-code {code} --desired-value 1 --region {quota.region}, "
+        "or choose another classical_device",
+    )
 
 
 def check_bucket(settings: BraketSettings) -> None:
@@ -198,6 +235,7 @@ def check_device(settings: BraketSettings) -> None:
 CHECKS = (
     check_reservation,
     check_region,
+    check_instance_quota,
     check_bucket,
     check_role,
     check_image,

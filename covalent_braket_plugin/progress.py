@@ -118,6 +118,14 @@ class JobProgress:
         )
 
 
+def waiting_line(dispatch_id: str, node_id: str, ahead: int, in_use: str) -> str:
+    """The line of an electron that waits for a job slot (it has no job yet)."""
+    return (
+        f"Braket electron (dispatch {dispatch_id}, node {node_id}) waiting for a job slot "
+        f"({ahead} ahead): {in_use}"
+    )
+
+
 def choose_for_queue_info(candidates: dict[str, JobProgress], interval: float) -> list[str]:
     """Which of the jobs a search showed queued (ARN -> progress) to read with ``GetJob`` for
     their place in the queue in this round (an extra call each): at most

@@ -82,6 +82,17 @@ def test_quotas_reports_the_floor_throttling_and_calls() -> None:
     assert "CreateJob 8" in row[8]
 
 
+def test_sweep_brings_every_electron_home_within_the_job_quota() -> None:
+    output = bench(
+        "sweep.py", "--electrons", "7", "--start-seconds", "0.2", "--work-seconds", "0.1"
+    )
+    (row,) = rows(output, "7")
+    assert row[1] == "7" and row[2] == "0"  # every electron correct, none failed
+    assert float(row[4]) == round(7 / 5 * 0.3, 2)  # the floor: N / slots x (start + work)
+    assert row[7] == "7"  # one job each
+    assert float(row[8]) > 0 and float(row[9]) > 0
+
+
 def test_job_start_compares_warm_and_cold_jobs() -> None:
     output = bench("job_start.py", "--runs", "1")
     for kind in ("prints one line", "imports covalent, cloudpickle", "one SV1 task (Braket SDK)"):

@@ -180,6 +180,9 @@ def iam_calls(entry: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
             "DELETE": "s3:DeleteObject",
         }[method]
         return [(action, f"arn:aws:s3:::{bucket}/{key}", {})]
+    if service == "servicequotas":  # the executor sizes its job slots by the braket quotas
+        quota = f"arn:aws:servicequotas:{REGION}:{ACCOUNT}:braket/L-65BEB721"
+        return [(f"servicequotas:{operation}", quota, {})]
     if service == "sts" and operation == "GetCallerIdentity":
         return []  # needs no permission
     if service == "iam":

@@ -1,6 +1,10 @@
 """``covalent-braket jobs``: a dispatch's Braket jobs, their state, queue, times, quantum
 tasks and estimated cost, as a table or JSON (see
-:mod:`~covalent_braket_plugin.dispatch_jobs` and :mod:`~covalent_braket_plugin.job_table`)."""
+:mod:`~covalent_braket_plugin.dispatch_jobs` and :mod:`~covalent_braket_plugin.job_table`).
+
+An electron that waits for one of the account's job slots has no job yet, so it has no row:
+the gate lives in the Covalent server's memory, and only its log says "waiting for a job slot
+(N ahead)"."""
 
 from __future__ import annotations
 
@@ -55,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
         print(render(rows))
     if not rows:
         print(
-            f"covalent-braket jobs: no Braket jobs of dispatch {args.dispatch_id}", file=sys.stderr
+            f"covalent-braket jobs: no Braket jobs of dispatch {args.dispatch_id} (an electron "
+            "waiting for a job slot has no job yet: the server log says 'waiting for a job "
+            "slot (N ahead)')",
+            file=sys.stderr,
         )
         return 1
     return 0

@@ -10,7 +10,8 @@ and the installed covalent and FastAPI.
 
 :class:`Doctor` makes the checks in order, those of the installed versions, covalent.conf and
 the credentials itself; :mod:`.resources` checks the bucket, the job role and the image,
-:mod:`.permissions` simulates the job role's and the caller's policies, and :mod:`.report`
+:mod:`.permissions` simulates the job role's and the caller's policies, :mod:`.job_limits` shows
+the job quotas (the instance type's and the jobs at once), and :mod:`.report`
 collects the verdicts and renders them.
 """
 
@@ -25,7 +26,7 @@ from typing import Any
 
 from .. import aws, preflight
 from ..config import DEFAULTS, BraketSettings, InvalidSettingError, check_setting
-from . import permissions, resources
+from . import job_limits, permissions, resources
 from .report import OK, PROBLEM, SKIPPED, UNKNOWN, Check, Report, as_json, render
 
 __all__ = [
@@ -82,13 +83,23 @@ class Doctor:
         if settings is None:
             return self.checks
         if not self._credentials(settings):
-            for name in ("region", "bucket", "job role", "permissions", "image", "device"):
+            for name in (
+                "region",
+                "quotas",
+                "bucket",
+                "job role",
+                "permissions",
+                "image",
+                "device",
+            ):
                 self.report.add(name, SKIPPED, "needs credentials")
             return self.checks
         if not self.report.preflight(
             "region", preflight.check_region, settings, "Braket is offered here"
         ):
             return self.checks
+        job_limits.instance(self.report, settings)
+        job_limits.concurrent_jobs(self.report, settings)
         resources.bucket(self.report, settings)
         role_arn = resources.role(self.report, settings)
         if role_arn is not None:

@@ -20,6 +20,12 @@
       "Resource": "*"
     },
     {
+      "Sid": "ReadBraketJobQuotas",
+      "Effect": "Allow",
+      "Action": "servicequotas:GetServiceQuota",
+      "Resource": "arn:${partition}:servicequotas:*:${account}:braket/*"
+    },
+    {
       "Sid": "PassTheJobRoleToBraketOnly",
       "Effect": "Allow",
       "Action": "iam:PassRole",
