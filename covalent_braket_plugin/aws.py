@@ -417,14 +417,18 @@ def call_unless(codes: frozenset[str], client: Any, operation: str, **kwargs: An
 #: How long a Service Quotas look-up that failed for another reason than a denial is trusted
 #: (a denial is trusted until the caches are reset).
 QUOTA_ERROR_SECONDS = 300.0
+#: How long a quota's value is trusted: a quota raised while the server runs is seen this
+#: long after (AWS takes hours or days to grant one).
+QUOTA_SECONDS = 600.0
 _quota_cache: dict[tuple[Any, str, str], tuple[float, Any]] = {}
 _quota_reading: dict[tuple[Any, str, str], threading.Lock] = {}
 
 
 def service_quota(settings: BraketSettings, service_code: str, quota_code: str) -> float:
     """A quota's value in the account and Region of ``settings`` (Service Quotas'
-    ``GetServiceQuota``), read once per process; a failure is remembered too (a denial until
-    the caches are reset, another error for :data:`QUOTA_ERROR_SECONDS`). Blocking.
+    ``GetServiceQuota``), read once per :data:`QUOTA_SECONDS`; a failure is remembered too (a
+    denial until the caches are reset, another error for :data:`QUOTA_ERROR_SECONDS`).
+    Blocking.
 
     Raises:
         AwsError: the caller may not look (a code in :data:`DENIED`), or the look-up failed.
@@ -440,10 +444,11 @@ def _service_quota(settings: BraketSettings, key: tuple[Any, str, str]) -> float
     """:func:`service_quota` under its key's lock: the cached outcome, or one look-up."""
     with _lock:
         known = _quota_cache.get(key)
+    age = time.monotonic() - known[0] if known is not None else 0.0
     if known is not None and (
-        not isinstance(known[1], AwsError)
-        or known[1].code in DENIED
-        or time.monotonic() - known[0] < QUOTA_ERROR_SECONDS
+        (not isinstance(known[1], AwsError) and age < QUOTA_SECONDS)
+        or (isinstance(known[1], AwsError) and known[1].code in DENIED)
+        or (isinstance(known[1], AwsError) and age < QUOTA_ERROR_SECONDS)
     ):
         if isinstance(known[1], AwsError):
             raise known[1]

@@ -329,7 +329,7 @@ class Slot:
 
 _lock = threading.Lock()
 _gates: dict[tuple[Any, str], SlotGate] = {}
-_sized: dict[tuple[Any, ...], tuple[tuple[Any, str], int, int]] = {}
+_sized: dict[tuple[Any, ...], tuple[float, tuple[tuple[Any, str], int, int]]] = {}
 
 
 def gate(account: Any, region: str) -> SlotGate:
@@ -364,10 +364,10 @@ async def take(
         WaitCancelled: the task was cancelled while it waited.
     """
     key = (aws.client_key(settings), settings.max_concurrent_jobs, settings.classical_device)
-    sized = _sized.get(key)
-    if sized is None:
-        sized = _sized[key] = await aws.offload(_sizes, settings)
-    where, size, instance_size = sized
+    known = _sized.get(key)
+    if known is None or time.monotonic() - known[0] >= aws.QUOTA_SECONDS:
+        known = _sized[key] = (time.monotonic(), await aws.offload(_sizes, settings))
+    where, size, instance_size = known[1]
     found = gate(*where)
     found.resize(size, settings.classical_device, instance_size)
     waiter = found.enter(task, settings.classical_device)

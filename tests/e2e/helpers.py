@@ -41,11 +41,12 @@ def diagnose(result: Any) -> str:
     return "\n".join(lines)
 
 
-def jobs_of(aws: Any, dispatch_id: str) -> list[dict[str, Any]]:
-    """The dispatch's Braket jobs (SearchJobs filters on ARN and time only: tags are read here)."""
+def jobs_of(aws: Any, dispatch_id: str, braket: Any = None) -> list[dict[str, Any]]:
+    """The dispatch's Braket jobs (SearchJobs filters on ARN and time only: tags are read here),
+    in the Region of ``braket`` (the tests' Region by default)."""
     jobs = [
         job
-        for page in aws.braket.get_paginator("search_jobs").paginate(filters=[])
+        for page in (braket or aws.braket).get_paginator("search_jobs").paginate(filters=[])
         for job in page["jobs"]
     ]
     return [job for job in jobs if job["tags"].get("covalent:dispatch_id") == dispatch_id]

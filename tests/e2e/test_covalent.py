@@ -11,8 +11,8 @@ import covalent as ct
 import pytest
 
 from covalent_braket_plugin.braket import BraketExecutor
-from covalent_braket_plugin.testing import CovalentServer
-from tests.conftest import BUCKET, IMAGE
+from covalent_braket_plugin.testing import CovalentServer, provision
+from tests.conftest import BUCKET, IMAGE, ROLE
 from tests.e2e.helpers import POLL, diagnose, executor, jobs_of, run
 
 # The job process cannot import this test module: send its functions by value.
@@ -160,7 +160,19 @@ def test_cancel_stops_the_job_and_cancels_the_node(aws: Any, server: CovalentSer
     assert aws.braket.get_job(jobArn=jobs[0]["jobArn"])["status"] == "CANCELLED"
 
 
-@ct.electron(executor=executor(pacing=False))
+#: The side-by-side test runs in a Region no other test of the server uses, whose job quotas
+#: it raises first: the server's executors then read the raised quota (Service Quotas), as a
+#: server would after AWS raised an account's.
+WEST = "us-west-2"
+WEST_BUCKET = f"{BUCKET}-{WEST}"
+WEST_IMAGE = IMAGE.replace(".us-east-1.", f".{WEST}.")
+
+
+@ct.electron(
+    executor=executor(
+        pacing=False, region=WEST, s3_bucket_name=WEST_BUCKET, ecr_image_uri=WEST_IMAGE
+    )
+)
 def unpaced_slow(seconds: float) -> float:
     import time as _time
 
@@ -181,11 +193,18 @@ def test_twenty_concurrent_electrons_run_side_by_side(aws: Any, server: Covalent
     aws.control.settings(
         quotas=False, concurrent_jobs_quota=20, instance_quotas={"ml.m5.large": 20}
     )
+    provision(
+        WEST_BUCKET,
+        ROLE,
+        WEST_IMAGE,
+        client=lambda name: aws.control.client(name, region_name=WEST),
+    )
     seconds = 8.0
     many = run(server, fan_out, 20, seconds)
     assert str(many.status) == "COMPLETED", diagnose(many)
     assert sorted(many.result) == sorted(seconds + i / 1000 for i in range(20))
-    jobs = [aws.braket.get_job(jobArn=job["jobArn"]) for job in jobs_of(aws, many.dispatch_id)]
+    west = aws.control.client("braket", region_name=WEST)
+    jobs = [west.get_job(jobArn=job["jobArn"]) for job in jobs_of(aws, many.dispatch_id, west)]
     assert len(jobs) == 20
     # One after another, no two jobs would be RUNNING at once. Side by side, they all are:
     # at the busiest moment at least half of them run.
