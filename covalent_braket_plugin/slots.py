@@ -39,6 +39,11 @@ from .service import CONCURRENT_JOBS_QUOTA, INSTANCE_QUOTAS, SERVICE_QUOTAS_CODE
 #: is refused again (up to :data:`PROBE_MAX_SECONDS`), until a job is created.
 PROBE_FIRST_SECONDS = 2.0
 PROBE_MAX_SECONDS = 60.0
+#: While electrons wait for a slot, the jobs holding slots are looked up at least this often
+#: (one ``SearchJobs`` covers them all, well within its quota): a slot is handed on when its
+#: job is seen to end, and with the default ``poll_freq`` of 30 s that could add 15 s on
+#: average to every round of a sweep, against AWS's minute of job start.
+WATCH_SECONDS = 1.0
 #: A waiting electron asks whether it was cancelled this often (Covalent's flag).
 CANCEL_CHECK_SECONDS = 5.0
 #: Where a quota's value comes from when Service Quotas gave it.
@@ -157,6 +162,11 @@ class SlotGate:
         """How many electrons wait before this one."""
         with self._lock:
             return sum(other.order < waiter.order for other in self._waiting)
+
+    def waiting(self) -> bool:
+        """Whether an electron waits here for a slot."""
+        with self._lock:
+            return bool(self._waiting)
 
     def in_use(self) -> str:
         with self._lock:
@@ -376,6 +386,13 @@ async def take(
         server_log.info(line)
         await found.wait(waiter, cancel_requested)
     return Slot(found, waiter)
+
+
+def anyone_waiting() -> bool:
+    """Whether an electron of this process waits for a job slot (in any gate)."""
+    with _lock:
+        gates = list(_gates.values())
+    return any(found.waiting() for found in gates)
 
 
 def cancel_waiting(task: tuple[str, str]) -> bool:

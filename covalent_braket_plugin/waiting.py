@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn
 
-from . import aws, jobs, pacing, progress
+from . import aws, jobs, pacing, progress, slots
 from .config import BraketSettings
 from .covalent_loader import server_log
 from .errors import BraketJobError
@@ -144,9 +144,13 @@ class JobWatcher:
         pages, or a GetJob per job), then count the round and schedule the next.
 
         Returns:
-            The round's interval: the shortest polling interval of the jobs watched.
+            The round's interval: the shortest polling interval of the jobs watched, and at
+            most :data:`~covalent_braket_plugin.slots.WATCH_SECONDS` while electrons wait for
+            a job slot (a slot is handed on when its job is seen to end).
         """
         interval = min(entry.poll_freq for entry in self._jobs.values()) if self._jobs else 1.0
+        if slots.anyone_waiting():
+            interval = min(interval, slots.WATCH_SECONDS)
         searching = len(self._jobs) > 1 and not self._search_denied
         calls = (
             ["SearchJobs"] * pacing.pages(len(self._jobs), SEARCH_PAGE_MAX)
