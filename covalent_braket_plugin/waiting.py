@@ -127,17 +127,23 @@ class JobWatcher:
             self._take(statuses, reporting)
 
     async def _woken_before_due(self) -> bool:
-        """Sleep until the next look-up is due.
+        """Sleep until the next look-up is due, a second at most: while electrons wait for a
+        job slot, a look-up is due a second after the last (:data:`slots.WATCH_SECONDS`),
+        whenever they began to wait.
 
         Returns:
-            Whether something changed the schedule before (a new job): then it is computed
-            again.
+            Whether the schedule is to be computed again (something changed it, such as a new
+            job, or the sleep ended before the look-up was due).
         """
-        delay = self._next_due - time.monotonic()
+        due = self._next_due
+        if slots.anyone_waiting():
+            due = min(due, self._last_round + slots.WATCH_SECONDS)
+        delay = due - time.monotonic()
         if delay <= 0:
             return False
         self._wake.clear()
-        return await _set_within(self._wake, delay)
+        await _set_within(self._wake, min(delay, slots.WATCH_SECONDS))
+        return True
 
     async def _begin_round(self) -> float:
         """Wait for the round's turn within the quota of the calls it will make (SearchJobs
