@@ -207,16 +207,16 @@ def test_intervals_helper_counts_overlaps() -> None:
 def test_while_electrons_wait_for_a_slot_the_jobs_holding_slots_are_watched_closely(
     aws: Any,
 ) -> None:
-    """A slot is handed on when its job is seen to end. With poll_freq 30 s, the next electron
-    of a sweep would wait for the next 30 s look; while electrons wait, the watcher looks at
-    least every second (``slots.WATCH_SECONDS``): several look-ups of the running job, not
-    one per poll_freq, come before the waiting electron's job is created."""
+    """A slot is handed on when its job is seen to end. With a long poll_freq (10 s here; 30 s
+    by default), the next electron of a sweep would wait for the next look; while electrons
+    wait, the watcher looks at least every second (``slots.WATCH_SECONDS``): several look-ups
+    of the running job, not one or two, come before the waiting electron's job is created."""
     aws.settings(concurrent_jobs_quota=1)
 
     async def two() -> list[Any]:
-        slow = hosted(poll_freq=30)
-        first = slow.run(work(4.0), [1], {}, metadata(1))
-        second = hosted(poll_freq=30).run(work(0.1), [2], {}, metadata(2))
+        # Either may take the slot first: each works 4 s, so a look a second meets either.
+        first = hosted(poll_freq=10).run(work(4.0), [1], {}, metadata(1))
+        second = hosted(poll_freq=10).run(work(4.0), [2], {}, metadata(2))
         return await asyncio.gather(first, second)
 
     assert asyncio.run(two()) == [1, 2]
