@@ -132,6 +132,23 @@ class Background:
         wait_for(list(self._pending), timeout=timeout)
 
 
+async def set_within(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event``, for ``timeout`` seconds at the most.
+
+    Args:
+        event: what to wait for.
+        timeout: the longest wait, in seconds.
+
+    Returns:
+        Whether the event was set in time.
+    """
+    try:
+        await asyncio.wait_for(event.wait(), timeout=timeout)
+        return True
+    except asyncio.TimeoutError:
+        return False
+
+
 #: How long :func:`persistently` keeps trying a call that fails transiently.
 PERSIST_SECONDS = 900.0
 

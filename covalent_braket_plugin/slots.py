@@ -184,7 +184,7 @@ class SlotGate:
                 timeout = self._settle(waiter)
                 if timeout is None:
                     return
-                if await _set_within(waiter.woken, timeout):
+                if await aws.set_within(waiter.woken, timeout):
                     continue
                 if await cancel_requested():
                     raise WaitCancelled(f"task {':'.join(waiter.task)} was cancelled")
@@ -296,14 +296,6 @@ def _wake(waiter: _Waiter) -> None:
         pass
 
 
-async def _set_within(event: asyncio.Event, timeout: float) -> bool:
-    try:
-        await asyncio.wait_for(event.wait(), timeout=timeout)
-        return True
-    except asyncio.TimeoutError:
-        return False
-
-
 class Slot:
     """A job slot held by one electron, from before its upload until its job is terminal."""
 
@@ -333,8 +325,8 @@ class Slot:
         self.gate.created()
 
     def release(self) -> None:
-        """Give the slot back (again: nothing)."""
-        self.gate.release(self._waiter)
+        """Give the slot back, or leave the line if still in it (again: nothing)."""
+        self.gate.withdraw(self._waiter)
 
 
 _lock = threading.Lock()

@@ -142,7 +142,7 @@ class JobWatcher:
         if delay <= 0:
             return False
         self._wake.clear()
-        await _set_within(self._wake, min(delay, slots.WATCH_SECONDS))
+        await aws.set_within(self._wake, min(delay, slots.WATCH_SECONDS))
         return True
 
     async def _begin_round(self) -> float:
@@ -425,7 +425,7 @@ async def _follow(settings: BraketSettings, job_arn: str, entry: Watched) -> dic
             await _cancel_overdue(settings, job_arn, status, limit)
         # Sleep until the watcher reports a change or the deadline passes: no wake-ups
         # (and no garbage) per interval for each of hundreds of waiting tasks.
-        await _set_within(entry.changed, max(limit - (now - since), 0.05))
+        await aws.set_within(entry.changed, max(limit - (now - since), 0.05))
 
 
 async def _terminal_job(settings: BraketSettings, job_arn: str, entry: Watched) -> dict[str, Any]:
@@ -476,23 +476,6 @@ async def _cancel_overdue(
         f"Braket job {job_arn} still {status} after {limit} s "
         f"(time_limit={settings.time_limit}); cancellation was requested"
     )
-
-
-async def _set_within(event: asyncio.Event, timeout: float) -> bool:
-    """Wait for ``event``, for ``timeout`` seconds at the most.
-
-    Args:
-        event: what to wait for.
-        timeout: the longest wait, in seconds.
-
-    Returns:
-        Whether the event was set in time.
-    """
-    try:
-        await asyncio.wait_for(event.wait(), timeout=timeout)
-        return True
-    except asyncio.TimeoutError:
-        return False
 
 
 async def cancel(
