@@ -33,6 +33,7 @@ from . import (
     pacing,
     preflight,
     results,
+    signing,
     slots,
     transfer,
     usage,
@@ -180,12 +181,14 @@ class BraketExecutor(RemoteExecutor):
         finally:
             slot.release()
         # The job is terminal: its objects go, whatever it came to (a value, the electron's
-        # exception, a failure, a cancellation, a result refused). Not on an asyncio
-        # cancellation (the server going away): a rebuilt executor may still collect it.
+        # exception, a failure, a cancellation, a result refused). Not when its result could
+        # not be read (kept for a look once that is mended), nor on an asyncio cancellation
+        # (the server going away): a rebuilt executor may still collect it.
         try:
             value = await self._collect(settings, location, job)
-        except Exception:
-            self._clean_up_later(settings, location)
+        except Exception as exc:
+            if not _result_unread(exc):
+                self._clean_up_later(settings, location)
             raise
         self._clean_up_later(settings, location)
         return value
@@ -396,6 +399,13 @@ class BraketExecutor(RemoteExecutor):
         settings = self.settings().in_region(arn_region(job_arn))  # the job's own Region
         status = await waiting.cancel(settings, job_arn, seconds=60.0)
         return status in {"CANCELLING", "CANCELLED"}
+
+
+def _result_unread(exc: BaseException) -> bool:
+    """Whether a task failed because its result could not be read (an AWS call, the cache
+    directory, the server's secret), not for what its job came to."""
+    unread = (aws.AwsError, InvalidSettingError, signing.SecretFileError)
+    return isinstance(exc, unread) or isinstance(exc.__cause__, aws.AwsError)
 
 
 if _IMPORTED_BEFORE_COVALENT:

@@ -328,3 +328,20 @@ def test_a_spill_file_is_uploaded_from_the_open_file_not_by_its_name(
     stored = aws.s3.get_object(Bucket=BUCKET, Key=location.key("input.pkl"))["Body"].read()
     assert hashlib.sha256(stored).hexdigest() == upload.sha256
     assert cloudpickle.loads(stored)[1][0] == payload[1][0]
+
+
+def test_a_result_that_could_not_be_read_is_kept(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task whose result could not be read (here its download fails) ends in an error, but
+    its objects stay: once the cause is mended, the result is still there to look at."""
+    from covalent_braket_plugin import aws as aws_module
+
+    def unreadable(*args: Any, **kwargs: Any) -> Any:
+        raise aws_module.AwsError("GetObject", "AccessDenied", "not now", 403)
+
+    monkeypatch.setattr(transfer, "fetch", unreadable)
+    with pytest.raises(BraketJobError, match="could not be read"):
+        run(hosted(), len, b"abc", node_id=15)
+    results.wait_for_cleanups()
+    prefix = TaskLocation.new(BUCKET, DISPATCH, 15, 0).prefix + "/"
+    left = {k[len(prefix) :] for k in keys(aws) if k.startswith(prefix)}
+    assert {"result.pkl", "runner.tar.gz"} <= left
