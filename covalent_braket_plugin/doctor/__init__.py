@@ -17,14 +17,13 @@ collects the verdicts and renders them.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .. import aws, preflight
+from .. import aws, preflight, signing
 from ..config import DEFAULTS, BraketSettings, InvalidSettingError, check_setting
 from . import job_limits, permissions, resources
 from .report import OK, PROBLEM, SKIPPED, UNKNOWN, Check, Report, as_json, render
@@ -48,13 +47,8 @@ _VERSION = re.compile(r"(\d+)\.(\d+)")
 
 
 def config_path() -> Path:
-    """covalent.conf, where Covalent looks for it."""
-    directory = (
-        os.environ.get("COVALENT_CONFIG_DIR")
-        or os.environ.get("XDG_CONFIG_DIR")
-        or os.path.join(os.path.expanduser("~"), ".config", "covalent")
-    )
-    return Path(directory) / "covalent.conf"
+    """covalent.conf, where Covalent looks for it (beside the server's secret)."""
+    return Path(signing.config_dir()) / "covalent.conf"
 
 
 class Doctor:
