@@ -27,6 +27,7 @@ from covalent.executor.executor_plugins.remote_executor import RemoteExecutor
 from . import (
     aws,
     heap,
+    helper_nodes,
     images,
     jobs,
     logs,
@@ -156,7 +157,18 @@ class BraketExecutor(RemoteExecutor):
 
     # ------------------------------------------------------------------ the task's story
     async def run(self, function: Any, args: list, kwargs: dict, task_metadata: dict) -> Any:
-        """Run ``function(*args, **kwargs)`` in a Braket hybrid job and return its result."""
+        """Run ``function(*args, **kwargs)`` in a Braket hybrid job and return its result.
+
+        Covalent's own helper nodes (a list or dict argument, a result unpacked or its
+        attribute read) only rearrange values the server holds: they run here at once.
+        """
+        helper = helper_nodes.helper_of(function)
+        if helper is not None:
+            app_log.debug(
+                f"{task_metadata['dispatch_id']}:{task_metadata['node_id']} is Covalent's helper "
+                f"{helper}: it runs in the server, not as a Braket job"
+            )
+            return await aws.offload(helper_nodes.run, function, args, kwargs)
         settings = self.settings().for_job()  # a QPU's jobs run in its own Region
         with heap.frozen_while_running(settings.freeze_heap):
             return await self._run(settings, (function, args, kwargs), task_metadata)
