@@ -13,6 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .runner import MEMBERS_MODULE  # the member runner beside the runner (packed jobs)
+
 #: Module name of the runner inside the uploaded archive.
 RUNNER_MODULE = "covalent_braket_runner"
 #: ``scriptModeConfig.entryPoint`` of every job the executor creates.
@@ -22,6 +24,16 @@ ENTRY_POINT = f"{RUNNER_MODULE}:main"
 @lru_cache(maxsize=1)
 def _runner_source() -> bytes:
     return (Path(__file__).parent / "runner.py").read_bytes()
+
+
+@lru_cache(maxsize=1)
+def _members_source() -> bytes:
+    return (Path(__file__).parent / "members.py").read_bytes()
+
+
+def _modules() -> dict[str, bytes]:
+    """The job's own modules, as every runner archive holds them (name -> content)."""
+    return {f"{RUNNER_MODULE}.py": _runner_source(), f"{MEMBERS_MODULE}.py": _members_source()}
 
 
 def _archive(members: dict[str, bytes], compresslevel: int) -> bytes:
@@ -56,9 +68,9 @@ _STORED_BLOCK = 0xFFFF
 def runner_archive_with(
     data: Sequence[Any], input_name: str, extra: dict[str, bytes] | None = None
 ) -> list[Any]:
-    """The runner archive with the task's input beside the runner (and ``extra`` members:
-    name -> content, such as a ``requirements.txt``), as a list of buffers whose
-    concatenation is the gzip tarball: one object, one PUT.
+    """The runner archive (the runner and the member runner) with the task's input beside
+    them (and ``extra`` members: name -> content, such as a ``requirements.txt``), as a list of
+    buffers whose concatenation is the gzip tarball: one object, one PUT.
 
     ``data`` is the input as a sequence of buffers (the pickle as it was written). Nothing is
     compressed (a pickle of numbers hardly shrinks, and deflate costs more than the bytes it
@@ -67,10 +79,9 @@ def runner_archive_with(
     """
     views = [memoryview(piece).cast("B") for piece in data]
     size = sum(len(view) for view in views)
-    source = _runner_source()
     members = [
         _tar_header(name, len(content)) + content + _padding(len(content))
-        for name, content in {f"{RUNNER_MODULE}.py": source, **(extra or {})}.items()
+        for name, content in {**_modules(), **(extra or {})}.items()
     ]
     stream = [
         *members,
@@ -103,7 +114,8 @@ def runner_archive_with(
 def runner_archive(extra: tuple[tuple[str, bytes], ...] = ()) -> tuple[bytes, str]:
     """Return the runner as a reproducible gzip tarball and the tarball's SHA-256 digest.
 
-    The archive holds the module ``covalent_braket_runner.py`` (and ``extra`` members), and
+    The archive holds the modules ``covalent_braket_runner.py`` and
+    ``covalent_braket_members.py`` (the member runner of packed jobs) and ``extra`` members, and
     is byte-for-byte the same for the same package version and members; it is used when the
     input travels separately.
     """
@@ -112,5 +124,5 @@ def runner_archive(extra: tuple[tuple[str, bytes], ...] = ()) -> tuple[bytes, st
 
 @lru_cache(maxsize=8)
 def _runner_archive(extra: tuple[tuple[str, bytes], ...]) -> tuple[bytes, str]:
-    data = _archive({f"{RUNNER_MODULE}.py": _runner_source(), **dict(extra)}, compresslevel=9)
+    data = _archive({**_modules(), **dict(extra)}, compresslevel=9)
     return data, hashlib.sha256(data).hexdigest()

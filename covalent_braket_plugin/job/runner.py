@@ -21,12 +21,22 @@ What it does:
    with the attempt's key, which only the executor and this job know), so that the executor
    unpickles nothing another job may have put there;
 6. raises on failure, so the bootstrap records a ``failureReason`` and the job ends FAILED.
+
+A *packed* job runs several electrons ("members"): its hyperparameters name them
+(:data:`HP_MEMBER_PREFIX` ``0``, ``1``, ...). After the same checks of the image,
+:func:`main` hands over to the member runner (``covalent_braket_members.py`` beside this file,
+:mod:`covalent_braket_plugin.job.members` in the package), which runs each member in a process
+of its own and uploads each member's result, authenticated with its :func:`member_key`; the
+job itself then ends COMPLETED whatever the members came to. A *warm* packed job
+(:data:`HP_WARM_SECONDS`) takes more members as they arrive (:data:`MORE_PREFIX`, each vouched
+for by its :func:`more_mac`) and ends only once none arrived for its idle window.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import io
 import json
 import os
@@ -48,6 +58,27 @@ HP_BUCKET_OWNER = "covalent_bucket_owner"
 HP_REQUIRED = "covalent_required"
 #: The attempt's key (hex), which authenticates its result.
 HP_RESULT_KEY = "covalent_result_key"
+#: Hyperparameters ``covalent_member_0``, ``covalent_member_1``, ...: the members of a packed
+#: job, each a JSON object ``{"uri": ..., "sha256": ..., "time_limit": ...}``.
+HP_MEMBER_PREFIX = "covalent_member_"
+#: How many members of a packed job run at once (decimal; "0" or none: one per CPU).
+HP_PACK_PARALLEL = "covalent_pack_parallel"
+#: The idle window (seconds, decimal, may be fractional) of a *warm* packed job: once its
+#: members are done it takes more (see :data:`MORE_PREFIX`) until none arrived for so long.
+#: Missing or "0": off, the job ends once its members are done.
+HP_WARM_SECONDS = "covalent_warm_seconds"
+#: Where a warm job's new members arrive: objects ``<member 0's prefix>/more/<name>.json``,
+#: taken in the order of their keys, each ``{"member": <entry>, "mac": more_mac(key, entry)}``
+#: with ``<entry>`` a member's JSON as in a :data:`HP_MEMBER_PREFIX` hyperparameter.
+MORE_PREFIX = "more"
+#: What a new member's MAC is computed for (see :func:`more_mac`).
+MORE_LABEL = "covalent-braket more"
+#: The object under a member's prefix that cancels that member alone.
+CANCEL_KEY = "cancel"
+#: What a member's key is derived for (see :func:`member_key`).
+MEMBER_LABEL = "covalent-braket member"
+#: The member runner's module beside this one in the job (in the package: ``job.members``).
+MEMBERS_MODULE = "covalent_braket_members"
 REQUIREMENTS_FILE = "requirements.txt"
 RESULT_FORMAT = 2
 #: The first line of ``result.pkl``; the second is the header's JSON, then the pickle.
@@ -252,13 +283,63 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def member_key(pack_key: bytes, uri: str) -> bytes:
+    """The key that authenticates one member's result in a packed job.
+
+    Args:
+        pack_key: the packed job's attempt key (its hyperparameter ``covalent_result_key``).
+        uri: the member's ``s3://`` task prefix.
+    """
+    return hmac.new(pack_key, json.dumps([MEMBER_LABEL, uri]).encode(), hashlib.sha256).digest()
+
+
+def more_mac(pack_key: bytes, entry: str) -> str:
+    """The MAC (HMAC-SHA256, hex) that vouches for a new member of a warm job.
+
+    Args:
+        pack_key: the packed job's attempt key (its hyperparameter ``covalent_result_key``).
+        entry: the member's JSON string, as in a :data:`HP_MEMBER_PREFIX` hyperparameter.
+    """
+    return hmac.new(pack_key, json.dumps([MORE_LABEL, entry]).encode(), hashlib.sha256).hexdigest()
+
+
+def _members_module() -> Any:
+    """The member runner: the module beside this one in the job, ``job.members`` in the
+    package. It is imported by name, and only when a packed job starts: a job of one electron
+    does not load it, and the arrow between the two modules is the member runner's import of
+    this one."""
+    if __package__:
+        return importlib.import_module(f"{__package__}.members")
+    return importlib.import_module(MEMBERS_MODULE)
+
+
+def _run_pack(hyperparameters: dict[str, str]) -> None:
+    """Run a packed job: check the image as for one electron, then run every member.
+
+    Args:
+        hyperparameters: the job's hyperparameters (with :data:`HP_MEMBER_PREFIX` ``0``).
+
+    Raises:
+        RunnerSetupError: the job cannot run its members at all.
+    """
+    key = _result_key(hyperparameters)
+    _check_python(hyperparameters.get(HP_PYTHON_VERSION))
+    here = os.path.dirname(os.path.abspath(__file__))
+    _check_requirements(hyperparameters.get(HP_REQUIRED), _listed_requirements(here))
+    _members_module().run_pack(hyperparameters, key)
+
+
 def main() -> None:
-    """Run the electron stored under the task prefix named in the hyperparameters."""
+    """Run the electron stored under the task prefix named in the hyperparameters (or, in a
+    packed job, every member the hyperparameters name)."""
     import boto3
     import cloudpickle
     from botocore.config import Config
 
     hyperparameters = _hyperparameters()
+    if f"{HP_MEMBER_PREFIX}0" in hyperparameters:
+        _run_pack(hyperparameters)
+        return
     task_uri, bucket, prefix = _task_location(hyperparameters)
     key = _result_key(hyperparameters)
     _check_python(hyperparameters.get(HP_PYTHON_VERSION))
