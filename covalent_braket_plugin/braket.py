@@ -32,6 +32,8 @@ from . import (
     jobs,
     logs,
     pacing,
+    packing,
+    packs,
     preflight,
     results,
     signing,
@@ -63,6 +65,9 @@ app_log = covalent_loader.server_log
 
 #: Attempts of one electron (dispatch and node) tried before giving up on finding a free one.
 MAX_ATTEMPTS = 20
+#: A packed member's run came to nothing (its job was not created, or ended without its
+#: result): it is sent again, alone.
+_ALONE = object()
 
 
 class BraketExecutor(RemoteExecutor):
@@ -107,6 +112,17 @@ class BraketExecutor(RemoteExecutor):
             when Service Quotas cannot tell (the caller may not read it): every executor of
             the process shares the account's job slots, and an electron waits for one before
             it uploads or creates anything.
+        pack: While electrons wait for a job slot, put compatible ones (same image, device,
+            instance type, role, bucket, Region, Python, requirements, reservation and KMS
+            key) into one job, each in its own process with its own output, time limit and
+            cancel, its result home as soon as it finishes. An electron that finds a free
+            slot is sent at once, alone.
+        pack_max: The most electrons in one packed job (1 to 64).
+        pack_parallel: Members a packed job runs at once; 0 for one per core of its instance.
+        warm_seconds: How long a job whose electrons are done waits for compatible ones
+            (they reach it through the bucket, with no job start: a chain of dependent
+            electrons pays one start); its instance is billed meanwhile. 0 (the default):
+            a job ends with its electrons.
     """
 
     def __init__(
@@ -131,6 +147,10 @@ class BraketExecutor(RemoteExecutor):
         reservation_arn: str | None = None,
         tags: dict[str, str] | None = None,
         max_concurrent_jobs: int | None = None,
+        pack: bool | None = None,
+        pack_max: int | None = None,
+        pack_parallel: int | None = None,
+        warm_seconds: float | None = None,
         **kwargs: Any,
     ) -> None:
         given = {name: value for name, value in locals().items() if name in DEFAULTS}
@@ -179,7 +199,29 @@ class BraketExecutor(RemoteExecutor):
         python = await self._client_python()
         await aws.offload(preflight.check, settings)
         image = await aws.offload(images.prepare, settings, python)
-        slot = await self._take_slot(settings, task_metadata)
+        key = packing.pack_key(settings, python, image.uri, image.requirements)
+        slot = None
+        if key is not None:  # a shared job's, unless it has a slot of its own
+            value, slot = await self._run_shared(
+                settings, payload, task_metadata, python, image, key
+            )
+            if value is not _ALONE:
+                return value
+        if slot is None:  # sent again, alone
+            slot = await self._take_slot(settings, task_metadata, None)
+        return await self._run_alone(settings, payload, task_metadata, python, image, slot)
+
+    async def _run_alone(
+        self,
+        settings: BraketSettings,
+        payload: Any,
+        task_metadata: dict,
+        python: str,
+        image: images.JobImage,
+        slot: slots.Slot,
+    ) -> Any:
+        """Run the electron in a job of its own, in the slot it holds."""
+        task = f"{task_metadata['dispatch_id']}:{task_metadata['node_id']}"
         try:  # the slot is held until the job is terminal, or the task ends otherwise
             location, job = await self._submit_first_free_attempt(
                 settings, task_metadata, payload, python, image, slot
@@ -204,6 +246,179 @@ class BraketExecutor(RemoteExecutor):
             raise
         self._clean_up_later(settings, location)
         return value
+
+    async def _run_shared(
+        self,
+        settings: BraketSettings,
+        payload: Any,
+        task_metadata: dict,
+        python: str,
+        image: images.JobImage,
+        key: Any,
+    ) -> tuple[Any, slots.Slot | None]:
+        """Run the electron in a shared job: a warm one that takes it, or the job of the slot
+        it gets, with the compatible electrons that waited (see :mod:`.packs`). :data:`_ALONE`
+        with the slot when it got one of its own and no warm job is wanted; :data:`_ALONE`
+        and None when it is to be sent again, alone."""
+        warm = settings.warm_seconds > 0
+        if warm:
+            found = packs.warm_job(key, settings)
+            if found is not None:
+                return await self._run_in_warm(settings, payload, task_metadata, image, found), None
+        slot = await self._take_slot(settings, task_metadata, key)
+        if not (slot.members[1:] or warm):
+            return _ALONE, slot
+        value = await self._run_packed(settings, payload, task_metadata, python, image, slot, key)
+        return value, None
+
+    async def _run_packed(
+        self,
+        settings: BraketSettings,
+        payload: Any,
+        task_metadata: dict,
+        python: str,
+        image: images.JobImage,
+        slot: slots.Slot,
+        key: Any,
+    ) -> Any:
+        """Run the electron as a member of a packed job: its own input, its result as soon as
+        it is there; :data:`_ALONE` when it is to be sent again alone."""
+        pack = packs.joined(slot)
+        member = pack.members[slot.task]
+        head = slot.leader is None
+        try:
+            location, upload = await self._upload_first_free_attempt(
+                settings, task_metadata, payload, image
+            )
+        except BaseException as exc:
+            packs.dropped(pack, member)
+            if head:
+                packs.created(pack, exc)
+                slot.release()
+            raise
+        member.location = location
+        member.ready.set_result((location, upload, settings.time_limit))
+        job = await self._packed_job(settings, slot, pack, location, upload, python, image, key)
+        if job is None:
+            return _ALONE
+        return await self._await_member(settings, pack, member, location, job)
+
+    async def _run_in_warm(
+        self,
+        settings: BraketSettings,
+        payload: Any,
+        task_metadata: dict,
+        image: images.JobImage,
+        pack: packs.PackedJob,
+    ) -> Any:
+        """Run the electron in a warm job that waits for more (see :mod:`.packs`): its input
+        uploaded, then handed to the job through the bucket; :data:`_ALONE` when it is to be
+        sent again alone."""
+        task = (str(task_metadata["dispatch_id"]), str(task_metadata["node_id"]))
+        member = packs.join(pack, task)
+        try:
+            location, upload = await self._upload_first_free_attempt(
+                settings, task_metadata, payload, image
+            )
+            member.location = location
+            await aws.offload(packs.send_more, settings, pack, location, upload.sha256)
+        except BaseException:
+            packs.dropped(pack, member)
+            raise
+        return await self._await_member(settings, pack, member, location, pack.created.result())
+
+    async def _await_member(
+        self,
+        settings: BraketSettings,
+        pack: packs.PackedJob,
+        member: packs.Member,
+        location: TaskLocation,
+        job: dict[str, Any],
+    ) -> Any:
+        """A packed job's member's value (or its exception) as soon as its result is there;
+        :data:`_ALONE` when the job ended without it."""
+        app_log.info(
+            f"{location.dispatch_id}:{location.node_id} runs in Braket job {job['jobName']} "
+            f"with {len(pack.members) - 1} other electron(s)"
+        )
+        await self.set_job_handle(packs.handle(job["jobArn"], location))
+        if await self._cancel_requested():
+            await aws.offload(packs.cancel_member, settings, location.uri)
+        try:
+            outcome, job = await packs.result_of(settings, pack, member, location)
+        except BaseException:
+            packs.delivered(member, None)
+            raise
+        packs.delivered(member, outcome)
+        if outcome is None:
+            app_log.warning(
+                f"Braket job {job['jobArn']} ({job['status']}) ended without the result of "
+                f"{location.dispatch_id}:{location.node_id}: it is sent again, alone"
+            )
+            return _ALONE
+        try:
+            if outcome.get("stopped") == "cancelled":
+                raise TaskCancelledError(
+                    f"the electron was cancelled in Braket job {job['jobArn']}"
+                )
+            return self._deliver(job["jobArn"], outcome)
+        finally:
+            self._clean_up_later(settings, location)
+
+    async def _packed_job(
+        self,
+        settings: BraketSettings,
+        slot: slots.Slot,
+        pack: packs.PackedJob,
+        location: TaskLocation,
+        upload: transfer.Upload,
+        python: str,
+        image: images.JobImage,
+        key: Any,
+    ) -> dict[str, Any] | None:
+        """The packed job, created by its head (who then has a keeper follow it), or awaited by
+        the other members; None when it was not created (the member goes alone)."""
+        if slot.leader is not None:
+            try:
+                return await pack.created
+            except packs.PackAborted as exc:
+                app_log.info(f"{location.dispatch_id}:{location.node_id} goes alone: {exc}")
+                return None
+        try:
+            job, spec = await self._create_packed(
+                settings, slot, pack, location, upload, python, image
+            )
+        except BaseException as exc:
+            packs.created(pack, exc)
+            slot.release()
+            raise
+        packs.created(pack, job)
+        packs.keep(settings, slot, pack, job, key, spec.time_limit)
+        return job
+
+    async def _create_packed(
+        self,
+        settings: BraketSettings,
+        slot: slots.Slot,
+        pack: packs.PackedJob,
+        location: TaskLocation,
+        upload: transfer.Upload,
+        python: str,
+        image: images.JobImage,
+    ) -> tuple[dict[str, Any], packing.PackSpec]:
+        """Once every member has uploaded (or dropped out), create the packed job that runs
+        them, this electron first."""
+        entries = await packs.gathered(pack)
+        pack.head = location
+        spec = packing.spec(
+            [packing.member_entry(loc.uri, up.sha256, limit) for loc, up, limit in entries],
+            [limit for _, _, limit in entries],
+            settings,
+        )
+        job = await self._submit_in_slot(settings, slot, location, python, upload, image, spec)
+        if job is None:
+            raise packs.PackAborted(f"the job name {location.job_name} is taken by an older job")
+        return job, spec
 
     async def _collect(
         self, settings: BraketSettings, location: TaskLocation, job: dict[str, Any]
@@ -244,12 +459,14 @@ class BraketExecutor(RemoteExecutor):
         except Exception:
             return False
 
-    async def _take_slot(self, settings: BraketSettings, task_metadata: dict) -> slots.Slot:
-        """One of the account's job slots, once it is the task's turn (nothing is uploaded or
-        created before)."""
+    async def _take_slot(
+        self, settings: BraketSettings, task_metadata: dict, pack_key: Any = None
+    ) -> slots.Slot:
+        """One of the account's job slots, once it is the task's turn, or a place in the job
+        of a compatible electron that got one (nothing is uploaded or created before)."""
         task = (str(task_metadata["dispatch_id"]), str(task_metadata["node_id"]))
         try:
-            return await slots.take(settings, task, self._cancel_requested)
+            return await slots.take(settings, task, self._cancel_requested, pack_key)
         except slots.WaitCancelled:
             raise TaskCancelledError(
                 f"task {':'.join(task)} was cancelled while it waited for a job slot"
@@ -263,13 +480,14 @@ class BraketExecutor(RemoteExecutor):
         python: str,
         upload: transfer.Upload,
         image: images.JobImage,
+        pack: packing.PackSpec | None = None,
     ) -> dict[str, Any] | None:
         """:meth:`submit_task`; refused past a job quota (other clients share the account),
         the attempt keeps its input and client token and is sent again once the next job
         slot is free. Cancelled meanwhile, its objects are deleted."""
         while True:
             try:
-                job = await self.submit_task(settings, location, python, upload, image)
+                job = await self.submit_task(settings, location, python, upload, image, pack)
             except aws.AwsError as exc:
                 if exc.code not in aws.QUOTA_EXCEEDED:
                     raise
@@ -312,6 +530,26 @@ class BraketExecutor(RemoteExecutor):
             job = await self._submit_in_slot(settings, slot, location, python, upload, image)
             if job is not None:
                 return location, job
+        raise BraketJobError(
+            f"no free attempt for task {dispatch_id}:{node_id} after {MAX_ATTEMPTS} tries"
+        )
+
+    async def _upload_first_free_attempt(
+        self,
+        settings: BraketSettings,
+        task_metadata: dict,
+        payload: Any,
+        image: images.JobImage,
+    ) -> tuple[TaskLocation, transfer.Upload]:
+        """Upload the electron to the first attempt whose prefix holds no input that this
+        server did not upload (a packed job's member: its job is the head's)."""
+        dispatch_id, node_id = task_metadata["dispatch_id"], task_metadata["node_id"]
+        for attempt in range(MAX_ATTEMPTS):
+            location = TaskLocation.new(settings.s3_bucket_name, dispatch_id, node_id, attempt)
+            upload = await self._upload_task(settings, location, payload, image.requirements)
+            if upload is not None:
+                await self._stop_if_cancelled(f"{dispatch_id}:{node_id}", settings, location)
+                return location, upload
         raise BraketJobError(
             f"no free attempt for task {dispatch_id}:{node_id} after {MAX_ATTEMPTS} tries"
         )
@@ -369,8 +607,10 @@ class BraketExecutor(RemoteExecutor):
         python: str,
         upload: transfer.Upload,
         image: images.JobImage,
+        pack: packing.PackSpec | None = None,
     ) -> dict[str, Any] | None:
-        """Submit the attempt, paced within Braket's quotas; a throttled or failed request is
+        """Submit the attempt (a packed job's too: see :func:`.jobs.submit_attempt`), paced
+        within Braket's quotas; a throttled or failed request is
         sent again with the same client token (so at most one job is made) until it goes
         through."""
         calls = ["SearchJobs", "GetJob", "CreateJob"] if upload.resumed else ["CreateJob"]
@@ -381,6 +621,7 @@ class BraketExecutor(RemoteExecutor):
             python,
             upload,
             image,
+            pack,
             before=lambda: pacing.paced(*aws.quota_key(settings), calls),
             pool=aws.paced_pool,
         )
@@ -407,8 +648,11 @@ class BraketExecutor(RemoteExecutor):
         if not job_handle:
             task = (str(task_metadata.get("dispatch_id")), str(task_metadata.get("node_id")))
             return slots.cancel_waiting(task)
-        job_arn = str(job_handle)
+        job_arn, member = packs.split_handle(job_handle)
         settings = self.settings().in_region(arn_region(job_arn))  # the job's own Region
+        if member is not None:  # one electron of a packed job: it alone is stopped
+            await aws.offload(packs.cancel_member, settings, member)
+            return True
         status = await waiting.cancel(settings, job_arn, seconds=60.0)
         return status in {"CANCELLING", "CANCELLED"}
 

@@ -12,12 +12,17 @@ from typing import Any
 
 from .service import (
     CONCURRENT_JOBS_QUOTA,
+    HYPERPARAMETERS_MAX,
     MAX_RUNTIME_SECONDS,
     MAX_TAGS_PER_RESOURCE,
     SV1_ARN,
     arn_region,
     instance_types,
 )
+
+#: The most electrons in one packed job: each is one of the job's hyperparameters, and the
+#: runner's own take a dozen.
+MAX_PACKED = HYPERPARAMETERS_MAX - 36
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -70,6 +75,19 @@ def _float(setting: str, value: Any, low_exclusive: float, unit: str) -> float:
     except (TypeError, ValueError):
         raise InvalidSettingError(setting, value, allowed) from None
     if not number > low_exclusive or number != number or number == float("inf"):
+        raise InvalidSettingError(setting, value, allowed)
+    return number
+
+
+def _seconds(setting: str, value: Any, low: float, high: float) -> float:
+    allowed = f"a number of seconds from {low:g} to {high:g}"
+    if isinstance(value, bool):
+        raise InvalidSettingError(setting, value, allowed)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidSettingError(setting, value, allowed) from None
+    if not low <= number <= high:  # also refuses NaN
         raise InvalidSettingError(setting, value, allowed)
     return number
 
@@ -382,6 +400,20 @@ class BraketSettings:
     max_concurrent_jobs: int = _setting(
         CONCURRENT_JOBS_QUOTA[1], lambda v: _int("max_concurrent_jobs", v, 1, None, "of jobs")
     )
+    #: Electrons that wait for a job slot share one job with compatible ones (same image,
+    #: device, instance, role, bucket, Region, Python, requirements, reservation and key).
+    pack: bool = _setting(True, lambda v: check_bool("pack", v))
+    #: The most electrons one packed job runs (each is one of the job's hyperparameters).
+    pack_max: int = _setting(
+        32, lambda v: _int("pack_max", v, 1, MAX_PACKED, "of electrons in one job")
+    )
+    #: Members a packed job runs at once; 0 for as many as its instance has cores.
+    pack_parallel: int = _setting(
+        0, lambda v: _int("pack_parallel", v, 0, 256, "of electrons at once (0: one per core)")
+    )
+    #: How long a job whose electrons are done waits for compatible ones (they reach it through
+    #: the bucket, with no job start); its instance is billed meanwhile. 0: it ends at once.
+    warm_seconds: float = _setting(0, lambda v: _seconds("warm_seconds", v, 0, 3600))
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> BraketSettings:

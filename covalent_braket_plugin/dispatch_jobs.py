@@ -12,11 +12,12 @@ is paced within the account's quotas, as the executor's are.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from . import aws, jobs, pacing, progress, usage
 from .config import ATTEMPT_TAG, DISPATCH_TAG, NODE_TAG, BraketSettings, merged_settings
-from .job.runner import HP_TASK_URI
+from .job.runner import HP_MEMBER_PREFIX, HP_TASK_URI
 from .jobs import search as search_jobs
 from .location import TaskLocation, job_name
 from .service import TERMINAL_STATES, iso_time
@@ -132,8 +133,12 @@ def describe(settings: BraketSettings, summary: dict[str, Any]) -> dict[str, Any
     position = info.get("position") if job["status"] == "QUEUED" else None
     billable = job.get("billableDuration")
     if billable is None and record is not None:
-        billable = (record.get("instance") or {}).get("billable_ms")
+        instance = record.get("instance") or {}
+        billable = instance.get("job_billable_ms", instance.get("billable_ms"))
     cost = (record or {}).get("cost")
+    packed = (record or {}).get("packed")
+    if packed:  # the record is the first electron's share: the job's is all of theirs
+        cost = _packed_cost(settings, job)
     return {
         "node": node,
         "attempt": _int(attempt),
@@ -149,8 +154,30 @@ def describe(settings: BraketSettings, summary: dict[str, Any]) -> dict[str, Any
         "estimated_cost_usd": cost["total"] if cost else None,
         "cost_complete": cost["complete"] if cost else None,
         "usage_recorded": record is not None,
+        "electrons": int(packed["members"]) if packed else 1,
         "console": progress.console_url(summary["jobArn"]),
     }
+
+
+def _packed_cost(settings: BraketSettings, job: dict[str, Any]) -> dict[str, Any] | None:
+    """A packed job's estimated cost: the sum of its electrons' shares (each electron's
+    ``usage.json``, under its own prefix, named by the job's hyperparameters). Blocking."""
+    if "hyperParameters" not in job:
+        job = jobs.get_paced(settings, job["jobArn"])
+    total, complete, found = 0.0, True, 0
+    for name, entry in (job.get("hyperParameters") or {}).items():
+        if not name.startswith(HP_MEMBER_PREFIX):
+            continue
+        uri = str(json.loads(entry).get("uri", ""))
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        cost = (usage.load(settings, bucket, prefix) or {}).get("cost") if prefix else None
+        if cost is None:
+            complete = False
+            continue
+        found += 1
+        total += float(cost["total"])
+        complete = complete and bool(cost["complete"])
+    return {"total": total, "complete": complete} if found else None
 
 
 def _job_and_usage(

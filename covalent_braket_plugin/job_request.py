@@ -11,12 +11,31 @@ from .job.runner import (
     HP_BUCKET_OWNER,
     HP_INPUT_SHA256,
     HP_KMS_KEY_ID,
+    HP_MEMBER_PREFIX,
+    HP_PACK_PARALLEL,
     HP_PYTHON_VERSION,
     HP_REQUIRED,
     HP_RESULT_KEY,
     HP_TASK_URI,
+    HP_WARM_SECONDS,
 )
 from .location import RUNNER_KEY, TaskLocation
+
+
+@dataclass(frozen=True)
+class PackSpec:
+    """What a packed job runs beyond its first electron (see
+    :mod:`~covalent_braket_plugin.packs`)."""
+
+    #: Its members, the first being the attempt's own electron (see
+    #: :func:`~covalent_braket_plugin.packing.member_entry`).
+    members: tuple[str, ...]
+    #: Members it runs at once (0: one per core).
+    parallel: int
+    #: Its own time limit, in seconds.
+    time_limit: int
+    #: How long it waits for more members once its own are done (0: it does not).
+    warm_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +59,8 @@ class Submission:
     #: The attempt's key (hex), with which the runner authenticates its result; a job
     #: without one refuses to run (see :mod:`covalent_braket_plugin.signing`).
     result_key: str = ""
+    #: A packed job's members and how it runs them; None for a job of its own.
+    pack: PackSpec | None = None
 
 
 def create_job_request(
@@ -51,19 +72,9 @@ def create_job_request(
     a ``reservation_arn`` becomes its Braket Direct association. The attempt's key travels as
     a hyperparameter: only ``GetJob`` shows it, which the job role may not call.
     """
-    hyperparameters = {
-        HP_TASK_URI: location.uri,
-        HP_PYTHON_VERSION: submission.python,
-        HP_INPUT_SHA256: submission.digest,
-        HP_BUCKET_OWNER: submission.bucket_owner,
-    }
-    if submission.pins:
-        hyperparameters[HP_REQUIRED] = submission.pins
-    if submission.result_key:
-        hyperparameters[HP_RESULT_KEY] = submission.result_key
+    hyperparameters = _hyperparameters(settings, location, submission)
     output: dict[str, Any] = {"s3Path": f"{location.uri}/output"}
     if settings.kms_key_id:
-        hyperparameters[HP_KMS_KEY_ID] = settings.kms_key_id
         output["kmsKeyId"] = settings.kms_key_id
     request: dict[str, Any] = {
         "clientToken": submission.client_token,
@@ -83,7 +94,11 @@ def create_job_request(
             "volumeSizeInGb": settings.storage,
             "instanceCount": 1,
         },
-        "stoppingCondition": {"maxRuntimeInSeconds": settings.time_limit},
+        "stoppingCondition": {
+            "maxRuntimeInSeconds": submission.pack.time_limit
+            if submission.pack
+            else settings.time_limit
+        },
         "outputDataConfig": output,
         "checkpointConfig": {"s3Uri": f"{location.uri}/checkpoints"},
         "hyperParameters": hyperparameters,
@@ -99,3 +114,30 @@ def create_job_request(
             {"arn": settings.reservation_arn, "type": "RESERVATION_TIME_WINDOW_ARN"}
         ]
     return request
+
+
+def _hyperparameters(
+    settings: BraketSettings, location: TaskLocation, submission: Submission
+) -> dict[str, str]:
+    """What the job runner is told: the task, the client's Python, the input's digest, the
+    bucket's owner, the pins and the attempt's key; a packed job's members."""
+    hyperparameters: dict[str, str] = {
+        HP_TASK_URI: location.uri,
+        HP_PYTHON_VERSION: submission.python,
+        HP_INPUT_SHA256: submission.digest,
+        HP_BUCKET_OWNER: submission.bucket_owner,
+    }
+    if submission.pins:
+        hyperparameters[HP_REQUIRED] = submission.pins
+    if submission.result_key:
+        hyperparameters[HP_RESULT_KEY] = submission.result_key
+    pack = submission.pack
+    if pack is not None:
+        for index, member in enumerate(pack.members):
+            hyperparameters[f"{HP_MEMBER_PREFIX}{index}"] = member
+        hyperparameters[HP_PACK_PARALLEL] = str(pack.parallel)
+        if pack.warm_seconds:
+            hyperparameters[HP_WARM_SECONDS] = f"{pack.warm_seconds:g}"
+    if settings.kms_key_id:
+        hyperparameters[HP_KMS_KEY_ID] = settings.kms_key_id
+    return hyperparameters

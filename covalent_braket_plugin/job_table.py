@@ -20,6 +20,7 @@ def render(rows: list[dict[str, Any]]) -> str:
     """
     header = [
         "NODE",
+        "ELECTRONS",
         "JOB",
         "STATE",
         "QUEUE",
@@ -56,6 +57,7 @@ def _cells(row: dict[str, Any]) -> list[Any]:
     cost = row["estimated_cost_usd"]
     return [
         row["node"],
+        row.get("electrons", 1),
         row["job_name"],
         row["state"],
         row["queue_position"] or "-",

@@ -13,7 +13,7 @@ from . import aws, pacing, results, signing, transfer
 from .config import BraketSettings
 from .images import JobImage
 from .job.runner import RESULT_KEY
-from .job_request import Submission, create_job_request
+from .job_request import PackSpec, Submission, create_job_request
 from .location import TaskLocation
 from .service import SEARCH_PAGE_MAX
 
@@ -24,8 +24,11 @@ def submit_attempt(
     python: str,
     upload: transfer.Upload,
     image: JobImage,
+    pack: PackSpec | None = None,
 ) -> dict[str, Any] | None:
     """Submit this attempt's job; return the job to follow, or None if the attempt is spent.
+
+    ``pack``: what a packed job runs (see :mod:`~covalent_braket_plugin.packs`).
 
     A fresh upload means a fresh attempt: ``CreateJob`` alone, no read of the job after it
     (the watcher's first look comes soon; and a new job may not be found for a moment). An
@@ -43,16 +46,7 @@ def submit_attempt(
         found = find_by_name(settings, location.job_name)
         if found is not None:
             return _still_running(settings, location, found)
-    submission = Submission(
-        role_arn=aws.role_arn(settings),
-        image_uri=image.uri,
-        python=python,
-        digest=upload.sha256,
-        client_token=upload.client_token,
-        bucket_owner=aws.caller_account(settings)[0],
-        pins=image.pins,
-        result_key=signing.attempt_key(location.uri, location.job_name).hex(),
-    )
+    submission = _submission(settings, location, python, upload, image, pack)
     request = create_job_request(settings, location, submission)
     braket = aws.clients_for(settings).braket
     try:
@@ -78,6 +72,30 @@ def submit_attempt(
             return job  # too new to be read, or not readable now: the watcher will tell
         return _still_running(settings, location, job)
     return job
+
+
+def _submission(
+    settings: BraketSettings,
+    location: TaskLocation,
+    python: str,
+    upload: transfer.Upload,
+    image: JobImage,
+    pack: PackSpec | None,
+) -> Submission:
+    """What the attempt's ``CreateJob`` needs beyond the settings (see
+    :class:`~covalent_braket_plugin.job_request.Submission`). Blocking (the role's ARN and
+    the caller's account may be looked up)."""
+    return Submission(
+        role_arn=aws.role_arn(settings),
+        image_uri=image.uri,
+        python=python,
+        digest=upload.sha256,
+        client_token=upload.client_token,
+        bucket_owner=aws.caller_account(settings)[0],
+        pins=image.pins,
+        result_key=signing.attempt_key(location.uri, location.job_name).hex(),
+        pack=pack,
+    )
 
 
 def search(

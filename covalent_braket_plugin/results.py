@@ -19,7 +19,10 @@ _cleanups = aws.Background(aws.io_pool)
 
 
 def download(
-    settings: BraketSettings, location: TaskLocation, job: dict[str, Any]
+    settings: BraketSettings,
+    location: TaskLocation,
+    job: dict[str, Any],
+    key: bytes | None = None,
 ) -> dict[str, Any] | None:
     """Download ``result.pkl``, authenticate it and unpickle it; None when a FAILED job left
     none.
@@ -27,18 +30,19 @@ def download(
     Nothing of the object is unpickled before its header has named this attempt's task and
     job and its MAC (see :func:`~covalent_braket_plugin.job.runner.result_header`) has been
     found to be the one the attempt's key gives: anyone may write to the task's prefix, but
-    only the executor and the attempt's job know the key.
+    only the executor and the attempt's job know the key. ``key`` is a packed job member's
+    (:mod:`~covalent_braket_plugin.packs`); by default the attempt's own.
 
     Raises:
         BraketJobError: the result is missing (of a COMPLETED job), not authenticated (a
             forgery, or written by another job or for another task), corrupt or unrecognised.
     """
     clients = aws.clients_for(settings)
-    key = location.key(RESULT_KEY)
-    where = f"s3://{location.bucket}/{key}"
+    name = location.key(RESULT_KEY)
+    where = f"s3://{location.bucket}/{name}"
     try:
         data, spool = transfer.fetch(
-            clients, location.bucket, key, settings.cache_dir, aws.bucket_owner(settings)
+            clients, location.bucket, name, settings.cache_dir, aws.bucket_owner(settings)
         )
     except aws.AwsError as exc:
         if job["status"] == "FAILED":
@@ -49,7 +53,7 @@ def download(
     stream = io.BytesIO(data) if spool is None else spool  # a small result's bytes, not copied
     del data
     try:
-        _authenticate(location, job, where, stream)
+        _authenticate(location, job, where, stream, key)
         outcome = _unpickled(job, where, stream)
     finally:
         stream.close()
@@ -59,7 +63,11 @@ def download(
 
 
 def _authenticate(
-    location: TaskLocation, job: dict[str, Any], where: str, stream: IO[bytes]
+    location: TaskLocation,
+    job: dict[str, Any],
+    where: str,
+    stream: IO[bytes],
+    key: bytes | None = None,
 ) -> None:
     """Check the result's header and MAC, reading its payload a MiB at a time; leave
     ``stream`` at the payload.
@@ -82,7 +90,7 @@ def _authenticate(
             f"not by Braket job {job_arn}",
         )
     start = stream.tell()
-    key = signing.attempt_key(location.uri, location.job_name)
+    key = key or signing.attempt_key(location.uri, location.job_name)
     expected = result_mac(key, location.uri, job["jobName"], chunks(stream)).encode()
     if not hmac.compare_digest(expected, header["mac"].encode("utf-8", "replace")):
         raise _unauthenticated(

@@ -17,6 +17,9 @@ TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 MAX_RUNTIME_SECONDS = 432_000
 #: ``jobName``: 1 to 50 characters of ``[a-zA-Z0-9-]``, starting with a letter or digit.
 JOB_NAME_MAX = 50
+#: CreateJob's ``hyperParameters``: at most this many entries, each value at most 2500
+#: characters (botocore model ``braket/2019-09-01``, ``HyperParameters``).
+HYPERPARAMETERS_MAX = 100
 JOB_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,50}$"
 #: The CloudWatch Logs group every hybrid job writes to; a job's streams start
 #: ``<jobName>/<job id>/`` (see :func:`log_stream_prefix`).

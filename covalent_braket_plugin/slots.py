@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import aws, progress
+from . import aws, packing, progress
 from .config import BraketSettings
 from .covalent_loader import server_log
 from .service import CONCURRENT_JOBS_QUOTA, INSTANCE_QUOTAS, SERVICE_QUOTAS_CODE
@@ -121,6 +121,13 @@ class _Waiter:
     woken: asyncio.Event = field(default_factory=asyncio.Event)
     granted: bool = False
     cancelled: bool = False
+    #: What the electron must share with others to run in their job (None: never packed).
+    pack_key: Any = None
+    pack_max: int = 1
+    #: Granted a slot: the waiters taken into its job (a packed job's other members).
+    companions: list[_Waiter] = field(default_factory=list)
+    #: Taken into another's job: that waiter (it holds the slot).
+    leader: _Waiter | None = None
 
 
 class SlotGate:
@@ -142,6 +149,8 @@ class SlotGate:
         self._orders = itertools.count()
         self._backoff = PROBE_FIRST_SECONDS
         self._probe_at = 0.0
+        #: Per kind of packed job: the members each takes while its line lasts.
+        self._shares: dict[Any, int] = {}
 
     def resize(self, size: int, instance: str, instance_size: int) -> None:
         """Take the quotas as last read (at least one slot: a quota of 0 is pre-flight's)."""
@@ -150,9 +159,12 @@ class SlotGate:
             self.instance_sizes[instance] = max(instance_size, 1)
             self._grant()
 
-    def enter(self, task: tuple[str, str], instance: str) -> _Waiter:
+    def enter(
+        self, task: tuple[str, str], instance: str, pack_key: Any = None, pack_max: int = 1
+    ) -> _Waiter:
         """Join the line (granted at once when there is room and nobody waits before)."""
         waiter = _Waiter(next(self._orders), task, instance, asyncio.get_running_loop())
+        waiter.pack_key, waiter.pack_max = pack_key, pack_max
         with self._lock:
             self._waiting.append(waiter)
             self._grant()
@@ -195,7 +207,7 @@ class SlotGate:
     def _settle(self, waiter: _Waiter) -> float | None:
         """None once the waiter holds a slot; else how long to sleep (probing when due)."""
         with self._lock:
-            if waiter.granted:
+            if waiter.granted or waiter.leader is not None:
                 return None
             if waiter.cancelled:
                 raise WaitCancelled(f"task {':'.join(waiter.task)} was cancelled")
@@ -276,17 +288,39 @@ class SlotGate:
         return self.held_by_type[instance] < limit
 
     def _grant(self) -> None:
-        """Slots to the oldest waiters that have room (lock held)."""
+        """Slots to the oldest waiters that have room, each with the compatible waiters its
+        job takes along (lock held)."""
         for waiter in list(self._waiting):
-            if self.held >= self.size - self.others:
+            free = self.size - self.others - self.held
+            if free <= 0:
                 return
-            if not self._room_for_type(waiter.instance):
-                continue
+            if waiter not in self._waiting or not self._room_for_type(waiter.instance):
+                continue  # taken into a job already, or its instance type is full
             self._waiting.remove(waiter)
             waiter.granted = True
             self.held += 1
             self.held_by_type[waiter.instance] += 1
+            self._take_along(waiter, self.size - self.others)
             _wake(waiter)
+
+    def _take_along(self, head: _Waiter, slots: int) -> None:
+        """The compatible waiters behind ``head`` that its job runs too, as the planner
+        says (:func:`~covalent_braket_plugin.packing.members_for`); lock held."""
+        if head.pack_key is None or head.companions:
+            return
+        same = [other for other in self._waiting if other.pack_key == head.pack_key]
+        count = packing.members_for(len(same) + 1, slots, head.pack_max)
+        # The share set when this line of electrons began to be handed out holds until it is
+        # empty: slots that free one after another take equal shares, none left behind.
+        count = max(count, self._shares.get(head.pack_key, 0))
+        self._shares[head.pack_key] = count
+        for other in same[: count - 1]:
+            self._waiting.remove(other)
+            other.leader = head
+            head.companions.append(other)
+            _wake(other)
+        if len(same) < count:
+            del self._shares[head.pack_key]
 
 
 def _wake(waiter: _Waiter) -> None:
@@ -302,6 +336,35 @@ class Slot:
     def __init__(self, gate: SlotGate, waiter: _Waiter) -> None:
         self.gate = gate
         self._waiter = waiter
+
+    @property
+    def task(self) -> tuple[str, str]:
+        return self._waiter.task
+
+    @property
+    def companions(self) -> list[tuple[str, str]]:
+        """The tasks this slot's job runs beside its holder's (a packed job's other
+        members, oldest first); empty for a job of its own."""
+        return [other.task for other in self._waiter.companions]
+
+    @property
+    def leader(self) -> tuple[str, str] | None:
+        """The task whose slot (and job) this electron was taken into; None when it holds a
+        slot of its own."""
+        leader = self._waiter.leader
+        return leader.task if leader is not None else None
+
+    @property
+    def members(self) -> list[tuple[str, str]]:
+        """Every task of the job this electron runs in, the slot's holder first (one alone)."""
+        head = self._waiter.leader or self._waiter
+        return [head.task] + [other.task for other in head.companions]
+
+    @property
+    def job_key(self) -> object:
+        """What names the job this electron runs in, the same for every member of a packed
+        job (its holder's place in the line)."""
+        return self._waiter.leader or self._waiter
 
     async def wait_again(
         self, refusal: aws.AwsError, cancel_requested: Callable[[], Awaitable[bool]]
@@ -358,9 +421,12 @@ async def take(
     settings: BraketSettings,
     task: tuple[str, str],
     cancel_requested: Callable[[], Awaitable[bool]],
+    pack_key: Any = None,
 ) -> Slot:
-    """A job slot for the task (dispatch id, node id), once it is its turn; the server log
-    says when it has to wait.
+    """A job slot for the task (dispatch id, node id), once it is its turn, or a place in the
+    job of a compatible electron that got one (``pack_key``: see
+    :func:`~covalent_braket_plugin.packing.pack_key`); the server log says when it has to
+    wait.
 
     Raises:
         WaitCancelled: the task was cancelled while it waited.
@@ -372,7 +438,7 @@ async def take(
     where, size, instance_size = known[1]
     found = gate(*where)
     found.resize(size, settings.classical_device, instance_size)
-    waiter = found.enter(task, settings.classical_device)
+    waiter = found.enter(task, settings.classical_device, pack_key, settings.pack_max)
     if not waiter.granted:
         line = progress.waiting_line(task[0], task[1], found.ahead(waiter), found.in_use())
         server_log.info(line)

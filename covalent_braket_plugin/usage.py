@@ -80,19 +80,22 @@ def record(
     outcome: dict[str, Any] | None,
     prices: PriceList | None,
     price_note: str = "",
+    share: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The usage record of one job (``usage.json``), priced when ``prices`` are given."""
+    """The usage record of one job (``usage.json``), priced when ``prices`` are given.
+
+    A member of a packed job (``share``: its ``billable_ms`` share of the job's billed time,
+    its ``run_ms`` and the job's ``members``) is billed its share of the instance; the job's
+    whole billed time is recorded beside it.
+    """
     arn = job["jobArn"]
     region = arn_region(arn)
     instance = job.get("instanceConfig") or {}
     instance_type = instance.get("instanceType") or settings.classical_device
     count = int(instance.get("instanceCount") or 1)
-    ms, source = billable_ms(job)
-    tasks = {
-        str(device): dict(figures)
-        for device, figures in ((outcome or {}).get("quantum_tasks") or {}).items()
-        if isinstance(figures, dict)
-    }
+    job_ms, source = billable_ms(job)
+    ms, source = _billed_share(job_ms, source, share)
+    tasks = _tasks(outcome)
     reservation = settings.reservation_arn
     notes: list[str] = []
     tracked = isinstance((outcome or {}).get("quantum_tasks"), dict)
@@ -119,7 +122,9 @@ def record(
             "count": count,
             "billable_ms": ms,
             "billable_from": source,
+            **({"job_billable_ms": job_ms} if share is not None else {}),
         },
+        "packed": dict(share) if share is not None else None,
         "quantum_tasks": tasks,
         "tracked": tracked,
         "reservation_arn": reservation,
@@ -127,6 +132,25 @@ def record(
         "notes": notes,
         "price_list": prices.source if prices is not None else price_list_url(),
         "recorded_at": iso_time(datetime.now(timezone.utc)),
+    }
+
+
+def _billed_share(
+    job_ms: int | None, source: str, share: dict[str, int] | None
+) -> tuple[int | None, str]:
+    """The billed time a record counts, and where it was read: the job's, or a packed
+    member's share of it."""
+    if share is None:
+        return job_ms, source
+    return int(share["billable_ms"]), f"a share by run time of the packed job's {source}"
+
+
+def _tasks(outcome: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The quantum tasks the job runner counted, per device."""
+    return {
+        str(device): dict(figures)
+        for device, figures in ((outcome or {}).get("quantum_tasks") or {}).items()
+        if isinstance(figures, dict)
     }
 
 
@@ -213,6 +237,9 @@ def summary(usage: dict[str, Any]) -> str:
     instance = usage["instance"]
     ms = instance.get("billable_ms")
     used = f"{instance['type']}" + (f" for {ms / 1000:.1f} s" if ms is not None else "")
+    packed = usage.get("packed")
+    if packed:
+        used += f" (its share of a job of {packed['members']} electrons)"
     tasks = []
     for device, figures in usage["quantum_tasks"].items():
         count = sum((figures.get("tasks") or {}).values())
@@ -278,16 +305,18 @@ def account(
     location: TaskLocation,
     job: dict[str, Any],
     outcome: dict[str, Any] | None,
+    share: dict[str, int] | None = None,
 ) -> dict[str, Any] | None:
-    """Price the job's usage, write ``usage.json`` and log its summary; the record, or None
-    when it could not be made. Never raises: accounting never fails a task. Blocking."""
+    """Price the job's usage (a packed member's: its share, see :func:`record`), write
+    ``usage.json`` and log its summary; the record, or None when it could not be made. Never
+    raises: accounting never fails a task. Blocking."""
     try:
         try:
             prices: PriceList | None = price_list()
             note = ""
         except PriceListUnavailable as exc:
             prices, note = None, str(exc)
-        usage = record(settings, location, job, outcome, prices, note)
+        usage = record(settings, location, job, outcome, prices, note, share)
         try:
             store(settings, location, usage)
         except aws.AwsError as exc:
@@ -310,10 +339,11 @@ def account_later(
     location: TaskLocation,
     job: dict[str, Any],
     outcome: dict[str, Any] | None,
+    share: dict[str, int] | None = None,
 ) -> None:
     """:func:`account` in the background: the task goes on (and ends) without waiting."""
     try:
-        _pending.submit(account, settings, location, job, outcome)
+        _pending.submit(account, settings, location, job, outcome, share)
     except RuntimeError as exc:  # the interpreter is shutting down
         server_log.warning(f"Braket job {job.get('jobArn')} was not accounted for: {exc}")
 

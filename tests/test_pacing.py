@@ -22,7 +22,8 @@ def test_many_electrons_against_the_enforcing_emulator_are_never_throttled(aws: 
         metadata = {"dispatch_id": "5e55-paced", "results_dir": "/tmp"}
         return await asyncio.gather(
             *(
-                hosted(braket_job_execution_role_name=ROLE, poll_freq=0.5).run(
+                # one job each (pack off): CreateJob's pacing is what is shown
+                hosted(braket_job_execution_role_name=ROLE, poll_freq=0.5, pack=False).run(
                     lambda i=i: i * i, [], {}, {**metadata, "node_id": i}
                 )
                 for i in range(count)

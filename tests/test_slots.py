@@ -74,7 +74,7 @@ def test_more_electrons_than_slots_all_complete_never_more_at_once_than_the_quot
 
     async def many() -> list[Any]:
         return await asyncio.gather(
-            *(hosted().run(work(0.5), [i], {}, metadata(i)) for i in range(6))
+            *(hosted(pack=False).run(work(0.5), [i], {}, metadata(i)) for i in range(6))
         )
 
     assert asyncio.run(many()) == list(range(6))

@@ -1,0 +1,412 @@
+"""A packed job on the server: its members gathered, the job created, each member's result
+fetched as soon as it is there, and the members left without one sent again.
+
+The job slot gate (:mod:`~covalent_braket_plugin.slots`) hands a slot to the oldest waiting
+electron and, as the planner (:mod:`~covalent_braket_plugin.packing`) says, takes compatible
+waiters along into its job. Each member's own coroutine (the executor's ``run``) uploads its
+own input to its own prefix, as it would alone; the holder of the slot (the *head*) then
+creates one job that names them all (a hyperparameter each), and a keeper follows the job:
+while it runs, one listing per poll of each dispatch's prefix tells which members' results
+are there, and each member fetches its own at once. When the job is terminal the keeper gives
+the slot back, wakes the members still waiting (those without a result are sent again, each
+alone), and splits the job's billed time among the members by their run time
+(``usage.json``).
+
+A member's result is authenticated with its own key, derived from the job's (see
+:func:`covalent_braket_plugin.job.runner.member_key`); a member is cancelled alone by an
+object ``cancel`` under its prefix, which the job runner looks for.
+
+With ``warm_seconds``, every job is a packed job that, once its members are done, waits that
+long for more: an electron that comes meanwhile and is compatible joins it (an object
+``more/NNNNNN.json`` under the job's first prefix, with a MAC of the job's key) instead of
+waiting for a job start. It is sent there only while the job is surely still waiting and
+has time left for the electron's own time limit; one that comes as the job ends finds no
+result at the job's end, and is sent again, alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import aws, jobs, results, signing, slots, usage, waiting
+from .config import BraketSettings
+from .covalent_loader import server_log
+from .job.runner import CANCEL_KEY, MORE_PREFIX, RESULT_KEY, member_key, more_mac
+from .location import S3_PREFIX, TaskLocation
+from .transfer import Upload
+
+#: How a packed member's job handle reads: the job's ARN, then this, then its task prefix.
+HANDLE_SEPARATOR = " member "
+
+
+class PackAborted(Exception):
+    """The packed job was not created; its members go on alone."""
+
+
+@dataclass(eq=False)
+class Member:
+    """One electron of a packed job, as its coroutine and the job's keeper share it."""
+
+    task: tuple[str, str]
+    #: Its attempt's place and upload, once uploaded (None: it dropped out).
+    ready: asyncio.Future[tuple[TaskLocation, Upload, int] | None]
+    location: TaskLocation | None = None
+    #: Its result is there, or the job is terminal.
+    seen: asyncio.Event = field(default_factory=asyncio.Event)
+    #: What its job run came to (None: nothing, it is sent again), for the usage split.
+    outcome: asyncio.Future[dict[str, Any] | None] | None = None
+    #: When its outcome came (``time.monotonic``).
+    ended: float = 0.0
+
+
+@dataclass(eq=False)
+class PackedJob:
+    """A job that runs several electrons, on one event loop."""
+
+    members: dict[tuple[str, str], Member]
+    #: The created job (or PackAborted).
+    created: asyncio.Future[dict[str, Any]]
+    #: The terminal job.
+    done: asyncio.Future[dict[str, Any]]
+    head: TaskLocation | None = None
+    #: Warm jobs: what the job may still take, and the ``more/`` objects written so far.
+    key: Any = None
+    deadline: float = 0.0
+    more: int = 0
+
+
+#: Warm jobs that may take more members, by what members must share.
+_warm: dict[Any, list[PackedJob]] = {}
+#: A warm job is sent a member only if it has been idle for less than its window less this
+#: and the poll interval (the job saw its last member end before the executor did).
+WARM_MARGIN_SECONDS = 1.0
+
+
+_packs: dict[object, PackedJob] = {}
+
+
+def joined(slot: slots.Slot) -> PackedJob:
+    """The packed job this slot's electron runs in (made by whichever member comes first)."""
+    found = _packs.get(slot.job_key)
+    if found is None:
+        loop = asyncio.get_running_loop()
+        members = {
+            task: Member(task, loop.create_future(), outcome=loop.create_future())
+            for task in slot.members
+        }
+        found = PackedJob(members, loop.create_future(), loop.create_future())
+        _packs[slot.job_key] = found
+    return found
+
+
+def handle(job_arn: str, location: TaskLocation) -> str:
+    """A packed member's job handle: the job, and the member's task prefix."""
+    return f"{job_arn}{HANDLE_SEPARATOR}{location.uri}"
+
+
+def split_handle(job_handle: str) -> tuple[str, str | None]:
+    """The job ARN of a job handle, and the member's task prefix (None: a job of its own)."""
+    arn, _, uri = str(job_handle).partition(HANDLE_SEPARATOR)
+    return arn, uri or None
+
+
+def cancel_member(settings: BraketSettings, uri: str) -> None:
+    """Ask the job runner to stop one member (the object ``cancel`` under its prefix).
+    Blocking."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    aws.call(
+        aws.clients_for(settings).s3,
+        "put_object",
+        Bucket=bucket,
+        Key=f"{prefix}/{CANCEL_KEY}",
+        Body=b"",
+        **settings.encryption,
+        **aws.bucket_owner(settings),
+    )
+
+
+def key_of(pack: PackedJob, location: TaskLocation) -> bytes:
+    """A member's result key: derived from the job's attempt key (the head's)."""
+    head = pack.head
+    assert head is not None
+    return member_key(signing.attempt_key(head.uri, head.job_name), location.uri)
+
+
+async def gathered(pack: PackedJob) -> list[tuple[TaskLocation, Upload, int]]:
+    """Every member's upload, in order, once all have uploaded or dropped out."""
+    ready = await asyncio.gather(*(member.ready for member in pack.members.values()))
+    return [entry for entry in ready if entry is not None]
+
+
+def created(pack: PackedJob, job: dict[str, Any] | BaseException) -> None:
+    """Tell the members the job was created (or why not: they go on alone)."""
+    if pack.created.done():
+        return
+    if isinstance(job, BaseException):
+        pack.created.set_exception(PackAborted(str(job)))
+        pack.created.exception()  # retrieved: members that left do not warn
+        for member in pack.members.values():
+            if member.outcome is not None and not member.outcome.done():
+                member.outcome.set_result(None)
+    else:
+        pack.created.set_result(job)
+
+
+def keep(
+    settings: BraketSettings,
+    slot: slots.Slot,
+    pack: PackedJob,
+    job: dict[str, Any],
+    key: Any = None,
+    time_limit: int = 0,
+) -> None:
+    """Follow the packed job in the background until it is terminal (see the module); a
+    warm one (``key``: what its members share) takes more meanwhile."""
+    if key is not None and settings.warm_seconds:
+        pack.key, pack.deadline = key, time.monotonic() + time_limit
+        _warm.setdefault(key, []).append(pack)
+    task = asyncio.get_running_loop().create_task(_keep(settings, slot, pack, job))
+    _keepers.add(task)
+    task.add_done_callback(_keepers.discard)
+
+
+_keepers: set[asyncio.Task[None]] = set()
+
+
+async def settled() -> None:
+    """Wait until the running event loop's packed jobs have ended and been accounted for
+    (for tests and benchmarks, whose event loop ends with their electrons)."""
+    loop = asyncio.get_running_loop()
+    mine = [task for task in _keepers if task.get_loop() is loop]
+    if mine:
+        await asyncio.gather(*mine, return_exceptions=True)
+
+
+async def _keep(
+    settings: BraketSettings, slot: slots.Slot, pack: PackedJob, job: dict[str, Any]
+) -> None:
+    follow = asyncio.ensure_future(waiting.until_done(settings, job, slot.task))
+    try:
+        while not follow.done():
+            try:
+                present = await aws.offload(_results_present, settings, pack)
+            except aws.AwsError as exc:
+                server_log.debug(f"Could not list the results of {job['jobName']}: {exc}")
+                present = set()
+            for member in pack.members.values():
+                if member.location is not None and member.location.key(RESULT_KEY) in present:
+                    member.seen.set()
+            await asyncio.wait({follow}, timeout=settings.poll_freq)
+        terminal = follow.result()
+    except BaseException as exc:
+        follow.cancel()
+        if not pack.done.done():
+            pack.done.set_exception(exc)
+            pack.done.exception()
+        raise
+    finally:
+        slot.release()
+        for member in pack.members.values():
+            member.seen.set()
+        _packs.pop(slot.job_key, None)
+        if pack in _warm.get(pack.key, []):
+            _warm[pack.key].remove(pack)
+    pack.done.set_result(terminal)
+    if pack.more and settings.cleanup and pack.head is not None:
+        await aws.offload(_delete_more, settings, pack.head)
+    await _account(settings, pack, terminal)
+
+
+def _results_present(settings: BraketSettings, pack: PackedJob) -> set[str]:
+    """The result objects under the members' dispatches' prefixes. Blocking."""
+    s3 = aws.clients_for(settings).s3
+    found: set[str] = set()
+    locations = [m.location for m in pack.members.values() if m.location is not None]
+    for bucket, dispatch in {(loc.bucket, loc.dispatch_id) for loc in locations}:
+        more: dict[str, str] = {}
+        while True:
+            page = aws.call(
+                s3,
+                "list_objects_v2",
+                Bucket=bucket,
+                Prefix=f"{S3_PREFIX}/{dispatch}/",
+                **more,
+                **aws.bucket_owner(settings),
+            )
+            found.update(
+                item["Key"]
+                for item in page.get("Contents", [])
+                if item["Key"].endswith(f"/{RESULT_KEY}")
+            )
+            if not page.get("IsTruncated"):
+                break
+            more = {"ContinuationToken": page["NextContinuationToken"]}
+    return found
+
+
+async def result_of(
+    settings: BraketSettings, pack: PackedJob, member: Member, location: TaskLocation
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The member's outcome as soon as its result is there, and the job as last known; None
+    when the job ended without one (the member is to be sent again)."""
+    job = await pack.created
+    if not pack.done.done():  # a member that joined a warm job late may find it ended
+        seen = asyncio.ensure_future(member.seen.wait())
+        await asyncio.wait({seen, pack.done}, return_when=asyncio.FIRST_COMPLETED)
+        seen.cancel()
+    if pack.done.done() and not pack.done.exception():
+        job = pack.done.result()
+    found = await aws.offload(_head, settings, location)
+    if found is None:
+        if not pack.done.done():  # seen in a listing, gone since: wait for the job's end
+            await asyncio.wait({pack.done})
+            found = await aws.offload(_head, settings, location)
+        if found is None:
+            return None, job
+    outcome = await aws.persistently(
+        results.download, settings, location, job, key_of(pack, location)
+    )
+    return outcome, job
+
+
+def _head(settings: BraketSettings, location: TaskLocation) -> dict[str, Any] | None:
+    from . import transfer
+
+    return transfer.head(settings, location, RESULT_KEY)
+
+
+def dropped(pack: PackedJob, member: Member) -> None:
+    """The member leaves before its upload was made (an error, a cancel): the job runs the
+    others."""
+    if not member.ready.done():
+        member.ready.set_result(None)
+    delivered(member, None)
+
+
+def delivered(member: Member, outcome: dict[str, Any] | None) -> None:
+    """What the member's run came to, for the usage split (None: nothing to count)."""
+    if member.outcome is not None and not member.outcome.done():
+        member.ended = time.monotonic()
+        member.outcome.set_result(outcome)
+
+
+async def _account(settings: BraketSettings, pack: PackedJob, job: dict[str, Any]) -> None:
+    """Once every member has its outcome: each member's ``usage.json``, with its share of the
+    job's billed time (by run time; the shares add up to the job's)."""
+    outcomes = []
+    for member in list(pack.members.values()):
+        outcome = await member.outcome if member.outcome is not None else None
+        if outcome is not None and member.location is not None:
+            outcomes.append((member.location, outcome))
+    if not isinstance(job.get("billableDuration"), int):  # the search's summary: read it whole
+        try:
+            job = await aws.persistently(jobs.get, settings, job["jobArn"])
+        except aws.AwsError as exc:
+            server_log.debug(f"Could not read {job['jobArn']} for its billed time: {exc}")
+    billed, _ = usage.billable_ms(job)
+    run = [max(int(outcome.get("run_ms") or 0), 0) for _, outcome in outcomes]
+    split = shares(billed or 0, run)
+    idle = max((billed or 0) - sum(run), 0)
+    for index, (location, outcome) in enumerate(outcomes):
+        share = {
+            "billable_ms": split[index],
+            "members": len(pack.members),
+            "run_ms": run[index],
+            "idle_ms": idle,
+        }
+        usage.account_later(settings, location, job, outcome, share=share)
+
+
+def shares(total: int, weights: list[int]) -> list[int]:
+    """``total`` split in proportion to ``weights`` (equal parts when they are all 0), in
+    whole units that add up to ``total`` (largest remainders first)."""
+    if not weights:
+        return []
+    weights = weights if any(weights) else [1] * len(weights)
+    whole = sum(weights)
+    exact = [total * weight / whole for weight in weights]
+    parts = [int(value) for value in exact]
+    order = sorted(range(len(parts)), key=lambda i: exact[i] - parts[i], reverse=True)
+    for i in order[: total - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+# ---------------------------------------------------------------------------- warm jobs
+def warm_job(key: Any, settings: BraketSettings) -> PackedJob | None:
+    """A running warm job this electron may join: compatible, not full, with time left for
+    the electron's own limit and its idle window, and running members or surely still
+    waiting for more."""
+    now = time.monotonic()
+    for pack in _warm.get(key, []):
+        if pack.done.done() or not pack.created.done() or pack.created.exception():
+            continue
+        if len(pack.members) >= settings.pack_max:
+            continue
+        if pack.deadline - now < settings.time_limit + settings.warm_seconds:
+            continue
+        members = list(pack.members.values())
+        if any(m.outcome is not None and not m.outcome.done() for m in members):
+            return pack
+        idle = now - max((m.ended for m in members), default=now)
+        if idle < settings.warm_seconds - settings.poll_freq - WARM_MARGIN_SECONDS:
+            return pack
+    return None
+
+
+def join(pack: PackedJob, task: tuple[str, str]) -> Member:
+    """A new member of a warm job (its keeper's listing covers it from now on)."""
+    loop = asyncio.get_running_loop()
+    member = Member(task, loop.create_future(), outcome=loop.create_future())
+    pack.members[task] = member
+    return member
+
+
+def send_more(
+    settings: BraketSettings, pack: PackedJob, location: TaskLocation, sha256: str
+) -> None:
+    """Hand a warm job one more member: ``more/NNNNNN.json`` under its first prefix, with
+    the MAC of the job's key. Blocking."""
+    head = pack.head
+    assert head is not None
+    pack.more += 1
+    entry = json.dumps({"uri": location.uri, "sha256": sha256, "time_limit": settings.time_limit})
+    mac = more_mac(signing.attempt_key(head.uri, head.job_name), entry)
+    aws.call(
+        aws.clients_for(settings).s3,
+        "put_object",
+        Bucket=head.bucket,
+        Key=head.key(f"{MORE_PREFIX}/{pack.more:06d}.json"),
+        Body=json.dumps({"member": entry, "mac": mac}).encode(),
+        ContentType="application/json",
+        **settings.encryption,
+        **aws.bucket_owner(settings),
+    )
+
+
+def _delete_more(settings: BraketSettings, head: TaskLocation) -> None:
+    """Delete a warm job's ``more/`` objects once it ended. Blocking."""
+    s3 = aws.clients_for(settings).s3
+    try:
+        page = aws.call(
+            s3,
+            "list_objects_v2",
+            Bucket=head.bucket,
+            Prefix=head.key(f"{MORE_PREFIX}/"),
+            **aws.bucket_owner(settings),
+        )
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            aws.call(
+                s3,
+                "delete_objects",
+                Bucket=head.bucket,
+                Delete={"Objects": keys, "Quiet": True},
+                **aws.bucket_owner(settings),
+            )
+    except aws.AwsError as exc:
+        server_log.debug(f"Could not delete {head.uri}/{MORE_PREFIX}/: {exc}")
