@@ -5,13 +5,20 @@ Braket runs a handful of hybrid jobs at once per account and Region (the concurr
 executor's job slots keep the electrons within it: each waits its turn, none fails. A job's
 instance takes a while to start (about a minute on AWS; ``--start-seconds`` here, the
 emulator's ``job_start_seconds``), so N electrons of W seconds of work need at least
-N / slots x (start + W) seconds: the floor. This prints, in one run, the electrons correct and
-failed, the wall time beside the floor, the jobs created, the billed instance-seconds (the sum
-of the jobs' ``billableDuration``), the Braket calls per electron and the throttled or refused
-responses (from the emulator's journal), and one electron alone on the idle account.
+N / slots x (start + W) seconds when each has a job of its own: the floor. Packing puts the
+electrons that wait for a slot into shared jobs, and goes below it.
+
+The sweep is sent four ways in one run (``MODES``): one job per electron (``pack=False``),
+packed with the defaults (one member per core of the job's instance), packed with 8 members
+at once (the electrons sleep, as one that waits on a QPU does), and with the Braket SDK's
+``@hybrid_job`` (one job per call, as many calls at once as the quota allows). For each it
+prints the electrons correct and failed, the wall time beside the floor, one electron alone
+on the idle account, the jobs created, the billed instance-seconds (the sum of the jobs'
+``billableDuration``), the Braket calls per electron and the throttled or refused responses
+(from the emulator's journal).
 
     python benchmarks/sweep.py [--electrons 100] [--start-seconds 5] [--work-seconds 1]
-        [--poll 1]
+        [--poll 1] [--modes 0,1,2,3]
 """
 
 from __future__ import annotations
@@ -19,10 +26,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import tempfile
 import uuid
 from typing import Any
 
-from _common import BenchExecutor, clear_journal, control, emulator, journal, machine, now, table
+from _common import (
+    IMAGE,
+    ROLE,
+    BenchExecutor,
+    clear_journal,
+    control,
+    emulator,
+    journal,
+    machine,
+    now,
+    table,
+)
 
 from covalent_braket_plugin.service import CONCURRENT_JOBS_QUOTA
 
@@ -39,10 +58,12 @@ def working(seconds: float) -> Any:
     return electron
 
 
-async def sweep(size: int, work: float, poll: float) -> tuple[float, list[Any], list[str]]:
+async def sweep(
+    size: int, work: float, poll: float, **settings: Any
+) -> tuple[float, list[Any], list[str]]:
     """Run ``size`` electrons at once; the wall time, their outcomes and their jobs."""
     dispatch = uuid.uuid4().hex
-    executors = [BenchExecutor(poll_freq=poll) for _ in range(size)]
+    executors = [BenchExecutor(poll_freq=poll, **settings) for _ in range(size)]
     started = now()
     outcomes = await asyncio.gather(
         *(
@@ -57,10 +78,54 @@ async def sweep(size: int, work: float, poll: float) -> tuple[float, list[Any], 
         return_exceptions=True,
     )
     wall = now() - started
+    from covalent_braket_plugin import packs
     from covalent_braket_plugin.usage import wait_for_accounts
 
+    await packs.settled()
+
     wait_for_accounts()
-    return wall, outcomes, [getattr(e, "handle", None) for e in executors]
+    handles = {str(getattr(e, "handle", "") or "").split(" member ")[0] for e in executors}
+    return wall, outcomes, sorted(handles - {""})
+
+
+def hybrid_jobs(size: int, work: float, slots: int) -> tuple[float, list[Any], list[str]]:
+    """The same sweep with the Braket SDK's ``@hybrid_job``: one job per call, ``slots`` calls
+    at a time (more are refused past the quota: the SDK does not wait for a slot)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from braket.jobs import hybrid_job
+
+    @hybrid_job(device=None, image_uri=IMAGE, role_arn=ROLE)
+    def electron(x: int, seconds: float) -> int:
+        import time
+
+        time.sleep(seconds)
+        return x * x
+
+    def call(x: int) -> tuple[Any, str]:
+        job = electron(x, work)
+        return job.result()["result"], job.arn
+
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)  # the SDK writes each call's source folder where it runs
+        try:
+            started = now()
+            with ThreadPoolExecutor(max_workers=slots) as pool:
+                futures = [pool.submit(call, i) for i in range(size)]
+            wall = now() - started
+        finally:
+            os.chdir(here)
+    outcomes, arns = [], []
+    for future in futures:
+        try:
+            value, arn = future.result()
+        except Exception as exc:
+            outcomes.append(exc)
+            continue
+        outcomes.append(value)
+        arns.append(arn)
+    return wall, outcomes, arns
 
 
 def billed_seconds(arns: list[str]) -> float:
@@ -92,47 +157,68 @@ def figures(url: str, size: int, wall: float, outcomes: list[Any]) -> dict[str, 
     }
 
 
+#: The ways a sweep is sent, measured in one run: (label, executor settings; None for the SDK).
+MODES: list[tuple[str, dict[str, Any] | None]] = [
+    ("one job per electron (pack=False)", {"pack": False}),
+    ("packed (defaults: one member per core)", {}),
+    ("packed, pack_parallel=8", {"pack_parallel": 8}),
+    ("@hybrid_job, one job per call, 5 calls at a time", None),
+]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--electrons", type=int, default=100)
     parser.add_argument("--start-seconds", type=float, default=5.0)
     parser.add_argument("--work-seconds", type=float, default=1.0)
     parser.add_argument("--poll", type=float, default=1.0)
+    parser.add_argument("--modes", default="0,1,2,3", help="which of MODES to run (indices)")
     args = parser.parse_args()
     slots = CONCURRENT_JOBS_QUOTA[1]  # the emulator's default quota, as the service's
+    rows = []
+    floor = args.electrons / slots * (args.start_seconds + args.work_seconds)
     with emulator(lowest_priority=True) as url:
         control(url, "/settings", {"job_start_seconds": args.start_seconds}, method="POST")
         asyncio.run(sweep(1, args.work_seconds, args.poll))  # warm-up: clients, pre-flight
-        alone, _, _ = asyncio.run(sweep(1, args.work_seconds, args.poll))
-        clear_journal(url)
-        wall, outcomes, arns = asyncio.run(sweep(args.electrons, args.work_seconds, args.poll))
-        found = figures(url, args.electrons, wall, outcomes)
-        billed = billed_seconds(arns)
-    floor = args.electrons / slots * (args.start_seconds + args.work_seconds)
-    row = [
-        args.electrons,
-        found["correct"],
-        found["failed"],
-        f"{wall:.1f}",
-        f"{floor:.2f}",
-        f"{wall / floor:.3f}",
-        f"{alone:.1f}",
-        found["created"],
-        f"{billed:.1f}",
-        f"{found['calls']:.2f}",
-        found["refused"],
-    ]
+        for index in [int(i) for i in args.modes.split(",")]:
+            label, settings = MODES[index]
+            if settings is None:
+                alone = hybrid_jobs(1, args.work_seconds, slots)[0]
+                clear_journal(url)
+                wall, outcomes, arns = hybrid_jobs(args.electrons, args.work_seconds, slots)
+            else:
+                alone = asyncio.run(sweep(1, args.work_seconds, args.poll, **settings))[0]
+                clear_journal(url)
+                wall, outcomes, arns = asyncio.run(
+                    sweep(args.electrons, args.work_seconds, args.poll, **settings)
+                )
+            found = figures(url, args.electrons, wall, outcomes)
+            billed = billed_seconds(arns)
+            rows.append(
+                [
+                    label,
+                    found["correct"],
+                    found["failed"],
+                    f"{wall:.1f}",
+                    f"{wall / floor:.3f}",
+                    f"{alone:.1f}",
+                    found["created"],
+                    f"{billed:.1f}",
+                    f"{found['calls']:.2f}",
+                    found["refused"],
+                ]
+            )
     print(
         table(
-            f"Sweep ({machine()}, {slots} job slots (the default concurrent-jobs quota), "
-            f"job start {args.start_seconds:g} s standing in for AWS's minute or more, work "
-            f"{args.work_seconds:g} s, poll {args.poll:g} s)",
+            f"Sweep of {args.electrons} electrons ({machine()}, {slots} job slots (the default "
+            f"concurrent-jobs quota), job start {args.start_seconds:g} s standing in for AWS's "
+            f"minute or more, work {args.work_seconds:g} s, poll {args.poll:g} s; floor of one "
+            f"job per electron N / slots x (start + work) = {floor:.0f} s)",
             [
-                "electrons",
+                "sent as",
                 "correct",
                 "failed",
                 "wall s",
-                "floor s (N / slots x (start + work))",
                 "wall / floor",
                 "one electron alone s",
                 "jobs created",
@@ -140,7 +226,7 @@ def main() -> None:
                 "Braket calls/electron",
                 "throttled or refused",
             ],
-            [row],
+            rows,
         )
     )
 

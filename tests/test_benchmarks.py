@@ -84,13 +84,19 @@ def test_quotas_reports_the_floor_throttling_and_calls() -> None:
 
 def test_sweep_brings_every_electron_home_within_the_job_quota() -> None:
     output = bench(
-        "sweep.py", "--electrons", "7", "--start-seconds", "0.2", "--work-seconds", "0.1"
+        "sweep.py",
+        *("--electrons", "12", "--start-seconds", "0.2", "--work-seconds", "0.1"),
+        *("--modes", "0,1"),  # one job per electron, and packed (the SDK's takes long)
     )
-    (row,) = rows(output, "7")
-    assert row[1] == "7" and row[2] == "0"  # every electron correct, none failed
-    assert float(row[4]) == round(7 / 5 * 0.3, 2)  # the floor: N / slots x (start + work)
-    assert row[7] == "7"  # one job each
-    assert float(row[8]) > 0 and float(row[9]) > 0
+    assert "floor of one job per electron N / slots x (start + work) = 1 s" in output
+    (alone,) = rows(output, "one job per electron (pack=False)")
+    (packed,) = rows(output, "packed (defaults: one member per core)")
+    for row in (alone, packed):
+        assert row[1] == "12" and row[2] == "0"  # every electron correct, none failed
+        assert float(row[3]) > 0 and float(row[5]) > 0 and float(row[7]) > 0
+        assert row[9] == "0"  # nothing throttled or refused
+    assert alone[6] == "12"  # one job each
+    assert int(packed[6]) < 12  # the seven that waited shared jobs
 
 
 def test_job_start_compares_warm_and_cold_jobs() -> None:
