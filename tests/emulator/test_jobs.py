@@ -334,8 +334,8 @@ def test_queued_then_running_then_cancelled_with_the_process_stopped(aws: Any) -
     job_root = aws.emulator.work_dir / arn.rsplit("/", 1)[1]
     pid_file = job_root / "opt" / "jobs" / "checkpoints" / "pid"
     deadline = time.monotonic() + 30
-    while not pid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    while time.monotonic() < deadline and not (pid_file.exists() and pid_file.read_text()):
+        time.sleep(0.1)  # (the file may be there a moment before its text)
     pid = int(pid_file.read_text())
 
     answer = aws.braket.cancel_job(jobArn=arn)
