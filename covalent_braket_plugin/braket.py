@@ -266,6 +266,9 @@ class BraketExecutor(RemoteExecutor):
             if found is not None:
                 return await self._run_in_warm(settings, payload, task_metadata, image, found), None
         slot = await self._take_slot(settings, task_metadata, key)
+        if slot.handed is not None:  # a warm job took it from the line
+            job = slot.handed
+            return await self._run_in_warm(settings, payload, task_metadata, image, job, True), None
         if not (slot.members[1:] or warm):
             return _ALONE, slot
         value = await self._run_packed(settings, payload, task_metadata, python, image, slot, key)
@@ -298,10 +301,13 @@ class BraketExecutor(RemoteExecutor):
             raise
         member.location = location
         member.ready.set_result((location, upload, settings.time_limit))
-        job = await self._packed_job(settings, slot, pack, location, upload, python, image, key)
-        if job is None:
-            return _ALONE
-        return await self._await_member(settings, pack, member, location, job)
+        try:
+            job = await self._packed_job(settings, slot, pack, location, upload, python, image, key)
+            if job is None:
+                return _ALONE
+            return await self._await_member(settings, pack, member, location, job)
+        finally:  # however it ended, the keeper's count of outcomes is complete
+            packs.delivered(member, None)
 
     async def _run_in_warm(
         self,
@@ -310,12 +316,14 @@ class BraketExecutor(RemoteExecutor):
         task_metadata: dict,
         image: images.JobImage,
         pack: packs.PackedJob,
+        handed: bool = False,
     ) -> Any:
         """Run the electron in a warm job that waits for more (see :mod:`.packs`): its input
         uploaded, then handed to the job through the bucket; :data:`_ALONE` when it is to be
-        sent again alone."""
+        sent again alone. ``handed``: the job took it from the line of electrons waiting for
+        a job slot."""
         task = (str(task_metadata["dispatch_id"]), str(task_metadata["node_id"]))
-        member = packs.join(pack, task)
+        member = packs.join(pack, task, handed)
         try:
             location, upload = await self._upload_first_free_attempt(
                 settings, task_metadata, payload, image
@@ -325,7 +333,10 @@ class BraketExecutor(RemoteExecutor):
         except BaseException:
             packs.dropped(pack, member)
             raise
-        return await self._await_member(settings, pack, member, location, pack.created.result())
+        try:
+            return await self._await_member(settings, pack, member, location, pack.created.result())
+        finally:  # however it ended, the keeper's count of outcomes is complete
+            packs.delivered(member, None)
 
     async def _await_member(
         self,
@@ -349,7 +360,7 @@ class BraketExecutor(RemoteExecutor):
         except BaseException:
             packs.delivered(member, None)
             raise
-        packs.delivered(member, outcome)
+        packs.delivered(member, outcome, pack)
         if outcome is None:
             app_log.warning(
                 f"Braket job {job['jobArn']} ({job['status']}) ended without the result of "

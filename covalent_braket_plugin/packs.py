@@ -77,6 +77,11 @@ class PackedJob:
     key: Any = None
     deadline: float = 0.0
     more: int = 0
+    #: The job slot gate it holds a slot of (it takes waiters from there).
+    gate: slots.SlotGate | None = None
+    settings: BraketSettings | None = None
+    #: Electrons handed to it from the gate's line that have not joined yet.
+    promised: int = 0
 
 
 #: Warm jobs that may take more members, by what members must share.
@@ -168,7 +173,9 @@ def keep(
     warm one (``key``: what its members share) takes more meanwhile."""
     if key is not None and settings.warm_seconds:
         pack.key, pack.deadline = key, time.monotonic() + time_limit
+        pack.gate, pack.settings = slot.gate, settings
         _warm.setdefault(key, []).append(pack)
+        offer(pack)
     task = asyncio.get_running_loop().create_task(_keep(settings, slot, pack, job))
     _keepers.add(task)
     task.add_done_callback(_keepers.discard)
@@ -287,11 +294,15 @@ def dropped(pack: PackedJob, member: Member) -> None:
     delivered(member, None)
 
 
-def delivered(member: Member, outcome: dict[str, Any] | None) -> None:
+def delivered(
+    member: Member, outcome: dict[str, Any] | None, pack: PackedJob | None = None
+) -> None:
     """What the member's run came to, for the usage split (None: nothing to count)."""
     if member.outcome is not None and not member.outcome.done():
         member.ended = time.monotonic()
         member.outcome.set_result(outcome)
+        if pack is not None:
+            offer(pack)
 
 
 async def _account(settings: BraketSettings, pack: PackedJob, job: dict[str, Any]) -> None:
@@ -343,23 +354,42 @@ def warm_job(key: Any, settings: BraketSettings) -> PackedJob | None:
     waiting for more."""
     now = time.monotonic()
     for pack in _warm.get(key, []):
-        if pack.done.done() or not pack.created.done() or pack.created.exception():
-            continue
-        if len(pack.members) >= settings.pack_max:
-            continue
-        if pack.deadline - now < settings.time_limit + settings.warm_seconds:
-            continue
-        members = list(pack.members.values())
-        if any(m.outcome is not None and not m.outcome.done() for m in members):
-            return pack
-        idle = now - max((m.ended for m in members), default=now)
-        if idle < settings.warm_seconds - settings.poll_freq - WARM_MARGIN_SECONDS:
+        if _room(pack, settings, now) > 0:
             return pack
     return None
 
 
-def join(pack: PackedJob, task: tuple[str, str]) -> Member:
-    """A new member of a warm job (its keeper's listing covers it from now on)."""
+def _room(pack: PackedJob, settings: BraketSettings, now: float) -> int:
+    """How many more electrons a warm job may be sent now: none once it ended (or may be
+    ending), or lacks the time for one more; else up to ``pack_max`` running at once."""
+    if pack.done.done() or not pack.created.done() or pack.created.exception():
+        return 0
+    if pack.deadline - now < settings.time_limit + settings.warm_seconds:
+        return 0
+    members = list(pack.members.values())
+    running = pack.promised + sum(m.outcome is not None and not m.outcome.done() for m in members)
+    if not running:
+        idle = now - max((m.ended for m in members), default=now)
+        if idle >= settings.warm_seconds - settings.poll_freq - WARM_MARGIN_SECONDS:
+            return 0
+    return settings.pack_max - running
+
+
+def offer(pack: PackedJob) -> None:
+    """Hand a warm job the compatible electrons that wait for a job slot, as many as it
+    has room for (they join it as :func:`join` does, not with a slot of their own)."""
+    if pack.gate is None or pack.settings is None:
+        return
+    room = _room(pack, pack.settings, time.monotonic())
+    if room > 0:
+        pack.promised += pack.gate.hand_over(pack.key, pack, room)
+
+
+def join(pack: PackedJob, task: tuple[str, str], handed: bool = False) -> Member:
+    """A new member of a warm job (its keeper's listing covers it from now on); ``handed``:
+    it was handed over from the gate's line (see :func:`offer`)."""
+    if handed:
+        pack.promised = max(pack.promised - 1, 0)
     loop = asyncio.get_running_loop()
     member = Member(task, loop.create_future(), outcome=loop.create_future())
     pack.members[task] = member

@@ -128,6 +128,8 @@ class _Waiter:
     companions: list[_Waiter] = field(default_factory=list)
     #: Taken into another's job: that waiter (it holds the slot).
     leader: _Waiter | None = None
+    #: Handed to a running warm job instead (what :func:`SlotGate.hand_over` was given).
+    handed: Any = None
 
 
 class SlotGate:
@@ -207,7 +209,7 @@ class SlotGate:
     def _settle(self, waiter: _Waiter) -> float | None:
         """None once the waiter holds a slot; else how long to sleep (probing when due)."""
         with self._lock:
-            if waiter.granted or waiter.leader is not None:
+            if waiter.granted or waiter.leader is not None or waiter.handed is not None:
                 return None
             if waiter.cancelled:
                 raise WaitCancelled(f"task {':'.join(waiter.task)} was cancelled")
@@ -228,6 +230,22 @@ class SlotGate:
         elif self.others:
             self.others -= 1
         self._grant()
+
+    def hand_over(self, pack_key: Any, job: Any, room: int) -> int:
+        """Hand compatible waiters to a running warm job (``job``), as many as a slot's job
+        would take (:func:`~covalent_braket_plugin.packing.members_for`), at most ``room``;
+        how many."""
+        with self._lock:
+            same = [other for other in self._waiting if other.pack_key == pack_key]
+            if not same or room <= 0:
+                return 0
+            slots = self.size - self.others
+            count = min(room, packing.members_for(len(same), slots, same[0].pack_max))
+            for other in same[:count]:
+                self._waiting.remove(other)
+                other.handed = job
+                _wake(other)
+            return count
 
     def refused(self, waiter: _Waiter, message: str) -> None:
         """``CreateJob`` was refused past a quota: the slots the gate lacks are the other
@@ -359,6 +377,12 @@ class Slot:
         """Every task of the job this electron runs in, the slot's holder first (one alone)."""
         head = self._waiter.leader or self._waiter
         return [head.task] + [other.task for other in head.companions]
+
+    @property
+    def handed(self) -> Any:
+        """The running warm job this electron was handed to instead of a slot (None: it
+        was not)."""
+        return self._waiter.handed
 
     @property
     def job_key(self) -> object:

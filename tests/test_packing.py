@@ -272,6 +272,32 @@ def test_a_warm_job_takes_a_later_electron_without_a_new_job_and_ends_after_its_
     assert ended["endedAt"] > last  # after the last electron's result: it had waited
 
 
+def test_warm_jobs_take_the_electrons_that_wait_for_a_slot(aws: Any) -> None:
+    count = 3 * SLOTS  # more than the slots: the rest wait, and warm jobs take them
+
+    async def sweep() -> list[Any]:
+        executors = [hosted(warm_seconds=4, pack_parallel=4) for _ in range(count)]
+        outcomes = await asyncio.gather(
+            *(e.run(sleeper(0.3), [i], {}, metadata(i)) for i, e in enumerate(executors))
+        )
+        await packs.settled()
+        return outcomes
+
+    assert asyncio.run(sweep()) == list(range(count))
+    created = [
+        entry
+        for entry in aws.control.journal(service="braket", operation="CreateJob")
+        if not entry.get("error")
+    ]
+    assert len(created) <= SLOTS  # one round of job starts: no electron waited for a second
+    more = [
+        entry
+        for entry in aws.control.journal(service="s3", operation="PutObject")
+        if "/more/" in entry["path"]
+    ]
+    assert len(more) == count - len(created)  # each of the others handed over in the bucket
+
+
 def _keys(aws: Any) -> list[str]:
     return [item["Key"] for item in aws.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
 
