@@ -7,7 +7,7 @@ import functools
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .service import (
@@ -66,30 +66,27 @@ def _int(setting: str, value: Any, low: int, high: int | None, unit: str) -> int
     return number
 
 
-def _float(setting: str, value: Any, low_exclusive: float, unit: str) -> float:
-    allowed = f"a number of {unit} greater than {low_exclusive:g}"
+def _number(setting: str, value: Any, allowed: str, fits: Callable[[float], bool]) -> float:
+    """``value`` as a number that ``fits``, or an error naming the setting (NaN never fits)."""
     if isinstance(value, bool):
         raise InvalidSettingError(setting, value, allowed)
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise InvalidSettingError(setting, value, allowed) from None
-    if not number > low_exclusive or number != number or number == float("inf"):
+    if not fits(number):
         raise InvalidSettingError(setting, value, allowed)
     return number
+
+
+def _float(setting: str, value: Any, low_exclusive: float, unit: str) -> float:
+    allowed = f"a number of {unit} greater than {low_exclusive:g}"
+    return _number(setting, value, allowed, lambda n: low_exclusive < n < float("inf"))
 
 
 def _seconds(setting: str, value: Any, low: float, high: float) -> float:
     allowed = f"a number of seconds from {low:g} to {high:g}"
-    if isinstance(value, bool):
-        raise InvalidSettingError(setting, value, allowed)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidSettingError(setting, value, allowed) from None
-    if not low <= number <= high:  # also refuses NaN
-        raise InvalidSettingError(setting, value, allowed)
-    return number
+    return _number(setting, value, allowed, lambda n: low <= n <= high)
 
 
 def _str(setting: str, value: Any) -> str:
