@@ -239,7 +239,8 @@ def summary(usage: dict[str, Any]) -> str:
     used = f"{instance['type']}" + (f" for {ms / 1000:.1f} s" if ms is not None else "")
     packed = usage.get("packed")
     if packed:
-        used += f" (its share of a job of {packed['members']} electrons)"
+        idle = int(packed.get("idle_ms") or 0) / 1000
+        used += f" (its share of a job of {packed['members']} electrons, {idle:.1f} s of it idle)"
     tasks = []
     for device, figures in usage["quantum_tasks"].items():
         count = sum((figures.get("tasks") or {}).values())
