@@ -8,17 +8,19 @@ emulator's ``job_start_seconds``), so N electrons of W seconds of work need at l
 N / slots x (start + W) seconds when each has a job of its own: the floor. Packing puts the
 electrons that wait for a slot into shared jobs, and goes below it.
 
-The sweep is sent four ways in one run (``MODES``): one job per electron (``pack=False``),
-packed with the defaults (one member per core of the job's instance), packed with 8 members
-at once (the electrons sleep, as one that waits on a QPU does), and with the Braket SDK's
-``@hybrid_job`` (one job per call, as many calls at once as the quota allows). For each it
-prints the electrons correct and failed, the wall time beside the floor, one electron alone
-on the idle account, the jobs created, the billed instance-seconds (the sum of the jobs'
-``billableDuration``), the Braket calls per electron and the throttled or refused responses
-(from the emulator's journal).
+The sweep is sent seven ways in one run (``MODES``): one job per electron (``pack=False``),
+packed with the defaults (one member per core of the job's instance), packed with 8 and 20
+members at once (the electrons sleep, as one that waits on a QPU does), each also with warm
+jobs (the first jobs take the electrons that wait: no second round of job starts), and with
+the Braket SDK's ``@hybrid_job`` (one job per call, as many calls at once as the quota
+allows, each from a process of its own).
+For each it prints the electrons correct and failed, the wall time beside the floor, one
+electron alone on the idle account, the jobs created, the billed instance-seconds (the sum of
+the jobs' ``billableDuration``), the Braket calls per electron and the throttled or refused
+responses (from the emulator's journal).
 
     python benchmarks/sweep.py [--electrons 100] [--start-seconds 5] [--work-seconds 1]
-        [--poll 1] [--modes 0,1,2,3]
+        [--poll 1] [--modes 0,1,2,3,4,5,6]
 """
 
 from __future__ import annotations
@@ -88,11 +90,11 @@ async def sweep(
     return wall, outcomes, sorted(handles - {""})
 
 
-def hybrid_jobs(size: int, work: float, slots: int) -> tuple[float, list[Any], list[str]]:
-    """The same sweep with the Braket SDK's ``@hybrid_job``: one job per call, ``slots`` calls
-    at a time (more are refused past the quota: the SDK does not wait for a slot)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def hybrid_call(x: int, work: float) -> tuple[Any, str]:
+    """One ``@hybrid_job`` call, waited for: its value and its job. In a process and a
+    working directory of its own: the SDK writes each call's source folder into the working
+    directory and downloads each job's results there as ``model.tar.gz``, so calls that share
+    one read each other's results."""
     from braket.jobs import hybrid_job
 
     @hybrid_job(device=None, image_uri=IMAGE, role_arn=ROLE)
@@ -102,20 +104,28 @@ def hybrid_jobs(size: int, work: float, slots: int) -> tuple[float, list[Any], l
         time.sleep(seconds)
         return x * x
 
-    def call(x: int) -> tuple[Any, str]:
-        job = electron(x, work)
-        return job.result()["result"], job.arn
-
     here = os.getcwd()
     with tempfile.TemporaryDirectory() as scratch:
-        os.chdir(scratch)  # the SDK writes each call's source folder where it runs
+        os.chdir(scratch)
         try:
-            started = now()
-            with ThreadPoolExecutor(max_workers=slots) as pool:
-                futures = [pool.submit(call, i) for i in range(size)]
-            wall = now() - started
+            job = electron(x, work)
+            return job.result()["result"], job.arn
         finally:
             os.chdir(here)
+
+
+def hybrid_jobs(size: int, work: float, slots: int) -> tuple[float, list[Any], list[str]]:
+    """The same sweep with the Braket SDK's ``@hybrid_job``: one job per call, ``slots`` calls
+    at a time, each from a process of its own (more are refused past the quota: the SDK does
+    not wait for a slot)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    started = now()
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=slots, mp_context=context) as pool:
+        futures = [pool.submit(hybrid_call, i, work) for i in range(size)]
+    wall = now() - started
     outcomes, arns = [], []
     for future in futures:
         try:
@@ -131,8 +141,10 @@ def hybrid_jobs(size: int, work: float, slots: int) -> tuple[float, list[Any], l
 def billed_seconds(arns: list[str]) -> float:
     """The sum of the jobs' ``billableDuration`` (milliseconds), in seconds."""
     import boto3
+    from botocore.config import Config
 
-    braket = boto3.client("braket")  # on the emulator, as this process's settings say
+    # On the emulator, as this process's settings say; within GetJob's quota (burst 25).
+    braket = boto3.client("braket", config=Config(retries={"mode": "adaptive", "max_attempts": 20}))
     total = 0
     for arn in arns:
         if arn:
@@ -162,6 +174,9 @@ MODES: list[tuple[str, dict[str, Any] | None]] = [
     ("one job per electron (pack=False)", {"pack": False}),
     ("packed (defaults: one member per core)", {}),
     ("packed, pack_parallel=8", {"pack_parallel": 8}),
+    ("packed and warm, pack_parallel=8, warm_seconds=5", {"pack_parallel": 8, "warm_seconds": 5}),
+    ("packed, pack_parallel=20", {"pack_parallel": 20}),
+    ("packed and warm, pack_parallel=20, warm_seconds=5", {"pack_parallel": 20, "warm_seconds": 5}),
     ("@hybrid_job, one job per call, 5 calls at a time", None),
 ]
 
@@ -172,7 +187,7 @@ def main() -> None:
     parser.add_argument("--start-seconds", type=float, default=5.0)
     parser.add_argument("--work-seconds", type=float, default=1.0)
     parser.add_argument("--poll", type=float, default=1.0)
-    parser.add_argument("--modes", default="0,1,2,3", help="which of MODES to run (indices)")
+    parser.add_argument("--modes", default="0,1,2,3,4,5,6", help="which of MODES to run (indices)")
     args = parser.parse_args()
     slots = CONCURRENT_JOBS_QUOTA[1]  # the emulator's default quota, as the service's
     rows = []
@@ -208,6 +223,10 @@ def main() -> None:
                     found["refused"],
                 ]
             )
+            print(" | ".join(str(cell) for cell in rows[-1]), flush=True)  # as it goes
+            wrong = [(i, out) for i, out in enumerate(outcomes) if out != i * i][:3]
+            if wrong:
+                print(f"  not right (electron, outcome), the first: {wrong}", flush=True)
     print(
         table(
             f"Sweep of {args.electrons} electrons ({machine()}, {slots} job slots (the default "

@@ -105,3 +105,16 @@ def test_job_start_compares_warm_and_cold_jobs() -> None:
         (row,) = rows(output, kind)
         assert len(row) == 6 and row[-1].endswith("x")
     assert "fallbacks 0" in output and "jobs forked 0" not in output
+
+
+def test_chain_pays_one_job_start_with_warm_jobs() -> None:
+    output = bench(
+        "chain.py",
+        *("--electrons", "3", "--start-seconds", "0.2", "--work-seconds", "0.1"),
+        *("--warm-seconds", "3", "--poll", "0.3"),
+    )
+    (each,) = rows(output, "a job each (warm_seconds=0)")
+    (warm,) = rows(output, "warm jobs (warm_seconds=3)")
+    assert each[1] == "1" and warm[1] == "1"  # the chain's value is right
+    assert each[3] == "3" and warm[3] == "1"  # three job starts, and one
+    assert float(warm[4]) > 0 and float(each[4]) > 0
