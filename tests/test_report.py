@@ -80,7 +80,7 @@ def test_jobs_and_logs_of_a_finished_dispatch(
     code, out, _ = command(capsys, "jobs", DISPATCH)
     assert code == 0
     header, *lines = out.splitlines()
-    assert header.split()[:3] == ["NODE", "JOB", "STATE"] and "CONSOLE" in header
+    assert header.split()[:4] == ["NODE", "ELECTRONS", "JOB", "STATE"] and "CONSOLE" in header
     assert any(rows[0]["job_name"] in line and "COMPLETED" in line for line in lines)
     assert any("Estimated total: USD" in line and "2 of 2 jobs" in line for line in lines)
 
