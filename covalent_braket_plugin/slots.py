@@ -419,6 +419,7 @@ class Slot:
 _lock = threading.Lock()
 _gates: dict[tuple[Any, str], SlotGate] = {}
 _sized: dict[tuple[Any, ...], tuple[float, tuple[tuple[Any, str], int, int]]] = {}
+_reading: dict[tuple[Any, ...], Any] = {}
 
 
 def gate(account: Any, region: str) -> SlotGate:
@@ -441,6 +442,31 @@ def _sizes(settings: BraketSettings) -> tuple[tuple[Any, str], int, int]:
     )
 
 
+async def _sizes_once(settings: BraketSettings) -> tuple[tuple[Any, str], int, int]:
+    """:func:`_sizes`, read again once :data:`~covalent_braket_plugin.aws.QUOTA_SECONDS` have
+    passed; electrons that come together share one read (a sweep's hundred arrive at once)."""
+    key = (aws.client_key(settings), settings.max_concurrent_jobs, settings.classical_device)
+    known = _sized.get(key)
+    if known is not None and time.monotonic() - known[0] < aws.QUOTA_SECONDS:
+        return known[1]
+    with _lock:
+        reading = _reading.get(key)
+        first = reading is None
+        if first:
+            reading = _reading[key] = aws.io_pool.submit(_sizes, settings)
+    if first:  # (outside the lock: a read already done calls back at once, in this thread)
+        reading.add_done_callback(lambda done: _read(key, done))
+    return await asyncio.wrap_future(reading)
+
+
+def _read(key: tuple[Any, ...], done: Any) -> None:
+    """A read of the quotas ended: its value kept (not an error), and the next read new."""
+    with _lock:
+        _reading.pop(key, None)
+        if not done.cancelled() and done.exception() is None:
+            _sized[key] = (time.monotonic(), done.result())
+
+
 async def take(
     settings: BraketSettings,
     task: tuple[str, str],
@@ -455,11 +481,7 @@ async def take(
     Raises:
         WaitCancelled: the task was cancelled while it waited.
     """
-    key = (aws.client_key(settings), settings.max_concurrent_jobs, settings.classical_device)
-    known = _sized.get(key)
-    if known is None or time.monotonic() - known[0] >= aws.QUOTA_SECONDS:
-        known = _sized[key] = (time.monotonic(), await aws.offload(_sizes, settings))
-    where, size, instance_size = known[1]
+    where, size, instance_size = await _sizes_once(settings)
     found = gate(*where)
     found.resize(size, settings.classical_device, instance_size)
     waiter = found.enter(task, settings.classical_device, pack_key, settings.pack_max)
@@ -489,6 +511,7 @@ def reset() -> None:
     with _lock:
         _gates.clear()
         _sized.clear()
+        _reading.clear()
 
 
 aws.on_reset(reset)
