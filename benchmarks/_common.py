@@ -115,9 +115,18 @@ def BenchExecutor(**settings: Any) -> Any:
                 self.handle = handle
 
         _HOSTED = Hosted
-    executor = _HOSTED(
-        s3_bucket_name=BUCKET, ecr_image_uri=IMAGE, braket_job_execution_role_name=ROLE, **settings
-    )
+    from covalent_braket_plugin.config import DEFAULTS
+
+    # Every setting given: what this machine's covalent.conf says (written by an older
+    # version, with its defaults) does not change the figures.
+    given = {
+        **DEFAULTS,
+        "s3_bucket_name": BUCKET,
+        "ecr_image_uri": IMAGE,
+        "braket_job_execution_role_name": ROLE,
+        **settings,
+    }
+    executor = _HOSTED(**given)
     executor._task_stdout = io.StringIO()
     executor._task_stderr = io.StringIO()
     return executor

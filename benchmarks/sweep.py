@@ -139,17 +139,27 @@ def hybrid_jobs(size: int, work: float, slots: int) -> tuple[float, list[Any], l
 
 
 def billed_seconds(arns: list[str]) -> float:
-    """The sum of the jobs' ``billableDuration`` (milliseconds), in seconds."""
+    """The sum of the jobs' ``billableDuration`` (milliseconds), in seconds; how many
+    electrons each ran goes into :data:`SHAPES`."""
     import boto3
     from botocore.config import Config
 
     # On the emulator, as this process's settings say; within GetJob's quota (burst 25).
     braket = boto3.client("braket", config=Config(retries={"mode": "adaptive", "max_attempts": 20}))
     total = 0
+    shape = []
     for arn in arns:
         if arn:
-            total += braket.get_job(jobArn=arn).get("billableDuration") or 0
+            job = braket.get_job(jobArn=arn)
+            total += job.get("billableDuration") or 0
+            names = (job.get("hyperParameters") or {}).keys()
+            shape.append(sum(name.startswith("covalent_member_") for name in names) or 1)
+    SHAPES.append(sorted(shape, reverse=True))
     return total / 1000
+
+
+#: The electrons each job of a run ran (its own, or a packed job's first members), per run.
+SHAPES: list[list[int]] = []
 
 
 def figures(url: str, size: int, wall: float, outcomes: list[Any]) -> dict[str, Any]:
@@ -224,6 +234,8 @@ def main() -> None:
                 ]
             )
             print(" | ".join(str(cell) for cell in rows[-1]), flush=True)  # as it goes
+            if settings is not None:
+                print(f"  electrons per job (first members): {SHAPES[-1]}", flush=True)
             wrong = [(i, out) for i, out in enumerate(outcomes) if out != i * i][:3]
             if wrong:
                 print(f"  not right (electron, outcome), the first: {wrong}", flush=True)
