@@ -355,11 +355,7 @@ class BraketExecutor(RemoteExecutor):
         await self.set_job_handle(packs.handle(job["jobArn"], location))
         if await self._cancel_requested():
             await aws.offload(packs.cancel_member, settings, location.uri)
-        try:
-            outcome, job = await packs.result_of(settings, pack, member, location)
-        except BaseException:
-            packs.delivered(member, None)
-            raise
+        outcome, job = await packs.result_of(settings, pack, member, location)
         packs.delivered(member, outcome, pack)
         if outcome is None:
             app_log.warning(
@@ -527,8 +523,28 @@ class BraketExecutor(RemoteExecutor):
         """Upload and submit the first attempt whose job is not spent (attempts of an earlier
         run of this node failed, or were collected), and whose prefix holds no input that
         this server did not upload."""
+        first = 0
+        while True:  # (past MAX_ATTEMPTS the upload gives up)
+            location, upload = await self._upload_first_free_attempt(
+                settings, task_metadata, payload, image, first
+            )
+            job = await self._submit_in_slot(settings, slot, location, python, upload, image)
+            if job is not None:
+                return location, job
+            first = location.attempt + 1
+
+    async def _upload_first_free_attempt(
+        self,
+        settings: BraketSettings,
+        task_metadata: dict,
+        payload: Any,
+        image: images.JobImage,
+        first: int = 0,
+    ) -> tuple[TaskLocation, transfer.Upload]:
+        """Upload the electron to the first attempt from ``first`` on whose prefix holds no
+        input that this server did not upload."""
         dispatch_id, node_id = task_metadata["dispatch_id"], task_metadata["node_id"]
-        for attempt in range(MAX_ATTEMPTS):
+        for attempt in range(first, MAX_ATTEMPTS):
             location = TaskLocation.new(settings.s3_bucket_name, dispatch_id, node_id, attempt)
             upload = await self._upload_task(settings, location, payload, image.requirements)
             if upload is None:
@@ -538,29 +554,7 @@ class BraketExecutor(RemoteExecutor):
                 )
                 continue
             await self._stop_if_cancelled(f"{dispatch_id}:{node_id}", settings, location)
-            job = await self._submit_in_slot(settings, slot, location, python, upload, image)
-            if job is not None:
-                return location, job
-        raise BraketJobError(
-            f"no free attempt for task {dispatch_id}:{node_id} after {MAX_ATTEMPTS} tries"
-        )
-
-    async def _upload_first_free_attempt(
-        self,
-        settings: BraketSettings,
-        task_metadata: dict,
-        payload: Any,
-        image: images.JobImage,
-    ) -> tuple[TaskLocation, transfer.Upload]:
-        """Upload the electron to the first attempt whose prefix holds no input that this
-        server did not upload (a packed job's member: its job is the head's)."""
-        dispatch_id, node_id = task_metadata["dispatch_id"], task_metadata["node_id"]
-        for attempt in range(MAX_ATTEMPTS):
-            location = TaskLocation.new(settings.s3_bucket_name, dispatch_id, node_id, attempt)
-            upload = await self._upload_task(settings, location, payload, image.requirements)
-            if upload is not None:
-                await self._stop_if_cancelled(f"{dispatch_id}:{node_id}", settings, location)
-                return location, upload
+            return location, upload
         raise BraketJobError(
             f"no free attempt for task {dispatch_id}:{node_id} after {MAX_ATTEMPTS} tries"
         )
