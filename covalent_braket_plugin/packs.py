@@ -32,12 +32,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import aws, jobs, results, signing, slots, usage, waiting
+from . import aws, jobs, results, signing, slots, transfer, usage, waiting
 from .config import BraketSettings
 from .covalent_loader import server_log
 from .job.runner import CANCEL_KEY, MORE_PREFIX, RESULT_KEY, member_key, more_mac
 from .location import S3_PREFIX, TaskLocation
-from .transfer import Upload
+
+
+def _future() -> asyncio.Future[Any]:
+    return asyncio.get_running_loop().create_future()
+
 
 #: How a packed member's job handle reads: the job's ARN, then this, then its task prefix.
 HANDLE_SEPARATOR = " member "
@@ -53,12 +57,14 @@ class Member:
 
     task: tuple[str, str]
     #: Its attempt's place and upload, once uploaded (None: it dropped out).
-    ready: asyncio.Future[tuple[TaskLocation, Upload, int] | None]
+    ready: asyncio.Future[tuple[TaskLocation, transfer.Upload, int] | None] = field(
+        default_factory=_future
+    )
     location: TaskLocation | None = None
     #: Its result is there, or the job is terminal.
     seen: asyncio.Event = field(default_factory=asyncio.Event)
     #: What its job run came to (None: nothing, it is sent again), for the usage split.
-    outcome: asyncio.Future[dict[str, Any] | None] | None = None
+    outcome: asyncio.Future[dict[str, Any] | None] = field(default_factory=_future)
     #: When its outcome came (``time.monotonic``).
     ended: float = 0.0
 
@@ -98,13 +104,8 @@ def joined(slot: slots.Slot) -> PackedJob:
     """The packed job this slot's electron runs in (made by whichever member comes first)."""
     found = _packs.get(slot.job_key)
     if found is None:
-        loop = asyncio.get_running_loop()
-        members = {
-            task: Member(task, loop.create_future(), outcome=loop.create_future())
-            for task in slot.members
-        }
-        found = PackedJob(members, loop.create_future(), loop.create_future())
-        _packs[slot.job_key] = found
+        members = {task: Member(task) for task in slot.members}
+        found = _packs[slot.job_key] = PackedJob(members, _future(), _future())
     return found
 
 
@@ -141,7 +142,7 @@ def key_of(pack: PackedJob, location: TaskLocation) -> bytes:
     return member_key(signing.attempt_key(head.uri, head.job_name), location.uri)
 
 
-async def gathered(pack: PackedJob) -> list[tuple[TaskLocation, Upload, int]]:
+async def gathered(pack: PackedJob) -> list[tuple[TaskLocation, transfer.Upload, int]]:
     """Every member's upload, in order, once all have uploaded or dropped out."""
     ready = await asyncio.gather(*(member.ready for member in pack.members.values()))
     return [entry for entry in ready if entry is not None]
@@ -155,8 +156,7 @@ def created(pack: PackedJob, job: dict[str, Any] | BaseException) -> None:
         pack.created.set_exception(PackAborted(str(job)))
         pack.created.exception()  # retrieved: members that left do not warn
         for member in pack.members.values():
-            if member.outcome is not None and not member.outcome.done():
-                member.outcome.set_result(None)
+            delivered(member, None)
     else:
         pack.created.set_result(job)
 
@@ -267,23 +267,17 @@ async def result_of(
         seen.cancel()
     if pack.done.done() and not pack.done.exception():
         job = pack.done.result()
-    found = await aws.offload(_head, settings, location)
+    found = await aws.offload(transfer.head, settings, location, RESULT_KEY)
     if found is None:
         if not pack.done.done():  # seen in a listing, gone since: wait for the job's end
             await asyncio.wait({pack.done})
-            found = await aws.offload(_head, settings, location)
+            found = await aws.offload(transfer.head, settings, location, RESULT_KEY)
         if found is None:
             return None, job
     outcome = await aws.persistently(
         results.download, settings, location, job, key_of(pack, location)
     )
     return outcome, job
-
-
-def _head(settings: BraketSettings, location: TaskLocation) -> dict[str, Any] | None:
-    from . import transfer
-
-    return transfer.head(settings, location, RESULT_KEY)
 
 
 def dropped(pack: PackedJob, member: Member) -> None:
@@ -298,7 +292,7 @@ def delivered(
     member: Member, outcome: dict[str, Any] | None, pack: PackedJob | None = None
 ) -> None:
     """What the member's run came to, for the usage split (None: nothing to count)."""
-    if member.outcome is not None and not member.outcome.done():
+    if not member.outcome.done():
         member.ended = time.monotonic()
         member.outcome.set_result(outcome)
         if pack is not None:
@@ -310,7 +304,7 @@ async def _account(settings: BraketSettings, pack: PackedJob, job: dict[str, Any
     job's billed time (by run time; the shares add up to the job's)."""
     outcomes = []
     for member in list(pack.members.values()):
-        outcome = await member.outcome if member.outcome is not None else None
+        outcome = await member.outcome
         if outcome is not None and member.location is not None:
             outcomes.append((member.location, outcome))
     if not isinstance(job.get("billableDuration"), int):  # the search's summary: read it whole
@@ -367,7 +361,7 @@ def _room(pack: PackedJob, settings: BraketSettings, now: float) -> int:
     if pack.deadline - now < settings.time_limit + settings.warm_seconds:
         return 0
     members = list(pack.members.values())
-    running = pack.promised + sum(m.outcome is not None and not m.outcome.done() for m in members)
+    running = pack.promised + sum(not m.outcome.done() for m in members)
     if not running:
         idle = now - max((m.ended for m in members), default=now)
         if idle >= settings.warm_seconds - settings.poll_freq - WARM_MARGIN_SECONDS:
@@ -390,9 +384,7 @@ def join(pack: PackedJob, task: tuple[str, str], handed: bool = False) -> Member
     it was handed over from the gate's line (see :func:`offer`)."""
     if handed:
         pack.promised = max(pack.promised - 1, 0)
-    loop = asyncio.get_running_loop()
-    member = Member(task, loop.create_future(), outcome=loop.create_future())
-    pack.members[task] = member
+    member = pack.members[task] = Member(task)
     return member
 
 
