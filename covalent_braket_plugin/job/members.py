@@ -54,6 +54,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import urlparse
@@ -271,16 +272,8 @@ def parallelism(hyperparameters: dict[str, Any]) -> int:
     Raises:
         RunnerSetupError: the hyperparameter is not a whole number of at least 0.
     """
-    given = str(hyperparameters.get(runner.HP_PACK_PARALLEL) or "0").strip()
-    try:
-        count = int(given)
-    except ValueError:
-        count = -1
-    if count < 0:
-        raise runner.RunnerSetupError(
-            f"hyperparameter {runner.HP_PACK_PARALLEL} must be a whole number, not {given!r}"
-        )
-    return count or os.cpu_count() or 1
+    count = _number(hyperparameters, runner.HP_PACK_PARALLEL, int, "a whole number")
+    return int(count) or os.cpu_count() or 1
 
 
 def warm_seconds(hyperparameters: dict[str, Any]) -> float:
@@ -292,16 +285,25 @@ def warm_seconds(hyperparameters: dict[str, Any]) -> float:
     Raises:
         RunnerSetupError: the hyperparameter is not a finite number of at least 0.
     """
-    given = str(hyperparameters.get(runner.HP_WARM_SECONDS) or "0").strip()
+    return float(_number(hyperparameters, runner.HP_WARM_SECONDS, float, "a number of seconds"))
+
+
+def _number(
+    hyperparameters: dict[str, Any], name: str, kind: Callable[[str], float], what: str
+) -> float:
+    """A hyperparameter read as ``kind``: finite and at least 0, "0" when missing.
+
+    Raises:
+        RunnerSetupError: naming the hyperparameter and what it must be.
+    """
+    given = str(hyperparameters.get(name) or "0").strip()
     try:
-        seconds = float(given)
+        number = kind(given)
     except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds < float("inf"):
-        raise runner.RunnerSetupError(
-            f"hyperparameter {runner.HP_WARM_SECONDS} must be a number of seconds, not {given!r}"
-        )
-    return seconds
+        number = -1
+    if not 0 <= number < float("inf"):
+        raise runner.RunnerSetupError(f"hyperparameter {name} must be {what}, not {given!r}")
+    return number
 
 
 def _s3_client(attempts: int = 10) -> Any:
