@@ -236,7 +236,7 @@ class SlotGate:
         would take (:func:`~covalent_braket_plugin.packing.members_for`), at most ``room``;
         how many."""
         with self._lock:
-            same = [other for other in self._waiting if other.pack_key == pack_key]
+            same = self._line_of(pack_key)
             if not same or room <= 0:
                 return 0
             slots = self.size - self.others
@@ -318,16 +318,16 @@ class SlotGate:
             waiter.granted = True
             self.held += 1
             self.held_by_type[waiter.instance] += 1
-            self._take_along(waiter, self.size - self.others)
+            self._take_along(waiter)
             _wake(waiter)
 
-    def _take_along(self, head: _Waiter, slots: int) -> None:
+    def _take_along(self, head: _Waiter) -> None:
         """The compatible waiters behind ``head`` that its job runs too, as the planner
         says (:func:`~covalent_braket_plugin.packing.members_for`); lock held."""
         if head.pack_key is None or head.companions:
             return
-        same = [other for other in self._waiting if other.pack_key == head.pack_key]
-        count = packing.members_for(len(same) + 1, slots, head.pack_max)
+        same = self._line_of(head.pack_key)
+        count = packing.members_for(len(same) + 1, self.size - self.others, head.pack_max)
         # The share set when this line of electrons began to be handed out holds until it is
         # empty: slots that free one after another take equal shares, none left behind.
         count = max(count, self._shares.get(head.pack_key, 0))
@@ -339,6 +339,10 @@ class SlotGate:
             _wake(other)
         if len(same) < count:
             del self._shares[head.pack_key]
+
+    def _line_of(self, pack_key: Any) -> list[_Waiter]:
+        """The waiters, oldest first, that may share a job of ``pack_key`` (lock held)."""
+        return [other for other in self._waiting if other.pack_key == pack_key]
 
 
 def _wake(waiter: _Waiter) -> None:
