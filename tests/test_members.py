@@ -25,7 +25,7 @@ import tarfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,9 +132,8 @@ def prepare(aws: Any, specs: list[Spec], parallel: int | None = None) -> Pack:
     return Pack(key, uris, prefixes, hyperparameters)
 
 
-@pytest.fixture
-def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Pack], None]]:
-    """Run a packed job's runner here, as the job's container would call it."""
+def run_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Pack], None]:
+    """A packed job's runner run in this process, as the job's container would call it."""
     monkeypatch.setattr(member_runner, "CANCEL_POLL_SECONDS", 0.2)
     monkeypatch.setenv("AMZN_BRAKET_JOB_NAME", JOB)
     hyperparameters = tmp_path / "hyperparameters.json"
@@ -144,7 +143,28 @@ def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[P
         hyperparameters.write_text(json.dumps(pack.hyperparameters))
         runner.main()  # returns: the job ends COMPLETED, whatever its members came to
 
-    yield run
+    return run
+
+
+@pytest.fixture
+def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Pack], None]:
+    return run_here(tmp_path, monkeypatch)
+
+
+def start_in_braket_in_a_box(aws: Any, pack: Pack) -> str:
+    """Create a Braket-in-a-box job that runs ``pack`` (script mode, the runner's archive);
+    its ARN."""
+    from covalent_braket_plugin.job import ENTRY_POINT
+    from tests.emulator.test_container import upload
+    from tests.emulator.test_jobs import job_request
+
+    request = job_request(
+        upload(aws, runner_archive()[0], "runner.tar.gz"),
+        jobName=JOB,
+        hyperParameters=pack.hyperparameters,
+    )
+    request["algorithmSpecification"]["scriptModeConfig"]["entryPoint"] = ENTRY_POINT
+    return aws.braket.create_job(**request)["jobArn"]
 
 
 # ---------------------------------------------------------------------------- members
@@ -505,22 +525,15 @@ def test_every_runner_archive_ships_the_member_runner(tmp_path: Path) -> None:
 
 
 def test_a_packed_job_in_braket_in_a_box_completes_with_each_members_result(aws: Any) -> None:
-    from covalent_braket_plugin.job import ENTRY_POINT
-    from tests.emulator.test_container import log_of, upload
-    from tests.emulator.test_jobs import job_request, wait_for
+    from tests.emulator.test_container import log_of
+    from tests.emulator.test_jobs import wait_for
 
     pack = prepare(
         aws,
         [Spec(_greets, ("ada",)), Spec(_raises, ("boom",), input="input"), Spec(_crashes)],
         parallel=2,
     )
-    request = job_request(
-        upload(aws, runner_archive()[0], "runner.tar.gz"),
-        jobName=JOB,
-        hyperParameters=pack.hyperparameters,
-    )
-    request["algorithmSpecification"]["scriptModeConfig"]["entryPoint"] = ENTRY_POINT
-    arn = aws.braket.create_job(**request)["jobArn"]
+    arn = start_in_braket_in_a_box(aws, pack)
     job = wait_for(aws, arn, {"COMPLETED", "FAILED"}, timeout=100)
     assert job["status"] == "COMPLETED", job.get("failureReason")
 
@@ -536,19 +549,11 @@ def test_a_packed_job_in_braket_in_a_box_completes_with_each_members_result(aws:
 def test_a_cancelled_packed_job_in_braket_in_a_box_stops_its_members(
     aws: Any, tmp_path: Path
 ) -> None:
-    from covalent_braket_plugin.job import ENTRY_POINT
-    from tests.emulator.test_container import upload
-    from tests.emulator.test_jobs import job_request, wait_for
+    from tests.emulator.test_jobs import wait_for
 
     record = tmp_path / "record.json"
     pack = prepare(aws, [Spec(_greets, ("quick",)), Spec(_sleeps, (str(record),))], parallel=2)
-    request = job_request(
-        upload(aws, runner_archive()[0], "runner.tar.gz"),
-        jobName=JOB,
-        hyperParameters=pack.hyperparameters,
-    )
-    request["algorithmSpecification"]["scriptModeConfig"]["entryPoint"] = ENTRY_POINT
-    arn = aws.braket.create_job(**request)["jobArn"]
+    arn = start_in_braket_in_a_box(aws, pack)
     quick = f"{pack.prefixes[0]}/result.pkl"
     deadline = time.monotonic() + 60
     while not (record.exists() and _keys(aws, quick)) and time.monotonic() < deadline:

@@ -16,7 +16,7 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import cloudpickle
 import pytest
 
 from covalent_braket_plugin.job import members as member_runner
-from covalent_braket_plugin.job import runner, runner_archive
+from covalent_braket_plugin.job import runner
 from covalent_braket_plugin.job.runner import (
     HP_MEMBER_PREFIX,
     HP_RESULT_KEY,
@@ -37,26 +37,26 @@ from covalent_braket_plugin.job.runner import (
     result_mac,
 )
 from tests.conftest import BUCKET
-from tests.test_members import JOB, Pack, Spec, _greets, _keys, prepare
+from tests.test_members import (
+    JOB,
+    Pack,
+    Spec,
+    _greets,
+    _keys,
+    prepare,
+    run_here,
+    start_in_braket_in_a_box,
+)
 
 pytestmark = pytest.mark.timeout(120)
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the members cannot import tests
 
 
 @pytest.fixture
-def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Pack], None]]:
-    """Run a packed job's runner here, as the job's container would call it."""
-    monkeypatch.setattr(member_runner, "CANCEL_POLL_SECONDS", 0.2)
+def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Pack], None]:
+    """The packed job's runner run here, looking for more members often."""
     monkeypatch.setattr(member_runner, "MORE_POLL_SECONDS", 0.1)
-    monkeypatch.setenv("AMZN_BRAKET_JOB_NAME", JOB)
-    hyperparameters = tmp_path / "hyperparameters.json"
-    monkeypatch.setenv("AMZN_BRAKET_HP_FILE", str(hyperparameters))
-
-    def run(pack: Pack) -> None:
-        hyperparameters.write_text(json.dumps(pack.hyperparameters))
-        runner.main()  # returns: the job ends COMPLETED, whatever its members came to
-
-    yield run
+    return run_here(tmp_path, monkeypatch)
 
 
 # ---------------------------------------------------------------------------- members
@@ -297,9 +297,8 @@ def test_more_mac_is_the_hmac_of_the_label_and_the_entry() -> None:
 def test_a_warm_packed_job_in_braket_in_a_box_takes_a_member_that_arrives_late(
     aws: Any,
 ) -> None:
-    from covalent_braket_plugin.job import ENTRY_POINT
-    from tests.emulator.test_container import log_of, upload
-    from tests.emulator.test_jobs import job_request, wait_for
+    from tests.emulator.test_container import log_of
+    from tests.emulator.test_jobs import wait_for
 
     pack = _warm(prepare(aws, [Spec(_greets, ("ada",))]), 2)
     extra = prepare(aws, [Spec(_greets, ("late",), input="input")])
@@ -308,13 +307,7 @@ def test_a_warm_packed_job_in_braket_in_a_box_takes_a_member_that_arrives_late(
         f"{pack.prefixes[0]}/result.pkl",
         lambda: _put_more(aws, pack, "000001.json", _vouched(pack, _entry(extra))),
     )
-    request = job_request(
-        upload(aws, runner_archive()[0], "runner.tar.gz"),
-        jobName=JOB,
-        hyperParameters=pack.hyperparameters,
-    )
-    request["algorithmSpecification"]["scriptModeConfig"]["entryPoint"] = ENTRY_POINT
-    arn = aws.braket.create_job(**request)["jobArn"]
+    arn = start_in_braket_in_a_box(aws, pack)
     done = wait_for(aws, arn, {"COMPLETED", "FAILED"}, timeout=100)
     putter.join()
     assert done["status"] == "COMPLETED", done.get("failureReason")
