@@ -148,6 +148,12 @@ def test_arguments_win_over_covalent_conf_and_missing_ones_come_from_it() -> Non
         ("ecr_image_uri", "python:3.11", "ECR image URI"),
         ("braket_job_execution_role_name", "arn:aws:iam::1:role/x", "role ARN"),
         ("region", "Mars", "region"),
+        ("pack", "sometimes", "true or false"),
+        ("pack_max", 0, "from 1 to 64"),
+        ("pack_max", 65, "from 1 to 64"),
+        ("pack_parallel", -1, "from 0 to 256"),
+        ("warm_seconds", -1, "from 0 to 3600"),
+        ("warm_seconds", float("nan"), "from 0 to 3600"),
     ],
 )
 def test_bad_argument_names_the_setting_value_and_what_is_allowed(
