@@ -15,8 +15,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import aws, jobs, pacing, progress, usage
-from .config import ATTEMPT_TAG, DISPATCH_TAG, NODE_TAG, BraketSettings, merged_settings
+from . import aws, jobs, pacing, progress, slot_board, usage
+from .config import (
+    ATTEMPT_TAG,
+    DISPATCH_TAG,
+    NODE_TAG,
+    BraketSettings,
+    merged_settings,
+    private_cache_dir,
+)
 from .job.runner import HP_MEMBER_PREFIX, HP_TASK_URI
 from .jobs import search as search_jobs
 from .location import TaskLocation, job_name
@@ -226,9 +233,46 @@ def jobs_rows(settings: BraketSettings, dispatch_id: str) -> list[dict[str, Any]
         dispatch_id: the Covalent dispatch id.
 
     Returns:
-        One row per job (see :func:`describe`), by node and attempt.
+        One row per job (see :func:`describe`), by node and attempt, then one per electron
+        that waits for a job slot (see :func:`waiting_rows`).
 
     Raises:
         AwsError: when a Braket call fails.
     """
-    return [describe(where, summary) for where, summary in find_jobs(settings, dispatch_id)]
+    found = [describe(where, summary) for where, summary in find_jobs(settings, dispatch_id)]
+    return found + waiting_rows(settings, dispatch_id)
+
+
+def waiting_rows(settings: BraketSettings, dispatch_id: str) -> list[dict[str, Any]]:
+    """A row per electron of the dispatch that waits for a job slot in a Covalent server of
+    this user (its slot board, in ``cache_dir``: :mod:`~covalent_braket_plugin.slot_board`):
+    no job yet, its state ``WAITING FOR A JOB SLOT`` and its place ``N ahead``.
+
+    Args:
+        settings: the executor's settings (their ``cache_dir``).
+        dispatch_id: the Covalent dispatch id.
+
+    Returns:
+        The rows, first in line first.
+    """
+    return [
+        {
+            "node": str(entry["node_id"]),
+            "attempt": 0,
+            "job_name": "-",
+            "job_arn": None,
+            "state": progress.WAITING_FOR_SLOT,
+            "queue": entry.get("where"),
+            "queue_position": f"{entry['ahead']} ahead",
+            "started": None,
+            "ended": None,
+            "billable_ms": None,
+            "quantum_tasks": {},
+            "estimated_cost_usd": None,
+            "cost_complete": None,
+            "usage_recorded": False,
+            "electrons": 1,
+            "console": "",
+        }
+        for entry in slot_board.read(private_cache_dir(settings.cache_dir), dispatch_id)
+    ]

@@ -118,6 +118,10 @@ class JobProgress:
         )
 
 
+#: The state ``covalent-braket jobs`` shows for an electron that waits for a job slot.
+WAITING_FOR_SLOT = "WAITING FOR A JOB SLOT"
+
+
 def waiting_line(dispatch_id: str, node_id: str, ahead: int, in_use: str) -> str:
     """The line of an electron that waits for a job slot (it has no job yet)."""
     return (

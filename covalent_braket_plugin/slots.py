@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import aws, packing, progress
+from . import aws, packing, progress, slot_board
 from .config import BraketSettings
 from .covalent_loader import server_log
 from .service import CONCURRENT_JOBS_QUOTA, INSTANCE_QUOTAS, SERVICE_QUOTAS_CODE
@@ -130,6 +130,10 @@ class _Waiter:
     leader: _Waiter | None = None
     #: Handed to a running warm job instead (what :func:`SlotGate.hand_over` was given).
     handed: Any = None
+    #: The executor's ``cache_dir`` setting: where the slot board shows the waiter.
+    cache_dir: str = ""
+    #: When it joined the line (epoch seconds).
+    since: float = field(default_factory=time.time)
 
 
 class SlotGate:
@@ -153,6 +157,8 @@ class SlotGate:
         self._probe_at = 0.0
         #: Per kind of packed job: the members each takes while its line lasts.
         self._shares: dict[Any, int] = {}
+        #: The slot board shows waiters of this gate (it is told when the line changes).
+        self._on_board = False
 
     def resize(self, size: int, instance: str, instance_size: int) -> None:
         """Take the quotas as last read (at least one slot: a quota of 0 is pre-flight's)."""
@@ -162,15 +168,37 @@ class SlotGate:
             self._grant()
 
     def enter(
-        self, task: tuple[str, str], instance: str, pack_key: Any = None, pack_max: int = 1
+        self,
+        task: tuple[str, str],
+        instance: str,
+        pack_key: Any = None,
+        pack_max: int = 1,
+        cache_dir: str = "",
     ) -> _Waiter:
         """Join the line (granted at once when there is room and nobody waits before)."""
         waiter = _Waiter(next(self._orders), task, instance, asyncio.get_running_loop())
-        waiter.pack_key, waiter.pack_max = pack_key, pack_max
+        waiter.pack_key, waiter.pack_max, waiter.cache_dir = pack_key, pack_max, cache_dir
         with self._lock:
             self._waiting.append(waiter)
             self._grant()
         return waiter
+
+    def board(self) -> dict[str, list[dict[str, Any]]]:
+        """The waiting electrons as the slot board shows them, by ``cache_dir`` setting."""
+        shown: dict[str, list[dict[str, Any]]] = {}
+        with self._lock:
+            for ahead, waiter in enumerate(self._waiting):
+                shown.setdefault(waiter.cache_dir, []).append(
+                    {
+                        "dispatch_id": waiter.task[0],
+                        "node_id": waiter.task[1],
+                        "ahead": ahead,
+                        "instance": waiter.instance,
+                        "where": self.where,
+                        "since": waiter.since,
+                    }
+                )
+        return shown
 
     def ahead(self, waiter: _Waiter) -> int:
         """How many electrons wait before this one."""
@@ -245,6 +273,7 @@ class SlotGate:
                 self._waiting.remove(other)
                 other.handed = job
                 _wake(other)
+            self._grant()
             return count
 
     def refused(self, waiter: _Waiter, message: str) -> None:
@@ -284,6 +313,7 @@ class SlotGate:
         with self._lock:
             if waiter in self._waiting:
                 self._waiting.remove(waiter)
+                self._grant()
             self.release(waiter)
 
     def cancel(self, task: tuple[str, str]) -> bool:
@@ -294,6 +324,7 @@ class SlotGate:
                 waiter.cancelled = True
                 self._waiting.remove(waiter)
                 _wake(waiter)
+            self._grant()
         return bool(found)
 
     def _give_back(self, waiter: _Waiter) -> None:
@@ -307,7 +338,13 @@ class SlotGate:
 
     def _grant(self) -> None:
         """Slots to the oldest waiters that have room, each with the compatible waiters its
-        job takes along (lock held)."""
+        job takes along; the slot board told when the line changed (lock held)."""
+        self._hand_out()
+        if self._waiting or self._on_board:
+            self._on_board = bool(self._waiting)
+            slot_board.changed()
+
+    def _hand_out(self) -> None:
         for waiter in list(self._waiting):
             free = self.size - self.others - self.held
             if free <= 0:
@@ -488,12 +525,28 @@ async def take(
     where, size, instance_size = await _sizes_once(settings)
     found = gate(*where)
     found.resize(size, settings.classical_device, instance_size)
-    waiter = found.enter(task, settings.classical_device, pack_key, settings.pack_max)
+    waiter = found.enter(
+        task, settings.classical_device, pack_key, settings.pack_max, settings.cache_dir
+    )
     if not waiter.granted:
         line = progress.waiting_line(task[0], task[1], found.ahead(waiter), found.in_use())
         server_log.info(line)
         await found.wait(waiter, cancel_requested)
     return Slot(found, waiter)
+
+
+def _board() -> dict[str, list[dict[str, Any]]]:
+    """Every gate's waiting electrons, by ``cache_dir`` setting (the slot board's source)."""
+    with _lock:
+        gates = list(_gates.values())
+    shown: dict[str, list[dict[str, Any]]] = {}
+    for found in gates:
+        for cache_dir, entries in found.board().items():
+            shown.setdefault(cache_dir, []).extend(entries)
+    return shown
+
+
+slot_board.watch(_board)
 
 
 def anyone_waiting() -> bool:
@@ -516,6 +569,7 @@ def reset() -> None:
         _gates.clear()
         _sized.clear()
         _reading.clear()
+    slot_board.changed()
 
 
 aws.on_reset(reset)

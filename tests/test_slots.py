@@ -14,8 +14,9 @@ import pytest
 from covalent._shared_files.exceptions import TaskCancelledError
 
 from covalent_braket_plugin import aws as aws_module
-from covalent_braket_plugin import doctor
+from covalent_braket_plugin import cli, doctor, slot_board
 from covalent_braket_plugin.config import InvalidSettingError
+from tests.conftest import BUCKET
 from tests.emulator.test_jobs import job_request, upload_script, wait_for
 from tests.test_braket import hosted, keys, run
 from tests.test_progress import log_at  # noqa: F401 (a fixture)
@@ -192,6 +193,45 @@ def test_the_server_log_says_an_electron_waits_for_a_job_slot(aws: Any, log_at: 
     waiting = [line for line in lines if "waiting for a job slot" in line]
     assert waiting, lines
     assert any(f"dispatch {DISPATCH}, node " in line and "(0 ahead)" in line for line in waiting)
+
+
+def test_covalent_braket_jobs_lists_an_electron_waiting_for_a_job_slot(
+    aws: Any, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from covalent._shared_files.config import get_config, set_config
+
+    aws.settings(concurrent_jobs_quota=1)
+    cache = str(tmp_path / "cache")
+    before = {key: get_config(f"executors.braket.{key}") for key in ("s3_bucket_name", "cache_dir")}
+    set_config({"executors.braket.s3_bucket_name": BUCKET, "executors.braket.cache_dir": cache})
+    first, second = hosted(pack=False, cache_dir=cache), hosted(pack=False, cache_dir=cache)
+
+    def jobs_command() -> tuple[int, str]:
+        slot_board.flush()
+        code = cli.main(["jobs", DISPATCH])
+        return code, capsys.readouterr().out
+
+    async def scenario() -> tuple[list[Any], tuple[int, str]]:
+        running = asyncio.create_task(first.run(work(3), [1], {}, metadata(0)))
+        while first._handle is None:
+            await asyncio.sleep(0.05)
+        waiting = asyncio.create_task(second.run(work(0), [2], {}, metadata(1)))
+        await asyncio.sleep(0.5)  # it waits for the slot the first holds
+        while_waiting = await asyncio.to_thread(jobs_command)
+        return list(await asyncio.gather(running, waiting)), while_waiting
+
+    try:
+        values, (code, table) = asyncio.run(scenario())
+        assert values == [1, 2]
+        assert code == 0
+        rows = {line.split()[0]: line for line in table.splitlines()[1:] if line.strip()}
+        assert "WAITING FOR A JOB SLOT" in rows["1"] and "0 ahead" in rows["1"], table
+        assert "RUNNING" in rows["0"] or "QUEUED" in rows["0"], table
+        code, table = jobs_command()  # once it has its job, it waits no more
+        assert "WAITING FOR A JOB SLOT" not in table
+        assert not list((tmp_path / "cache" / slot_board.FOLDER).glob("*.json"))
+    finally:
+        set_config({f"executors.braket.{key}": value for key, value in before.items()})
 
 
 def test_intervals_helper_counts_overlaps() -> None:

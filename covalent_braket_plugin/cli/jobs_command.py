@@ -2,9 +2,9 @@
 tasks and estimated cost, as a table or JSON (see
 :mod:`~covalent_braket_plugin.dispatch_jobs` and :mod:`~covalent_braket_plugin.job_table`).
 
-An electron that waits for one of the account's job slots has no job yet, so it has no row:
-the gate lives in the Covalent server's memory, and only its log says "waiting for a job slot
-(N ahead)"."""
+An electron that waits for one of the account's job slots has no job yet: its row, read from
+the slot board of the Covalent server it waits in (:mod:`~covalent_braket_plugin.slot_board`),
+says ``WAITING FOR A JOB SLOT`` and ``N ahead``, as the server log does."""
 
 from __future__ import annotations
 
@@ -59,9 +59,8 @@ def run(args: argparse.Namespace) -> int:
         print(render(rows))
     if not rows:
         print(
-            f"covalent-braket jobs: no Braket jobs of dispatch {args.dispatch_id} (an electron "
-            "waiting for a job slot has no job yet: the server log says 'waiting for a job "
-            "slot (N ahead)')",
+            f"covalent-braket jobs: no Braket jobs of dispatch {args.dispatch_id}, and none of "
+            "its electrons waits for a job slot",
             file=sys.stderr,
         )
         return 1
