@@ -26,6 +26,7 @@ from covalent.executor.executor_plugins.remote_executor import RemoteExecutor
 
 from . import (
     aws,
+    electron_call,
     heap,
     helper_nodes,
     images,
@@ -180,7 +181,9 @@ class BraketExecutor(RemoteExecutor):
         """Run ``function(*args, **kwargs)`` in a Braket hybrid job and return its result.
 
         Covalent's own helper nodes (a list or dict argument, a result unpacked or its
-        attribute read) only rearrange values the server holds: they run here at once.
+        attribute read) only rearrange values the server holds: they run here at once. Any
+        other electron travels unwrapped from Covalent's wrapper
+        (:mod:`~covalent_braket_plugin.electron_call`): the job needs nothing of Covalent's.
         """
         helper = helper_nodes.helper_of(function)
         if helper is not None:
@@ -191,15 +194,40 @@ class BraketExecutor(RemoteExecutor):
             return await aws.offload(helper_nodes.run, function, args, kwargs)
         settings = self.settings().for_job()  # a QPU's jobs run in its own Region
         with heap.frozen_while_running(settings.freeze_heap):
-            return await self._run(settings, (function, args, kwargs), task_metadata)
+            call = await self._unwrapped(function, args, kwargs, task_metadata)
+            payload = (call.function, call.args, call.kwargs)
+            value = await self._run(settings, payload, task_metadata, call.needs_covalent)
+            return call.transportable(value)
 
-    async def _run(self, settings: BraketSettings, payload: Any, task_metadata: dict) -> Any:
+    @staticmethod
+    async def _unwrapped(
+        function: Any, args: list, kwargs: dict, task_metadata: dict
+    ) -> electron_call.Unwrapped:
+        """The electron unwrapped from Covalent's wrapper; wrapped as it came (the job then
+        needs covalent) when the server cannot deserialize it."""
+        try:
+            return await aws.offload(electron_call.unwrap, function, args, kwargs)
+        except Exception as exc:
+            app_log.warning(
+                f"{task_metadata['dispatch_id']}:{task_metadata['node_id']}: the electron "
+                f"could not be unwrapped here ({type(exc).__name__}: {exc}); it travels in "
+                "Covalent's wrapper, and the job installs covalent"
+            )
+            return electron_call.Unwrapped(function, args, kwargs, False, True)
+
+    async def _run(
+        self,
+        settings: BraketSettings,
+        payload: Any,
+        task_metadata: dict,
+        needs_covalent: bool = False,
+    ) -> Any:
         task = f"{task_metadata['dispatch_id']}:{task_metadata['node_id']}"
         await self._stop_if_cancelled(task, settings)
         python = await self._client_python()
         await aws.offload(preflight.check, settings)
-        image = await aws.offload(images.prepare, settings, python)
-        key = packing.pack_key(settings, python, image.uri, image.requirements)
+        image = await aws.offload(images.prepare, settings, python, needs_covalent)
+        key = packing.pack_key(settings, python, image.uri, image.installs)
         slot = None
         if key is not None:  # a shared job's, unless it has a slot of its own
             value, slot = await self._run_shared(
@@ -546,7 +574,7 @@ class BraketExecutor(RemoteExecutor):
         dispatch_id, node_id = task_metadata["dispatch_id"], task_metadata["node_id"]
         for attempt in range(first, MAX_ATTEMPTS):
             location = TaskLocation.new(settings.s3_bucket_name, dispatch_id, node_id, attempt)
-            upload = await self._upload_task(settings, location, payload, image.requirements)
+            upload = await self._upload_task(settings, location, payload, image)
             if upload is None:
                 app_log.warning(
                     f"{location.uri} holds an input this server did not upload (it carries no "
@@ -601,9 +629,16 @@ class BraketExecutor(RemoteExecutor):
         settings: BraketSettings,
         location: TaskLocation,
         payload: Any,
-        requirements: str = "",
+        image: images.JobImage,
     ) -> transfer.Upload | None:
-        return await aws.offload(transfer.upload_task, settings, location, payload, requirements)
+        return await aws.offload(
+            transfer.upload_task,
+            settings,
+            location,
+            payload,
+            image.requirements,
+            image.user_requirements,
+        )
 
     async def submit_task(
         self,

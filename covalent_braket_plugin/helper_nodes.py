@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .electron_call import WRAPPER
+
 #: Where Covalent defines its helpers, and the names it defines them under.
 COVALENT_ELECTRON_MODULE = "covalent._workflow.electron"
 HELPERS = frozenset({"_auto_list_node", "_auto_dict_node", "get_item", "get_attr"})
-#: Covalent's wrapper around a serialized electron (what its runner hands an executor).
-_WRAPPER = ("covalent.executor.utils.wrappers", "wrapper_fn")
 
 
 def helper_of(function: Any) -> str | None:
@@ -41,7 +41,7 @@ def helper_of(function: Any) -> str | None:
     wrapper = getattr(function, "func", None)
     found = (getattr(wrapper, "__module__", None), getattr(wrapper, "__name__", None))
     serialized = (getattr(function, "args", None) or (None,))[0]
-    if found != _WRAPPER or not hasattr(serialized, "get_deserialized"):
+    if found != WRAPPER or not hasattr(serialized, "get_deserialized"):
         return None
     name = str((getattr(serialized, "attrs", None) or {}).get("name") or "")
     if not (name in HELPERS or name.startswith(":")):  # cheap: most electrons stop here

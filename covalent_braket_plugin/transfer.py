@@ -17,7 +17,7 @@ from typing import Any
 from . import aws, signing
 from .config import BraketSettings, InvalidSettingError, private_cache_dir
 from .job import runner_archive, runner_archive_with
-from .job.runner import INPUT_KEY, REQUIREMENTS_FILE
+from .job.runner import INPUT_KEY, REQUIREMENTS_FILE, USER_REQUIREMENTS_FILE
 from .location import RUNNER_KEY, TaskLocation
 from .spool import Concatenation, Spool
 
@@ -61,8 +61,10 @@ def upload_task(
     location: TaskLocation,
     payload: Any,
     requirements: str = "",
+    user_requirements: str = "",
 ) -> Upload | None:
-    """Upload the runner (with a ``requirements.txt`` for the job, if any) and ``payload``
+    """Upload the runner (with the job's ``requirements.txt`` and the user's, if any: see
+    :class:`~covalent_braket_plugin.images.JobImage`) and ``payload``
     (``(function, args, kwargs)``); None if the attempt's prefix holds an input this server
     did not upload (the attempt is spent: nothing planted there is ever run).
 
@@ -79,7 +81,8 @@ def upload_task(
         InvalidSettingError: the bucket refused the write, or ``cache_dir`` is not private.
         SecretFileError: the server's secret cannot be trusted.
     """
-    members = {REQUIREMENTS_FILE: requirements.encode()} if requirements else {}
+    files = {REQUIREMENTS_FILE: requirements, USER_REQUIREMENTS_FILE: user_requirements}
+    members = {name: text.encode() for name, text in files.items() if text}
     try:
         return _upload(settings, location, payload, members)
     except aws.AwsError as exc:

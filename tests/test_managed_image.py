@@ -1,9 +1,10 @@
 """Managed-image mode: with ``ecr_image_uri`` left empty, the job runs on Amazon's base jobs
 image of its Region, which runs one Python. The executor reads that Python from the image's
 full tag, refuses a mismatch before anything is created, ships a ``requirements.txt`` that
-pins covalent and cloudpickle to the server's versions (plus the ``requirements`` setting's
-packages), and the runner checks them before it unpickles: the container ignores pip's exit
-status.
+pins cloudpickle to the server's version by its hashes (the electron travels unwrapped from
+Covalent's wrapper, so the job needs no covalent), the ``requirements`` setting's packages in a
+file of their own, and the runner checks the pins before it unpickles: the container ignores
+pip's exit status.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from covalent_braket_plugin import aws as aws_module
+from covalent_braket_plugin import images
 from covalent_braket_plugin.braket import BraketJobError
 from covalent_braket_plugin.config import InvalidSettingError
 from covalent_braket_plugin.job import runner
@@ -66,13 +68,13 @@ def test_an_electron_runs_on_the_managed_image_with_the_servers_versions_pinned(
 
     job = only_job(aws)
     assert job["algorithmSpecification"]["containerImage"]["uri"] == MANAGED
-    pins = [
-        f"covalent=={metadata.version('covalent')}",
-        f"cloudpickle=={metadata.version('cloudpickle')}",
-    ]
-    assert job["hyperParameters"][runner.HP_REQUIRED] == " ".join(pins)
-    requirements = job_archive(aws)["requirements.txt"].decode().splitlines()
-    assert requirements == [*pins, "packaging>=20"]
+    version = metadata.version("cloudpickle")
+    assert job["hyperParameters"][runner.HP_REQUIRED] == f"cloudpickle=={version}"
+    archive = job_archive(aws)
+    (pinned,) = archive["requirements.txt"].decode().splitlines()
+    wheel, sdist = images.CLOUDPICKLE_SHA256[version]
+    assert pinned == f"cloudpickle=={version} --hash=sha256:{wheel} --hash=sha256:{sdist}"
+    assert archive[runner.USER_REQUIREMENTS_FILE].decode().splitlines() == ["packaging>=20"]
 
 
 def test_a_python_mismatch_is_refused_with_nothing_created(aws: Any) -> None:
@@ -94,13 +96,15 @@ def test_a_requirements_file_is_shipped_as_the_job_installs_it(aws: Any, tmp_pat
     assert (
         run(hosted(ecr_image_uri="", requirements=str(listed), cleanup=False), lambda: "ok") == "ok"
     )
-    lines = job_archive(aws)["requirements.txt"].decode().splitlines()
-    assert lines[2:] == ["# for the electron", "packaging", "boto3>=1"]
+    lines = job_archive(aws)[runner.USER_REQUIREMENTS_FILE].decode().splitlines()
+    assert lines == ["# for the electron", "packaging", "boto3>=1"]
 
 
 def test_own_image_ships_only_the_users_requirements(aws: Any) -> None:
     assert run(hosted(requirements=["packaging"], cleanup=False), lambda: "ok") == "ok"
-    assert job_archive(aws)["requirements.txt"] == b"packaging\n"
+    archive = job_archive(aws)
+    assert "requirements.txt" not in archive
+    assert archive[runner.USER_REQUIREMENTS_FILE] == b"packaging\n"
     assert runner.HP_REQUIRED not in only_job(aws)["hyperParameters"]
 
 
@@ -169,7 +173,6 @@ def test_a_requirement_from_another_index_draws_a_warning(
 ) -> None:
     """An index other than PyPI chooses the code the job runs (and an extra one can shadow a
     PyPI package by name): the server log says so, once."""
-    from covalent_braket_plugin import images
     from covalent_braket_plugin.covalent_loader import server_log
 
     settings = hosted(
@@ -178,7 +181,7 @@ def test_a_requirement_from_another_index_draws_a_warning(
     with caplog.at_level("WARNING", logger=server_log.name):
         image = images.prepare(settings, PYTHON)
         images.prepare(settings, PYTHON)
-    assert "--extra-index-url https://packages.example/simple" in image.requirements
+    assert "--extra-index-url https://packages.example/simple" in image.user_requirements
     warned = [r.getMessage() for r in caplog.records if "another package index" in r.getMessage()]
     assert len(warned) == 1 and "--extra-index-url" in warned[0], warned
     caplog.clear()

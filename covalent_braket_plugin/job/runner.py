@@ -80,6 +80,9 @@ MEMBER_LABEL = "covalent-braket member"
 #: The member runner's module beside this one in the job (in the package: ``job.members``).
 MEMBERS_MODULE = "covalent_braket_members"
 REQUIREMENTS_FILE = "requirements.txt"
+#: The ``requirements`` setting's lines, in a folder of their own: the container runs pip once
+#: per ``requirements.txt``, so these need no hashes when the top one pins by hash.
+USER_REQUIREMENTS_FILE = "user-requirements/requirements.txt"
 RESULT_FORMAT = 2
 #: The first line of ``result.pkl``; the second is the header's JSON, then the pickle.
 RESULT_MAGIC = f"covalent-braket result {RESULT_FORMAT}\n".encode()
@@ -151,7 +154,7 @@ def _installed(name: str) -> str | None:
 def _requirement(line: str) -> tuple[str, str] | None:
     """``(name, specifier)`` of one ``requirements.txt`` line; None for what is not a
     package requirement (comments, options, URLs, local paths)."""
-    line = line.split(" #", 1)[0].strip()
+    line = re.split(r"\s(?:#|-)", line, maxsplit=1)[0].strip()  # a comment, --hash options
     if not line or line.startswith(("#", "-")) or "://" in line or line.startswith((".", "/")):
         return None
     line = line.split(";", 1)[0].strip()  # environment markers are pip's business
@@ -464,16 +467,19 @@ def chunks(stream: IO[bytes]) -> Iterator[bytes]:
 
 
 def _listed_requirements(here: str) -> str:
-    """The text of the archive's ``requirements.txt`` beside this file ("" without one).
+    """The text of the archive's ``requirements.txt`` beside this file and of the user's
+    (:data:`USER_REQUIREMENTS_FILE`), "" without either.
 
     Args:
         here: the folder the job's script archive was unpacked in.
     """
-    listed = os.path.join(here, REQUIREMENTS_FILE)
-    if not os.path.exists(listed):
-        return ""
-    with open(listed, encoding="utf-8") as handle:
-        return handle.read()
+    text = ""
+    for name in (REQUIREMENTS_FILE, USER_REQUIREMENTS_FILE):
+        listed = os.path.join(here, name)
+        if os.path.exists(listed):
+            with open(listed, encoding="utf-8") as handle:
+                text += handle.read() + "\n"
+    return text
 
 
 def _encryption(kms_key: str | None) -> dict[str, str]:

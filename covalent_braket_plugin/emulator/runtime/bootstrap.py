@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -31,44 +32,100 @@ def check_requirements(path: Path, code: Path | None = None) -> None:
     """What ``pip install -r path`` would do in the job, said as pip says it, without
     installing anything: the emulator's jobs run in the emulator's environment, which a job
     must not change. A requirement the environment does not satisfy is an error line, and the
-    job goes on, as the real container goes on when pip fails. (``code``, where pip would
-    run, is not needed: nothing is installed.)"""
+    job goes on, as the real container goes on when pip fails. As pip, a file in hash-checking
+    mode (``--require-hashes``, or any requirement with a ``--hash``) installs nothing unless
+    every requirement in it is pinned with ``==`` and carries a hash. (``code``, where pip
+    would run, is not needed: nothing is installed.)"""
+    lines = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            lines.append(line)
+    if _refused_in_hash_mode(lines):
+        return
+    for line in lines:
+        if line.startswith("-"):
+            if line != "--require-hashes":
+                print(f"(emulator) pip option not applied: {line}", flush=True)
+            continue
+        _check_one(line)
+
+
+def _split(line: str) -> tuple[str, list[str]]:
+    """A requirement line's requirement and its hashes (``--hash=sha256:...`` options)."""
+    requirement, *options = re.split(r"\s+(?=--)", line)
+    hashes = [option.partition("=")[2] for option in options if option.startswith("--hash")]
+    return requirement.strip(), hashes
+
+
+def _refused_in_hash_mode(lines: list[str]) -> bool:
+    """pip's hash-checking mode: on when any requirement has a hash (or the file says
+    ``--require-hashes``); then every requirement must be pinned with ``==`` and hashed, or
+    pip refuses the whole file (what it says is printed). Whether it refused."""
+    requirements = [_split(line) for line in lines if not line.startswith("-")]
+    if "--require-hashes" not in lines and not any(hashes for _, hashes in requirements):
+        return False
+    unpinned = [
+        text for text, _ in requirements if not re.search(r"===?[^,;]*$", text.split(";")[0])
+    ]
+    unhashed = [text for text, hashes in requirements if not hashes]
+    malformed = [
+        digest
+        for _, hashes in requirements
+        for digest in hashes
+        if not re.fullmatch(r"sha(256|384|512):[0-9a-f]+", digest)
+    ]
+    if unpinned:
+        print(
+            "ERROR: In --require-hashes mode, all requirements must have their versions pinned "
+            "with ==. These do not:\n" + "\n".join(f"    {text}" for text in unpinned),
+            flush=True,
+        )
+    elif unhashed:
+        print(
+            "ERROR: Hashes are required in --require-hashes mode, but they are missing from "
+            "some requirements. (If you did not enable --require-hashes manually, note that it "
+            "turns on automatically when any package has a hash.)\n"
+            + "\n".join(f"    {text}" for text in unhashed),
+            flush=True,
+        )
+    elif malformed:
+        print(f"ERROR: not a hash pip accepts: {', '.join(malformed)}", flush=True)
+    return bool(unpinned or unhashed or malformed)
+
+
+def _check_one(line: str) -> None:
+    """One requirement: satisfied by the emulator's environment, or pip's error lines."""
     from importlib import metadata
 
     from packaging.requirements import InvalidRequirement, Requirement
 
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("-"):
-            print(f"(emulator) pip option not applied: {line}", flush=True)
-            continue
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement:
-            print(f"(emulator) not checked, the emulator installs nothing: {line}", flush=True)
-            continue
-        if requirement.marker is not None and not requirement.marker.evaluate():
-            print(
-                f"Ignoring {requirement.name}: markers '{requirement.marker}' "
-                "don't match your environment",
-                flush=True,
-            )
-            continue
-        try:
-            version = metadata.version(requirement.name)
-        except metadata.PackageNotFoundError:
-            version = None
-        if version is not None and requirement.specifier.contains(version, prereleases=True):
-            print(f"Requirement already satisfied: {line} ({version})", flush=True)
-            continue
-        found = f"installed: {version}" if version else "from versions: none"
+    text, _ = _split(line)
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement:
+        print(f"(emulator) not checked, the emulator installs nothing: {line}", flush=True)
+        return
+    if requirement.marker is not None and not requirement.marker.evaluate():
         print(
-            f"ERROR: Could not find a version that satisfies the requirement {line} ({found})\n"
-            f"ERROR: No matching distribution found for {line}",
+            f"Ignoring {requirement.name}: markers '{requirement.marker}' "
+            "don't match your environment",
             flush=True,
         )
+        return
+    try:
+        version = metadata.version(requirement.name)
+    except metadata.PackageNotFoundError:
+        version = None
+    if version is not None and requirement.specifier.contains(version, prereleases=True):
+        print(f"Requirement already satisfied: {text} ({version})", flush=True)
+        return
+    found = f"installed: {version}" if version else "from versions: none"
+    print(
+        f"ERROR: Could not find a version that satisfies the requirement {text} ({found})\n"
+        f"ERROR: No matching distribution found for {text}",
+        flush=True,
+    )
 
 
 def main() -> None:
