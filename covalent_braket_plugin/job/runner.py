@@ -3,8 +3,9 @@
 This module is uploaded in the job's script archive as ``covalent_braket_runner.py`` (script
 mode, entry point ``covalent_braket_runner:main``, see :mod:`covalent_braket_plugin.job`) and
 is imported by the Braket container's bootstrap. It depends only on the standard library, boto3 and
-cloudpickle (plus covalent, which the pickled electron itself needs), so it works on any image
-built from the Braket base jobs image with covalent installed.
+cloudpickle; the electron arrives unwrapped from Covalent's wrapper (a
+:class:`~covalent_braket_plugin.job.calls.ElectronCall`, pickled by value), so it runs on
+Amazon's managed image as it is, and on any image built from it.
 
 What it does:
 
