@@ -91,7 +91,7 @@ def requirements_files(folder: Path) -> dict[str, Path]:
         "before: covalent and cloudpickle pinned": (
             f"covalent=={metadata.version('covalent')}\ncloudpickle=={pickler}\n"
         ),
-        "after: cloudpickle pinned by hash": f"cloudpickle=={pickler}{hashes}\n",
+        "after: cloudpickle pinned by hash": f"--require-hashes\ncloudpickle=={pickler}{hashes}\n",
         "nothing to install (pip's start-up)": "",
     }
     files = {}

@@ -163,7 +163,11 @@ def prepare(settings: BraketSettings, client_python: str, needs_covalent: bool =
     pickler = f"cloudpickle=={metadata.version('cloudpickle')}"
     pins = [pickler] + ([f"covalent=={metadata.version('covalent')}"] if needs_covalent else [])
     return JobImage(
-        uri, True, _text([_hashed(settings, pickler)]), " ".join(pins), _text(pins[1:] + lines)
+        uri,
+        True,
+        _text(["--require-hashes", _hashed(settings, pickler)]),
+        " ".join(pins),
+        _text(pins[1:] + lines),
     )
 
 

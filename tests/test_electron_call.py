@@ -74,7 +74,9 @@ def test_on_the_managed_image_the_job_installs_only_cloudpickle_pinned_by_hash(a
     assert only_job(aws)["hyperParameters"][runner.HP_REQUIRED] == f"cloudpickle=={version}"
     archive = job_archive(aws)
     hashes = "".join(f" --hash=sha256:{digest}" for digest in images.CLOUDPICKLE_SHA256[version])
-    assert archive["requirements.txt"].decode() == f"cloudpickle=={version}{hashes}\n"
+    assert archive["requirements.txt"].decode() == (
+        f"--require-hashes\ncloudpickle=={version}{hashes}\n"
+    )
     assert runner.USER_REQUIREMENTS_FILE not in archive  # no covalent, nothing of the user's
 
     # The job's input unpickles and runs where covalent cannot be imported.

@@ -71,7 +71,8 @@ def test_an_electron_runs_on_the_managed_image_with_the_servers_versions_pinned(
     version = metadata.version("cloudpickle")
     assert job["hyperParameters"][runner.HP_REQUIRED] == f"cloudpickle=={version}"
     archive = job_archive(aws)
-    (pinned,) = archive["requirements.txt"].decode().splitlines()
+    (mode, pinned) = archive["requirements.txt"].decode().splitlines()
+    assert mode == "--require-hashes"
     wheel, sdist = images.CLOUDPICKLE_SHA256[version]
     assert pinned == f"cloudpickle=={version} --hash=sha256:{wheel} --hash=sha256:{sdist}"
     assert archive[runner.USER_REQUIREMENTS_FILE].decode().splitlines() == ["packaging>=20"]
