@@ -228,16 +228,18 @@ class BraketExecutor(RemoteExecutor):
         await aws.offload(preflight.check, settings)
         image = await aws.offload(images.prepare, settings, python, needs_covalent)
         key = packing.pack_key(settings, python, image.uri, image.installs)
-        slot = None
+        slot, uploaded = None, None
         if key is not None:  # a shared job's, unless it has a slot of its own
-            value, slot = await self._run_shared(
+            value, slot, uploaded = await self._run_shared(
                 settings, payload, task_metadata, python, image, key
             )
             if value is not _ALONE:
                 return value
         if slot is None:  # sent again, alone
             slot = await self._take_slot(settings, task_metadata, None)
-        return await self._run_alone(settings, payload, task_metadata, python, image, slot)
+        return await self._run_alone(
+            settings, payload, task_metadata, python, image, slot, uploaded
+        )
 
     async def _run_alone(
         self,
@@ -247,12 +249,14 @@ class BraketExecutor(RemoteExecutor):
         python: str,
         image: images.JobImage,
         slot: slots.Slot,
+        uploaded: tuple[TaskLocation, transfer.Upload] | None = None,
     ) -> Any:
-        """Run the electron in a job of its own, in the slot it holds."""
+        """Run the electron in a job of its own, in the slot it holds (its input already
+        uploaded, when ``uploaded`` says where)."""
         task = f"{task_metadata['dispatch_id']}:{task_metadata['node_id']}"
         try:  # the slot is held until the job is terminal, or the task ends otherwise
             location, job = await self._submit_first_free_attempt(
-                settings, task_metadata, payload, python, image, slot
+                settings, task_metadata, payload, python, image, slot, uploaded
             )
             job_arn = job["jobArn"]
             app_log.debug(f"Braket job {job_arn} ({job['status']}) runs {task}")
@@ -283,24 +287,47 @@ class BraketExecutor(RemoteExecutor):
         python: str,
         image: images.JobImage,
         key: Any,
-    ) -> tuple[Any, slots.Slot | None]:
+    ) -> tuple[Any, slots.Slot | None, tuple[TaskLocation, transfer.Upload] | None]:
         """Run the electron in a shared job: a warm one that takes it, or the job of the slot
-        it gets, with the compatible electrons that waited (see :mod:`.packs`). :data:`_ALONE`
-        with the slot when it got one of its own and no warm job is wanted; :data:`_ALONE`
+        it gets, with the compatible electrons that waited, or that began to wait while it
+        uploaded its input (see :mod:`.packs`). :data:`_ALONE` with the slot and its upload
+        when it got a slot of its own, nobody joined and no warm job is wanted; :data:`_ALONE`
         and None when it is to be sent again, alone."""
         warm = settings.warm_seconds > 0
         if warm:
             found = packs.warm_job(key, settings)
             if found is not None:
-                return await self._run_in_warm(settings, payload, task_metadata, image, found), None
+                value = await self._run_in_warm(settings, payload, task_metadata, image, found)
+                return value, None, None
         slot = await self._take_slot(settings, task_metadata, key)
         if slot.handed is not None:  # a warm job took it from the line
             job = slot.handed
-            return await self._run_in_warm(settings, payload, task_metadata, image, job, True), None
+            value = await self._run_in_warm(settings, payload, task_metadata, image, job, True)
+            return value, None, None
+        uploaded = None
         if not (slot.members[1:] or warm):
-            return _ALONE, slot
-        value = await self._run_packed(settings, payload, task_metadata, python, image, slot, key)
-        return value, None
+            uploaded = await self._upload_holding(settings, task_metadata, payload, image, slot)
+            if not slot.take_late():
+                return _ALONE, slot, uploaded
+        value = await self._run_packed(
+            settings, payload, task_metadata, python, image, slot, key, uploaded
+        )
+        return value, None, None
+
+    async def _upload_holding(
+        self,
+        settings: BraketSettings,
+        task_metadata: dict,
+        payload: Any,
+        image: images.JobImage,
+        slot: slots.Slot,
+    ) -> tuple[TaskLocation, transfer.Upload]:
+        """The electron's upload while it holds a slot, which it gives back if that fails."""
+        try:
+            return await self._upload_first_free_attempt(settings, task_metadata, payload, image)
+        except BaseException:
+            slot.release()
+            raise
 
     async def _run_packed(
         self,
@@ -311,14 +338,16 @@ class BraketExecutor(RemoteExecutor):
         image: images.JobImage,
         slot: slots.Slot,
         key: Any,
+        uploaded: tuple[TaskLocation, transfer.Upload] | None = None,
     ) -> Any:
-        """Run the electron as a member of a packed job: its own input, its result as soon as
-        it is there; :data:`_ALONE` when it is to be sent again alone."""
+        """Run the electron as a member of a packed job: its own input (already uploaded,
+        when ``uploaded`` says where), its result as soon as it is there; :data:`_ALONE` when
+        it is to be sent again alone."""
         pack = packs.joined(slot)
         member = pack.members[slot.task]
         head = slot.leader is None
         try:
-            location, upload = await self._upload_first_free_attempt(
+            location, upload = uploaded or await self._upload_first_free_attempt(
                 settings, task_metadata, payload, image
             )
         except BaseException as exc:
@@ -547,15 +576,17 @@ class BraketExecutor(RemoteExecutor):
         python: str,
         image: images.JobImage,
         slot: slots.Slot,
+        uploaded: tuple[TaskLocation, transfer.Upload] | None = None,
     ) -> tuple[TaskLocation, dict[str, Any]]:
         """Upload and submit the first attempt whose job is not spent (attempts of an earlier
         run of this node failed, or were collected), and whose prefix holds no input that
-        this server did not upload."""
+        this server did not upload; ``uploaded``, the first attempt's upload if done."""
         first = 0
         while True:  # (past MAX_ATTEMPTS the upload gives up)
-            location, upload = await self._upload_first_free_attempt(
+            location, upload = uploaded or await self._upload_first_free_attempt(
                 settings, task_metadata, payload, image, first
             )
+            uploaded = None
             job = await self._submit_in_slot(settings, slot, location, python, upload, image)
             if job is not None:
                 return location, job

@@ -276,6 +276,17 @@ class SlotGate:
             self._grant()
             return count
 
+    def take_late(self, head: _Waiter) -> bool:
+        """A slot's holder granted alone is about to create its job: it takes the compatible
+        waiters that came meanwhile (a sweep's electrons arrive over a few milliseconds, the
+        first ones to free slots), as many as at its grant; whether it took any."""
+        with self._lock:
+            if not head.granted or head.leader is not None:
+                return False
+            self._take_along(head)
+            self._grant()
+            return bool(head.companions)
+
     def refused(self, waiter: _Waiter, message: str) -> None:
         """``CreateJob`` was refused past a quota: the slots the gate lacks are the other
         clients'; the waiter gives its slot back and waits again at its old place."""
@@ -451,6 +462,11 @@ class Slot:
 
     def created(self) -> None:
         self.gate.created()
+
+    def take_late(self) -> bool:
+        """Take the compatible electrons that began to wait after this slot was granted (see
+        :meth:`SlotGate.take_late`); whether it took any (its :attr:`members` then say which)."""
+        return self.gate.take_late(self._waiter)
 
     def release(self) -> None:
         """Give the slot back, or leave the line if still in it (again: nothing)."""

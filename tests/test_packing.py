@@ -21,7 +21,7 @@ from covalent_braket_plugin import dispatch_jobs, packs, slots
 from covalent_braket_plugin.config import BraketSettings
 from covalent_braket_plugin.packs import shares
 from covalent_braket_plugin.service import CONCURRENT_JOBS_QUOTA
-from tests.conftest import BUCKET
+from tests.conftest import BUCKET, IMAGE
 from tests.emulator.test_jobs import wait_for
 from tests.test_braket import HostedExecutor, hosted
 
@@ -140,6 +140,47 @@ def test_waiting_electrons_share_a_job_each_with_its_own_value_output_and_traceb
     assert len(our_jobs(aws)) == SLOTS + SLOTS  # five alone, five of two
     arns = {executor._handle.split(" member ")[0] for executor in executors}
     assert arns == {job["jobArn"] for job in packed}
+
+
+class SlowUpload(HostedExecutor):
+    """An executor whose uploads take ``delay`` seconds more (a big input, a slow link)."""
+
+    delay = 1.0
+
+    async def _upload_task(self, *args: Any) -> Any:
+        await asyncio.sleep(self.delay)
+        return await super()._upload_task(*args)
+
+
+def test_electrons_that_begin_to_wait_while_a_slots_holder_uploads_join_its_job(
+    aws: Any,
+) -> None:
+    """A sweep's electrons arrive over a few milliseconds, the first ones to free slots: the
+    holder of a slot granted alone takes, before it creates its job, the compatible electrons
+    that began to wait meanwhile. One job, not one now and one when it ends."""
+    aws.settings(concurrent_jobs_quota=1)
+    first = SlowUpload(s3_bucket_name=BUCKET, ecr_image_uri=IMAGE, poll_freq=0.3)
+
+    async def sweep() -> list[Any]:
+        head = asyncio.create_task(first.run(talker, [1], {}, metadata(1)))
+        while not any(gate.held for gate in list(slots._gates.values())):
+            await asyncio.sleep(0.01)  # the first holds the only slot, uploading
+        later = [hosted().run(talker, [node], {}, metadata(node)) for node in (2, 3)]
+        return await asyncio.gather(head, *later)
+
+    assert asyncio.run(sweep()) == [10, 20, 30]
+    asyncio.run(packs.settled())
+    (job,) = our_jobs(aws)  # one CreateJob for the three
+    assert members(job) == 3
+    assert first._handle.split(" member ")[0] == job["jobArn"]
+
+
+def test_a_lone_electron_still_goes_alone_at_once(aws: Any) -> None:
+    first = SlowUpload(s3_bucket_name=BUCKET, ecr_image_uri=IMAGE, poll_freq=0.3)
+    assert asyncio.run(first.run(talker, [4], {}, metadata(4))) == 40
+    (job,) = our_jobs(aws)
+    assert "covalent_member_0" not in job["hyperParameters"]  # a job of its own, unpacked
+    assert " member " not in first._handle
 
 
 def members(job: dict[str, Any]) -> int:

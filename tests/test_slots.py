@@ -255,8 +255,8 @@ def test_while_electrons_wait_for_a_slot_the_jobs_holding_slots_are_watched_clos
 
     async def two() -> list[Any]:
         # Either may take the slot first: each works 4 s, so a look a second meets either.
-        first = hosted(poll_freq=10).run(work(4.0), [1], {}, metadata(1))
-        second = hosted(poll_freq=10).run(work(4.0), [2], {}, metadata(2))
+        first = hosted(poll_freq=10, pack=False).run(work(4.0), [1], {}, metadata(1))
+        second = hosted(poll_freq=10, pack=False).run(work(4.0), [2], {}, metadata(2))
         return await asyncio.gather(first, second)
 
     assert asyncio.run(two()) == [1, 2]
