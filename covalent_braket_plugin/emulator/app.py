@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import http
-import io
 import ipaddress
 from collections.abc import Iterable
 from typing import Any
@@ -46,7 +45,7 @@ from .exceptions import AccessDeniedException
 from .faults import DENIED, MISSING, FaultInjector, error_code, error_reply
 from .journal import Journal
 from .runtime.lifecycle import JobRuntime
-from .wsgi import StartResponse, error_response
+from .wsgi import StartResponse, error_response, peek_body
 
 #: The host names every emulator answers to, on its own port.
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
@@ -263,12 +262,12 @@ class EmulatorApp:
         """What the emulator answers itself of a service moto serves (IAM's
         ``SimulatePrincipalPolicy``, Service Quotas' about Braket's job quotas), else None."""
         if service == "iam":
-            return simulate.answer(_body(environ), scope, self.iam_policies, respond)
+            return simulate.answer(peek_body(environ), scope, self.iam_policies, respond)
         if service == "servicequotas":
             where = (account_of(environ, scope.access_key), scope.region)
             target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
             settings = self.runtime.settings
-            return service_quotas.answer(_body(environ), target, where, settings, respond)
+            return service_quotas.answer(peek_body(environ), target, where, settings, respond)
         return None
 
     def _serve_journaled(
@@ -311,14 +310,6 @@ class EmulatorApp:
             return start_response(status, headers, *args)
 
         return recording_start_response
-
-
-def _body(environ: dict[str, Any]) -> bytes:
-    """The request's body, read, and put back for moto (should the request not be ours)."""
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(length) if length else b""
-    environ["wsgi.input"] = io.BytesIO(body)
-    return body
 
 
 def _refuse(call: _Call, respond: StartResponse, kind: str, message: str) -> Iterable[bytes]:

@@ -4,7 +4,6 @@ operation, with its status and error code (for tests, benchmarks and named fault
 from __future__ import annotations
 
 import collections
-import io
 import threading
 import time
 from collections.abc import Callable
@@ -14,10 +13,10 @@ from urllib.parse import parse_qs
 from .api import urls
 from .aws_services import s3
 from .aws_services.identity import Scope
+from .wsgi import peek_body
 
 #: Requests kept (oldest dropped first).
 JOURNAL_SIZE = 10_000
-_MAX_BODY = 16 * 1024 * 1024
 
 
 def operation_name(environ: dict[str, Any], service: str) -> str | None:
@@ -36,9 +35,7 @@ def operation_name(environ: dict[str, Any], service: str) -> str | None:
         "application/x-www-form-urlencoded"
     ):
         # Query-protocol services (STS, IAM) send Action in the body: read it, then put it back.
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if 0 < length <= _MAX_BODY else b""
-        environ["wsgi.input"] = io.BytesIO(raw)
+        raw = peek_body(environ)
         action = parse_qs(raw.decode("utf-8", "replace")).get("Action")
     return action[0] if action else None
 

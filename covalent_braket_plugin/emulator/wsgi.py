@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -44,6 +45,21 @@ def raw_path(environ: dict[str, Any]) -> str:
     """The request's path as sent, still percent-encoded (ARNs arrive encoded)."""
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
     return str(raw).split("?", 1)[0]
+
+
+def peek_body(environ: dict[str, Any], limit: int | None = MAX_BODY) -> bytes:
+    """The request's body, read and put back for whoever reads it next (moto): b"" without a
+    body, with a ``Content-Length`` that is not a number, or one past ``limit`` (None: no
+    limit), and then nothing is read. The one place where a body is read ahead of moto."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return b""
+    if length <= 0 or (limit is not None and length > limit):
+        return b""
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
 
 
 def read_json(environ: dict[str, Any], empty: Any) -> Any:

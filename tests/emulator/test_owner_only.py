@@ -277,3 +277,45 @@ def test_create_quantum_task_is_authorised_on_the_device(aws: Any) -> None:
     sv1 = "arn:aws:braket:::device/quantum-simulator/amazon/sv1"
     task = AwsDevice(sv1).run(Circuit().h(0), s3_destination_folder=folder, shots=10)
     assert sum(task.result().measurement_counts.values()) == 10
+
+
+def test_a_presigned_url_that_repeats_an_auth_parameter_is_refused(braket_emulator: Any) -> None:
+    """The router reads one copy of a repeated parameter and the signature check may read
+    another: a presigned URL that repeats any ``X-Amz-*`` parameter is refused outright (the
+    same URL with one copy of each works)."""
+    import urllib.error
+    import urllib.request
+
+    from covalent_braket_plugin.emulator.aws_services.signatures import _presigned
+
+    s3 = braket_emulator.client("s3", config=Config(signature_version="s3v4"))
+    s3.create_bucket(Bucket="presigned")
+    s3.put_object(Bucket="presigned", Key="k", Body=b"v")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "presigned", "Key": "k"})
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.read() == b"v"
+    query = urlsplit(url).query
+    credential = next(p for p in query.split("&") if p.startswith("X-Amz-Credential="))
+    other = credential.replace("X-Amz-Credential=", "X-Amz-Credential=AKIAOTHERKEY0000000")
+    for repeated in (f"{other}&{query}", f"{query}&{credential}"):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(url.split("?")[0] + "?" + repeated, timeout=30)
+        assert info.value.code == 403
+        with pytest.raises(ValueError, match="repeats x-amz-credential"):
+            _presigned(repeated)
+
+
+def test_a_body_is_read_ahead_once_within_its_limit() -> None:
+    import io
+
+    from covalent_braket_plugin.emulator.wsgi import MAX_BODY, peek_body
+
+    environ = {"CONTENT_LENGTH": "5", "wsgi.input": io.BytesIO(b"hello")}
+    assert peek_body(environ) == b"hello"
+    assert environ["wsgi.input"].read() == b"hello"  # put back for moto
+    for length in ("not a number", "-1", str(MAX_BODY + 1), ""):
+        source = io.BytesIO(b"x" * 16)
+        assert peek_body({"CONTENT_LENGTH": length, "wsgi.input": source}) == b""
+        assert source.tell() == 0  # nothing was read
+    big = io.BytesIO(b"y" * 32)
+    assert peek_body({"CONTENT_LENGTH": "32", "wsgi.input": big}, limit=None) == b"y" * 32

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import re
 import time
 import zlib
@@ -15,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from ..wsgi import StartResponse
+from ..wsgi import StartResponse, peek_body
 from .identity import Scope
 
 #: Query parameters that leave the S3 operation as it is (the SDKs' operation hint, a version,
@@ -113,9 +112,7 @@ def _checksum_mismatch(environ: dict[str, Any]) -> str | None:
         return None
     if not environ.get("CONTENT_LENGTH"):
         return None
-    length = int(environ["CONTENT_LENGTH"])
-    body = environ["wsgi.input"].read(length) if length > 0 else b""
-    environ["wsgi.input"] = io.BytesIO(body)  # for moto, which reads it again
+    body = peek_body(environ, limit=None)  # put back for moto, which reads it again
     for name, value in sent.items():
         if base64.b64encode(_CHECKSUMS[name](body)).decode() != value:
             return f"The {name.upper()} you specified did not match the calculated checksum."
