@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from . import aws, pacing, results, signing, transfer
@@ -50,7 +51,8 @@ def submit_attempt(
     request = create_job_request(settings, location, submission)
     braket = aws.clients_for(settings).braket
     try:
-        job_arn = aws.call(braket, "create_job", **request)["jobArn"]
+        answer = aws.call(braket, "create_job", **request)
+        job_arn = answer["jobArn"]
     except aws.AwsError as exc:
         if exc.code == "ConflictException":  # the name is taken by an older attempt
             return None
@@ -61,7 +63,7 @@ def submit_attempt(
         "jobArn": job_arn,
         "jobName": location.job_name,
         "status": "QUEUED",
-        "createdAt": datetime.now(timezone.utc),
+        "createdAt": service_time(answer),
     }
     if upload.resumed:  # the client token may have handed back an existing job
         try:
@@ -72,6 +74,21 @@ def submit_attempt(
             return job  # too new to be read, or not readable now: the watcher will tell
         return _still_running(settings, location, job)
     return job
+
+
+def service_time(answer: dict[str, Any]) -> datetime:
+    """When the service answered, by its own clock (the answer's ``Date`` header, to the
+    second): what a job it just created is searched by (``createdAt``), since this machine's
+    clock may be ahead of the service's. This machine's time when the answer has no date.
+
+    Args:
+        answer: a boto3 answer (with its ``ResponseMetadata``).
+    """
+    headers = (answer.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+    try:
+        return parsedate_to_datetime(headers["date"]).astimezone(timezone.utc)
+    except (KeyError, TypeError, ValueError):
+        return datetime.now(timezone.utc)
 
 
 def _submission(

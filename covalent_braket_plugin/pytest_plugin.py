@@ -24,7 +24,9 @@ the fixture's :meth:`EmulatorControl.settings` (every test starts from the defau
 - ``concurrent_jobs_quota=N`` (None: the service's), ``instance_quotas={"ml.m5.large": N}``;
 - ``queue_past_quota=True``: jobs past a quota are accepted and wait QUEUED for room;
 - ``job_quotas=False``: none of it, only the machine's ``max_concurrent_jobs``;
-- ``job_start_seconds=S``: a job's instance takes S seconds to start (QUEUED, not billed).
+- ``job_start_seconds=S``: a job's instance takes S seconds to start (QUEUED, not billed);
+- ``clock_offset_seconds=S``: the service's clock is S seconds ahead of this machine's
+  (negative: behind), in every time it tells and each answer's ``Date`` header.
 
 Example::
 

@@ -50,6 +50,9 @@ class Watched:
     error: BaseException | None = None
     #: What the server log has said of the job (None: the job is not reported).
     report: progress.JobProgress | None = None
+    #: When the watcher began to watch it (this machine's monotonic clock: ``created_at`` is
+    #: the service's).
+    since: float = field(default_factory=time.monotonic)
 
 
 class JobWatcher:
@@ -321,9 +324,9 @@ class JobWatcher:
 
 
 def _just_created(entry: Watched) -> bool:
-    """Whether a job is young enough that the service may not show it yet."""
-    age = datetime.now(timezone.utc) - entry.created_at
-    return age < timedelta(seconds=NOT_FOUND_GRACE_SECONDS)
+    """Whether a job is young enough that the service may not show it yet (by this
+    machine's clock, since it began to be watched)."""
+    return time.monotonic() - entry.since < NOT_FOUND_GRACE_SECONDS
 
 
 _watchers: dict[tuple[int, Any], JobWatcher] = {}

@@ -88,6 +88,13 @@ def _add_job_regime(parser: argparse.ArgumentParser, defaults: Any) -> None:
             "S",
             "seconds a job's instance takes to start, QUEUED before RUNNING (not billed)",
         ),
+        (
+            "--clock-offset",
+            float,
+            defaults.clock_offset_seconds,
+            "S",
+            "seconds the service's clock is ahead of this machine's (negative: behind)",
+        ),
     )
     for flag, kind, default, metavar, text in numbers:
         parser.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
@@ -167,6 +174,7 @@ def _settings(args: argparse.Namespace) -> Any:
         concurrent_jobs_quota=args.concurrent_jobs,
         queue_past_quota=args.queue_past_quota,
         job_start_seconds=args.job_start_seconds,
+        clock_offset_seconds=args.clock_offset,
     )
     for mapping in args.instance_quota:
         kind, _, count = mapping.partition("=")

@@ -22,6 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from . import clock
 from .api.backend import BraketBackends
 from .api.devices import CATALOGUE_ENV, DeviceCatalogue, load_catalogue
 from .app import EmulatorApp, FrontDoor
@@ -43,6 +44,10 @@ def _quiet_handler() -> type:
     class QuietRequestHandler(MotoRequestHandler):
         def log_request(self, *args: Any, **kwargs: Any) -> None:
             pass
+
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            """Every answer's ``Date``: the emulated service's clock."""
+            return clock.http_date() if timestamp is None else super().date_time_string(timestamp)
 
     return QuietRequestHandler
 
@@ -150,6 +155,7 @@ class BraketEmulator:
         self._url = f"http://{host}:{port}"
         clients = InternalClients(self._url, self.token)
         settings = dataclasses.replace(self._initial_settings or RuntimeSettings())
+        clock.follow(settings)
         faults = FaultInjector()
         journal = Journal()
         launcher = Launcher(on_event=journal.event("launcher"))

@@ -32,6 +32,9 @@ class RuntimeSettings:
     #: Seconds after CreateJob during which the new job is not found yet (GetJob, CancelJob,
     #: SearchJobs), as the service's reads can lag its writes.
     job_visibility_seconds: float = 0.0
+    #: Seconds the emulated service's clock is ahead of this machine's (negative: behind), in
+    #: every time it tells: ``createdAt`` and the like, events, each answer's ``Date`` header.
+    clock_offset_seconds: float = 0.0
     #: Seconds a quantum task stays QUEUED before it runs.
     task_queue_seconds: float = 0.0
     #: Simulations that run at once, each in a worker process; more tasks wait in QUEUED.

@@ -7,14 +7,16 @@ from __future__ import annotations
 import copy
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from ...service import timestamp
+from .. import clock
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    """The emulated service's time (see :mod:`~covalent_braket_plugin.emulator.clock`)."""
+    return clock.now()
 
 
 def _iso(moment: datetime | None) -> str | None:
