@@ -9,22 +9,21 @@ cloudpickle at the server's version, pinned by its hashes.
 The image's environment is rebuilt here from the requirements of
 ``amazon-braket-base-jobs:1.0-cpu-py312`` (amazon-braket-containers,
 ``base/jobs/docker/1.0/py3/requirements.txt`` at a3669cb, 2026-08-19; ``mpi4py`` left out, it
-needs an MPI compiler), on Python 3.12 as the image, once and cached in
-``~/.cache/covalent-braket-bench``. Each run then times the container's pip, the job's
-archive's ``requirements.txt`` as each version of the executor writes it, installing into a
-fresh ``--prefix`` beside that environment (what the image has counts as installed, as in the
-container), with pip's cache off as in a fresh container. The two alternate, run after run;
-"nothing to install" (an empty file) is pip's own start-up, for scale.
+needs an MPI compiler), on Python 3.12 as the image: afresh before every timed run (uv, from
+its cache), since pip may upgrade or replace what the image has. Each run then times the
+container's pip installing the job's archive's ``requirements.txt`` into that environment, as
+each version of the executor writes it, with pip's cache off as in a fresh container. The kinds
+alternate, run after run; "nothing to install" (an empty file) is pip's own start-up, for
+scale.
 
     python benchmarks/managed_start.py [--python python3.12] [--runs 3]
 
-It needs PyPI (and a few minutes the first time, to build the image's environment).
+It needs PyPI (and a few minutes the first time, to fill uv's cache with the image's packages).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -36,8 +35,7 @@ from pathlib import Path
 
 from _common import machine, table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from covalent_braket_plugin.images import CLOUDPICKLE_SHA256  # noqa: E402
+from covalent_braket_plugin.images import CLOUDPICKLE_SHA256
 
 #: amazon-braket-base-jobs:1.0-cpu-py312's requirements (see the module's docstring).
 IMAGE_PACKAGES = [
@@ -62,24 +60,16 @@ IMAGE_PACKAGES = [
 ]
 
 
-def image_environment(python: str) -> Path:
-    """The image's environment (a virtualenv with pip), built once."""
-    version = subprocess.check_output(
-        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], text=True
-    ).strip()
-    home = Path(os.path.expanduser("~/.cache/covalent-braket-bench")) / f"managed-py{version}"
-    done = home / ".built"
-    if done.exists():
-        return home
+def image_environment(python: str, home: Path) -> Path:
+    """A fresh copy of the image's environment (a virtualenv with pip) in ``home``."""
     shutil.rmtree(home, ignore_errors=True)
     uv = [sys.executable, "-m", "uv"]
     subprocess.run([*uv, "venv", "--quiet", "--seed", "--python", python, str(home)], check=True)
     subprocess.run(
-        [*uv, "pip", "install", "--quiet", "--python", str(home / "bin" / "python"),
-         *IMAGE_PACKAGES, "cloudpickle==2.2.1"],
+        [*uv, "pip", "install", "--quiet", "--link-mode", "copy", "--python",
+         str(home / "bin" / "python"), *IMAGE_PACKAGES, "cloudpickle==2.2.1"],
         check=True,
     )  # fmt: skip
-    done.touch()
     return home
 
 
@@ -104,17 +94,15 @@ def requirements_files(folder: Path) -> dict[str, Path]:
 
 def timed_install(environment: Path, requirements: Path) -> tuple[float, int]:
     """Seconds of the container's pip for ``requirements``, and how many packages it put in."""
-    with tempfile.TemporaryDirectory(prefix="job-start-") as prefix:
-        started = time.perf_counter()
-        subprocess.run(
-            [str(environment / "bin" / "python"), "-m", "pip", "install", "--no-cache-dir",
-             "--disable-pip-version-check", "--quiet", "--prefix", prefix, "-r",
-             str(requirements)],
-            check=True,
-        )  # fmt: skip
-        seconds = time.perf_counter() - started
-        installed = len(list(Path(prefix).glob("lib/python*/site-packages/*.dist-info")))
-    return seconds, installed
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(environment / "bin" / "python"), "-m", "pip", "install", "--no-cache-dir",
+         "--disable-pip-version-check", "-r", str(requirements)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    installed = [line for line in done.stdout.splitlines() if line.startswith("Successfully inst")]
+    return seconds, len(installed[0].split()) - 2 if installed else 0
 
 
 def main() -> None:
@@ -122,13 +110,13 @@ def main() -> None:
     parser.add_argument("--python", default="python3.12", help="the image's Python (3.12)")
     parser.add_argument("--runs", type=int, default=3)
     options = parser.parse_args()
-    environment = image_environment(options.python)
     with tempfile.TemporaryDirectory() as folder:
         files = requirements_files(Path(folder))
         seconds: dict[str, list[float]] = {name: [] for name in files}
         packages: dict[str, int] = {}
         for _ in range(options.runs):
             for name, path in files.items():
+                environment = image_environment(options.python, Path(folder) / "image")
                 took, packages[name] = timed_install(environment, path)
                 seconds[name].append(took)
     before = statistics.median(seconds[next(iter(files))])
