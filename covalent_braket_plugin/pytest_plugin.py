@@ -25,6 +25,8 @@ the fixture's :meth:`EmulatorControl.settings` (every test starts from the defau
 - ``queue_past_quota=True``: jobs past a quota are accepted and wait QUEUED for room;
 - ``job_quotas=False``: none of it, only the machine's ``max_concurrent_jobs``;
 - ``job_start_seconds=S``: a job's instance takes S seconds to start (QUEUED, not billed);
+- ``stop_grace_seconds=S``: at a job's time limit its container gets SIGTERM (passed on to
+  nobody) and is killed S seconds later (AWS: 120);
 - ``clock_offset_seconds=S``: the service's clock is S seconds ahead of this machine's
   (negative: behind), in every time it tells and each answer's ``Date`` header.
 

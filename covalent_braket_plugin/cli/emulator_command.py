@@ -89,6 +89,13 @@ def _add_job_regime(parser: argparse.ArgumentParser, defaults: Any) -> None:
             "seconds a job's instance takes to start, QUEUED before RUNNING (not billed)",
         ),
         (
+            "--stop-grace-seconds",
+            float,
+            defaults.stop_grace_seconds,
+            "S",
+            "seconds from a job's time limit (SIGTERM, passed on to nobody) to its kill",
+        ),
+        (
             "--clock-offset",
             float,
             defaults.clock_offset_seconds,
@@ -175,6 +182,7 @@ def _settings(args: argparse.Namespace) -> Any:
         queue_past_quota=args.queue_past_quota,
         job_start_seconds=args.job_start_seconds,
         clock_offset_seconds=args.clock_offset,
+        stop_grace_seconds=args.stop_grace_seconds,
     )
     for mapping in args.instance_quota:
         kind, _, count = mapping.partition("=")

@@ -35,6 +35,10 @@ class RuntimeSettings:
     #: Seconds the emulated service's clock is ahead of this machine's (negative: behind), in
     #: every time it tells: ``createdAt`` and the like, events, each answer's ``Date`` header.
     clock_offset_seconds: float = 0.0
+    #: At a job's ``maxRuntimeInSeconds`` its container's main process gets SIGTERM (which the
+    #: training toolkit, process 1 without a handler, neither dies of nor passes on) and
+    #: everything is killed this many seconds later (SageMaker's 120 s).
+    stop_grace_seconds: float = 120.0
     #: Seconds a quantum task stays QUEUED before it runs.
     task_queue_seconds: float = 0.0
     #: Simulations that run at once, each in a worker process; more tasks wait in QUEUED.

@@ -307,14 +307,31 @@ def test_failed_job_reports_the_algorithm_error(aws: Any) -> None:
     assert job["events"][-1]["eventType"] == "FAILED"
 
 
-def test_max_runtime_is_enforced(aws: Any) -> None:
-    script = upload_script(aws, "import time\ndef main():\n    time.sleep(60)\n")
+def test_max_runtime_is_enforced_as_aws_stops_a_job(aws: Any, tmp_path: Any) -> None:
+    """At maxRuntimeInSeconds the container's main process gets SIGTERM, which the training
+    toolkit (process 1, no handler) neither dies of nor passes on: the job's code runs on
+    until everything is killed ``stop_grace_seconds`` later (AWS: 120 s; 3 here)."""
+    aws.settings(stop_grace_seconds=3)
+    beats = tmp_path / "beats"
+    script = upload_script(
+        aws,
+        "import time\n"
+        "def main():\n"
+        "    started = time.monotonic()\n"
+        "    while True:\n"
+        f"        open({str(beats)!r}, 'a').write(f'{{time.monotonic() - started:.2f}}\\n')\n"
+        "        time.sleep(0.1)\n",
+    )
     request = job_request(script, stoppingCondition={"maxRuntimeInSeconds": 2})
     arn = aws.braket.create_job(**request)["jobArn"]
     job = wait_for(aws, arn, {"COMPLETED", "FAILED"}, timeout=30)
     assert job["status"] == "FAILED"
     assert "maxRuntimeInSeconds=2" in job["failureReason"]
     assert job["events"][-1]["eventType"] == "MAX_RUNTIME_EXCEEDED"
+    last = float(beats.read_text().split()[-1])
+    assert 3.5 < last < 8, last  # on past the limit (2 s) through the grace, then killed
+    time.sleep(0.5)
+    assert float(beats.read_text().split()[-1]) == last  # nothing runs after the kill
 
 
 def test_queued_then_running_then_cancelled_with_the_process_stopped(aws: Any) -> None:

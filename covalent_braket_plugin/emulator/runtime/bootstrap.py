@@ -21,9 +21,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from ...job import container
 
@@ -128,8 +130,15 @@ def _check_one(line: str) -> None:
     )
 
 
+def _as_process_one(signum: int, frame: Any) -> None:
+    """SIGTERM to a container's process 1 that has no handler: nothing happens."""
+
+
 def main() -> None:
-    """The toolkit's part around the container script."""
+    """The toolkit's part around the container script. Like the toolkit in a container, where
+    it is process 1 and has no handler, it neither dies of SIGTERM nor passes it on: at the
+    time limit the job's code runs on until it is killed (see ``stop_grace_seconds``)."""
+    signal.signal(signal.SIGTERM, _as_process_one)
     failure = Path(os.environ["BRAKET_EMULATOR_FAILURE_FILE"])
     environment = {
         "user_entry_point": container.CONTAINER_SCRIPT,

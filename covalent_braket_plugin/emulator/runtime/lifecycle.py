@@ -269,6 +269,10 @@ class JobRuntime:
                 timed_out = True
                 break
             run.wake.wait(timeout=remaining)
+        if timed_out:
+            _stop_at_time_limit(run, self.settings.stop_grace_seconds)
+            if run.process.poll() is None and _sigkill(run.process):  # then everything goes
+                run.process.wait()
         if run.process.poll() is None:
             _kill(run)
         reader.join(timeout=10)
@@ -283,6 +287,24 @@ def _sigkill(process: LaunchedProcess | subprocess.Popen[bytes]) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _stop_at_time_limit(run: _Run, grace: float) -> None:
+    """What the service does at a job's time limit: SIGTERM to the container's main process
+    only, then ``grace`` seconds for it to end (or a stop request) before it is killed."""
+    process = run.process
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.kill(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while process.poll() is None and not run.stop_requested.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        run.wake.wait(timeout=min(remaining, 0.5))
 
 
 def _kill(run: _Run) -> None:
