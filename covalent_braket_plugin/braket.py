@@ -193,11 +193,15 @@ class BraketExecutor(RemoteExecutor):
             )
             return await aws.offload(helper_nodes.run, function, args, kwargs)
         settings = self.settings().for_job()  # a QPU's jobs run in its own Region
-        with heap.frozen_while_running(settings.freeze_heap):
-            call = await self._unwrapped(function, args, kwargs, task_metadata)
-            payload = (call.function, call.args, call.kwargs)
-            value = await self._run(settings, payload, task_metadata, call.needs_covalent)
-            return call.transportable(value)
+        task = f"{task_metadata['dispatch_id']}:{task_metadata['node_id']}"
+        try:
+            with heap.frozen_while_running(settings.freeze_heap):
+                call = await self._unwrapped(function, args, kwargs, task_metadata)
+                payload = (call.function, call.args, call.kwargs)
+                value = await self._run(settings, payload, task_metadata, call.needs_covalent)
+                return call.transportable(value)
+        finally:
+            _own_handles.pop(task, None)
 
     @staticmethod
     async def _unwrapped(
@@ -260,7 +264,7 @@ class BraketExecutor(RemoteExecutor):
             )
             job_arn = job["jobArn"]
             app_log.debug(f"Braket job {job_arn} ({job['status']}) runs {task}")
-            await self.set_job_handle(job_arn)
+            await self._record_handle(job_arn, task)
             if await self.get_cancel_requested():
                 await waiting.cancel(settings, job_arn)
             job = await self._poll_task(settings, job, location)
@@ -409,7 +413,8 @@ class BraketExecutor(RemoteExecutor):
             f"{location.dispatch_id}:{location.node_id} runs in Braket job {job['jobName']} "
             f"with {len(pack.members) - 1} other electron(s)"
         )
-        await self.set_job_handle(packs.handle(job["jobArn"], location))
+        task = f"{location.dispatch_id}:{location.node_id}"
+        await self._record_handle(packs.handle(job["jobArn"], location), task)
         if await self._cancel_requested():
             await aws.offload(packs.cancel_member, settings, location.uri)
         outcome, job = await packs.result_of(settings, pack, member, location)
@@ -618,11 +623,39 @@ class BraketExecutor(RemoteExecutor):
             f"no free attempt for task {dispatch_id}:{node_id} after {MAX_ATTEMPTS} tries"
         )
 
+    async def _record_handle(self, handle: str, task: str) -> None:
+        """Give Covalent the job's handle. Covalent waits 5 s for its dispatcher to store it
+        and raises if it does not answer: the job runs on all the same, so the executor keeps
+        following it (its result still comes home, and a cancel still reaches it through
+        Covalent's cancel flag, which the executor reads while it waits) instead of failing
+        the task and leaving the job running with no handle."""
+        _own_handles[task] = handle
+        try:
+            await self.set_job_handle(handle)
+        except Exception as exc:
+            app_log.warning(
+                f"{task}: Covalent did not store the job handle {handle!r} "
+                f"({type(exc).__name__}: {exc}); the executor follows the job all the same"
+            )
+
     async def _fail_without_result(self, settings: BraketSettings, job: dict[str, Any]) -> None:
+        """The job ended FAILED without a result: its failure as the task's, in the words of
+        its events when it ran out of time (``MAX_RUNTIME_EXCEEDED``: the electron's
+        ``time_limit`` was reached), with its log's last lines in the node's stderr."""
+        if "events" not in job:  # a search's summary: the events are GetJob's
+            await pacing.paced(*aws.quota_key(settings), ["GetJob"])
+            job = await aws.offload(jobs.get, settings, job["jobArn"])
         reason = job.get("failureReason") or "no failure reason given"
         tail = await aws.offload(logs.tail, settings, job)
         if tail:
             self.task_stderr.write(tail)
+        limit = (job.get("stoppingCondition") or {}).get("maxRuntimeInSeconds")
+        if any(e.get("eventType") == "MAX_RUNTIME_EXCEEDED" for e in job.get("events") or []):
+            raise BraketJobError(
+                f"the electron's time_limit ({limit} s) was reached: Braket stopped job "
+                f"{job['jobArn']} (MAX_RUNTIME_EXCEEDED; {reason}). Raise time_limit, or make "
+                "the electron shorter"
+            )
         raise BraketJobError(f"Braket job {job['jobArn']} failed: {reason}")
 
     def _deliver(self, job_arn: str, outcome: dict) -> Any:
@@ -716,8 +749,9 @@ class BraketExecutor(RemoteExecutor):
     async def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
         """Cancel the Braket job ``job_handle``; True once it is cancelling or cancelled. A task
         with no job yet that waits for a job slot is cancelled there (it creates nothing)."""
+        task = (str(task_metadata.get("dispatch_id")), str(task_metadata.get("node_id")))
+        job_handle = job_handle or _own_handles.get(":".join(task))
         if not job_handle:
-            task = (str(task_metadata.get("dispatch_id")), str(task_metadata.get("node_id")))
             return slots.cancel_waiting(task)
         job_arn, member = packs.split_handle(job_handle)
         settings = self.settings().in_region(arn_region(job_arn))  # the job's own Region
@@ -726,6 +760,11 @@ class BraketExecutor(RemoteExecutor):
             return True
         status = await waiting.cancel(settings, job_arn, seconds=60.0)
         return status in {"CANCELLING", "CANCELLED"}
+
+
+#: The job handle of each task running in this process ("dispatch:node" -> handle), kept by the
+#: executor itself: Covalent may not have stored it (see ``BraketExecutor._record_handle``).
+_own_handles: dict[str, str] = {}
 
 
 def _result_unread(exc: BaseException) -> bool:
