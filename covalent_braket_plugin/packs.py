@@ -423,12 +423,13 @@ def _delete_more(settings: BraketSettings, head: TaskLocation) -> None:
         )
         keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
         if keys:
-            aws.call(
+            answer = aws.call(
                 s3,
                 "delete_objects",
                 Bucket=head.bucket,
                 Delete={"Objects": keys, "Quiet": True},
                 **aws.bucket_owner(settings),
             )
+            results.warn_of_undeleted(head.bucket, answer)
     except aws.AwsError as exc:
         server_log.debug(f"Could not delete {head.uri}/{MORE_PREFIX}/: {exc}")

@@ -129,7 +129,7 @@ def delete_task_objects(settings: BraketSettings, location: TaskLocation) -> Non
     """Delete the runner and pickles this task wrote (the job's own outputs are kept)."""
     keys = [{"Key": location.key(name)} for name in TASK_OBJECTS]
     try:
-        aws.call(
+        answer = aws.call(
             aws.clients_for(settings).s3,
             "delete_objects",
             Bucket=location.bucket,
@@ -138,6 +138,20 @@ def delete_task_objects(settings: BraketSettings, location: TaskLocation) -> Non
         )
     except aws.AwsError as exc:
         server_log.warning(f"Could not delete task objects under {location.uri}: {exc}")
+        return
+    warn_of_undeleted(location.bucket, answer)
+
+
+def warn_of_undeleted(bucket: str, answer: dict[str, Any]) -> None:
+    """Name, in the server log, the keys a ``DeleteObjects`` answer says it did not delete:
+    S3 answers 200 all the same (quiet mode leaves out only what it deleted)."""
+    errors = answer.get("Errors") or []
+    if errors:
+        named = "; ".join(
+            f"s3://{bucket}/{error.get('Key')} ({error.get('Code')}: {error.get('Message')})"
+            for error in errors
+        )
+        server_log.warning(f"S3 did not delete {len(errors)} object(s): {named}")
 
 
 def clean_up_later(settings: BraketSettings, location: TaskLocation) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 import os
 import threading
 import time
@@ -19,6 +20,7 @@ from covalent_braket_plugin.braket import BraketJobError
 from covalent_braket_plugin.config import InvalidSettingError
 from tests.conftest import BUCKET, ROLE
 from tests.test_braket import hosted, keys, run
+from tests.test_progress import log_at  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -338,3 +340,33 @@ def test_lost_create_job_response_still_makes_exactly_one_job(aws: Any) -> None:
         (201, None),
     ]
     assert len(aws.braket.search_jobs(filters=[])["jobs"]) == 1
+
+
+def test_braket_in_a_box_refuses_to_delete_what_s3_would_not_and_says_so_in_quiet_mode(
+    aws: Any,
+) -> None:
+    aws.s3.put_object(Bucket=BUCKET, Key="kept/locked", Body=b"1")
+    aws.s3.put_object(Bucket=BUCKET, Key="kept/free", Body=b"2")
+    aws.control.faults(undeletable=["locked"])
+    answer = aws.s3.delete_objects(
+        Bucket=BUCKET,
+        Delete={"Objects": [{"Key": "kept/locked"}, {"Key": "kept/free"}], "Quiet": True},
+    )
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert [(e["Key"], e["Code"]) for e in answer["Errors"]] == [("kept/locked", "AccessDenied")]
+    assert [k for k in keys(aws) if k.startswith("kept/")] == ["kept/locked"]
+
+
+def test_objects_s3_did_not_delete_are_named_in_a_warning(aws: Any, log_at: Any) -> None:  # noqa: F811
+    from covalent_braket_plugin.results import wait_for_cleanups
+
+    lines = log_at(logging.WARNING)
+    aws.control.faults(undeletable=["/input.pkl", "/runner.tar.gz"])
+    assert run(hosted(), lambda: 5) == 5
+    wait_for_cleanups()
+    task_objects = ("runner.tar.gz", "input.pkl", "result.pkl")  # the job's outputs are kept
+    left = [key for key in keys(aws) if key.endswith(task_objects)]
+    assert left and all(key.endswith("runner.tar.gz") for key in left)  # the input travelled in it
+    warned = [line for line in lines if "S3 did not delete" in line]
+    assert warned and all(key in warned[0] for key in left), lines
+    assert "AccessDenied" in warned[0]

@@ -163,7 +163,7 @@ class EmulatorApp:
         self.iam_policies: dict[str, dict[str, Any]] = {}
         self.quotas = QuotaGate(runtime.settings)
         self.braket = BraketResponses(backends, self.iam_policies, self.quotas)
-        self.moto = s3.MotoFront(moto)
+        self.moto = s3.MotoFront(moto, lambda: list(self.faults.settings.undeletable))
         self.control = ControlApi(
             backends, runtime, self.journal, self.faults, self.iam_policies, self.reset
         )

@@ -40,6 +40,9 @@ class FaultSettings:
     crash_simulations: int = 0
     #: The next so many simulations hang until the task's time limit stops them.
     hang_simulations: int = 0
+    #: S3 keys that contain any of these cannot be deleted: ``DeleteObjects`` still answers
+    #: 200 and leaves them, with an ``AccessDenied`` ``<Error>`` each (quiet mode included).
+    undeletable: list[str] = field(default_factory=list)
     #: Services faults apply to (``braket``, ``s3``, ...); empty means all.
     services: list[str] = field(default_factory=list)
     seed: int | None = None
@@ -75,6 +78,7 @@ class FaultInjector:
             current["lose"] = {str(k): int(v) for k, v in dict(current["lose"]).items()}
             current["throttle"] = {str(k): int(v) for k, v in dict(current["throttle"]).items()}
             current["expired_keys"] = [str(k) for k in current["expired_keys"]]
+            current["undeletable"] = [str(k) for k in current["undeletable"] if str(k)]
             current["services"] = [str(s) for s in current["services"]]
             for name in ("crash_simulations", "hang_simulations"):
                 current[name] = max(0, int(current[name]))

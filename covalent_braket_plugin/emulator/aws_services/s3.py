@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import re
 import time
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
 
 from ..wsgi import StartResponse, peek_body
 from .identity import Scope
@@ -135,8 +137,14 @@ class MotoFront:
         app: moto's WSGI application (every service but Braket).
     """
 
-    def __init__(self, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]) -> None:
+    def __init__(
+        self,
+        app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+        undeletable: Callable[[], list[str]] = list,
+    ) -> None:
         self.app = app
+        #: The fault that makes keys undeletable (see ``FaultSettings.undeletable``).
+        self.undeletable = undeletable
 
     def __call__(
         self,
@@ -157,6 +165,10 @@ class MotoFront:
                 return _error(start_response, "400 Bad Request", "BadDigest", mismatch)
         if s3 and method == "PUT" and operation(environ) == "CreateBucket":
             return _created_as_s3_creates(self.app, environ, start_response)
+        if s3 and not internal and method == "POST" and operation(environ) == "DeleteObjects":
+            kept = self.undeletable()
+            if kept:
+                return _delete_all_but(self.app, environ, start_response, kept)
         if s3 and method == "GET" and operation(environ) in _LISTINGS:
             # moto lists a bucket by walking its key dict unguarded: a key put or deleted by
             # another request meanwhile breaks the walk (KeyError, RuntimeError) where S3
@@ -167,6 +179,59 @@ class MotoFront:
                 except (KeyError, RuntimeError):
                     time.sleep(0.005)
         return self.app(environ, start_response)
+
+
+_S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+
+def _delete_all_but(
+    app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+    environ: dict[str, Any],
+    start_response: StartResponse,
+    kept: list[str],
+) -> Iterable[bytes]:
+    """``DeleteObjects`` with the keys that contain any of ``kept`` refused, as S3 refuses a
+    key it may not delete (a bucket policy, Object Lock): still HTTP 200, the key left in
+    place, and an ``<Error>`` for it in the answer, which quiet mode does not leave out."""
+    import xml.etree.ElementTree as ElementTree
+
+    try:
+        request = ElementTree.fromstring(peek_body(environ, limit=None))
+    except ElementTree.ParseError:
+        return app(environ, start_response)  # moto answers a malformed request its way
+    refused = []
+    for item in list(request):
+        key = item.findtext(f"{{{_S3_NS}}}Key") or item.findtext("Key")
+        if item.tag.endswith("Object") and key and any(part in key for part in kept):
+            refused.append(key)
+            request.remove(item)
+    errors = "".join(
+        f"<Error><Key>{escape(key)}</Key><Code>AccessDenied</Code>"
+        "<Message>Access Denied</Message></Error>"
+        for key in refused
+    )
+    if not any(item.tag.endswith("Object") for item in request):
+        body = f'<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="{_S3_NS}">{errors}'
+        body = (body + "</DeleteResult>").encode()
+        start_response("200 OK", [("Content-Type", "application/xml"), _length(body)])
+        return [body]
+    ElementTree.register_namespace("", _S3_NS)  # written back as sent: no ns0: prefixes
+    rest = ElementTree.tostring(request)
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(rest), str(len(rest))
+    for header in [h for h in environ if h.startswith(("HTTP_CONTENT_MD5", "HTTP_X_AMZ_CHECKSUM"))]:
+        del environ[header]  # the body changed: its digests with it
+    answered: list[Any] = []
+    reply = b"".join(app(environ, lambda status, headers, *_: answered.extend([status, headers])))
+    if errors and answered and answered[0].startswith("200"):
+        reply = reply.replace(b"</DeleteResult>", errors.encode() + b"</DeleteResult>", 1)
+    status, headers = answered or ["500 Internal Server Error", []]
+    headers = [(n, v) for n, v in headers if n.lower() != "content-length"] + [_length(reply)]
+    start_response(status, headers)
+    return [reply]
+
+
+def _length(body: bytes) -> tuple[str, str]:
+    return ("Content-Length", str(len(body)))
 
 
 #: What S3 gives every new bucket (since January and April 2023): SSE-S3 default encryption
