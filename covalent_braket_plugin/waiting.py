@@ -3,9 +3,10 @@ waits on, and each task's wait with its deadlines.
 
 Every BraketExecutor in the Covalent server runs on the server's event loop. Instead of one
 ``GetJob`` per job per interval, a :class:`JobWatcher` per event loop and AWS client set
-(profile, credentials file and Region) asks ``SearchJobs`` for every job created since the
-oldest one it watches (100 per page), so Braket calls per interval grow with the number of
-pages, not of jobs. With one job to watch it uses ``GetJob``. A job the search does not
+(profile, credentials file and Region) asks ``SearchJobs`` for this executor's jobs (``cov-``
+names) created since the oldest one it watches of the last hour (100 per page, each page paced,
+at most a couple more than it booked), so Braket calls per interval grow with the number of
+pages, not of jobs; an older watched job (a QPU job queued for days) is read with GetJob. With one job to watch it uses ``GetJob``. A job the search does not
 return is looked up with ``GetJob``. Each state change it sees goes into the server log
 (:mod:`~covalent_braket_plugin.progress`), a queued job's place in the queue with it.
 """
@@ -35,6 +36,13 @@ FIRST_POLL_SECONDS = 1.0
 RUNNING_GRACE_SECONDS = 600
 #: How long a job may wait in QUEUED (QPU queues can be long) before the executor gives up.
 QUEUED_DEADLINE_SECONDS = 7 * 24 * 3600
+#: The watcher's search covers the jobs created this recently (by the service's clock); an
+#: older watched job (a QPU job queued for days) is read with GetJob instead, so that it does
+#: not hold the window open over every job the account made since.
+SEARCH_WINDOW_SECONDS = 3600.0
+#: A round reads at most this many SearchJobs pages beyond those it booked (one per 100
+#: watched jobs), each paced; what they do not reach is read with GetJob when the quota has room.
+EXTRA_SEARCH_PAGES = 2
 
 
 @dataclass
@@ -304,14 +312,42 @@ class JobWatcher:
                     raise
 
     def _search_sync(self, braket: Any, watched: dict[str, Watched]) -> dict[str, Any]:
-        oldest = min(entry.created_at for entry in watched.values()) - timedelta(seconds=1)
-        filters = [{"name": "createdAt", "operator": "GTE", "values": [timestamp(oldest)]}]
+        """The watched jobs a search finds: only those created within
+        :data:`SEARCH_WINDOW_SECONDS` of the newest, only names of this executor's
+        (``cov-``), the pages it booked and at most :data:`EXTRA_SEARCH_PAGES` more, each
+        paced within the ``SearchJobs`` quota. What it does not find is read with GetJob."""
+        newest = max(entry.created_at for entry in watched.values())
+        recent = {
+            arn: entry
+            for arn, entry in watched.items()
+            if newest - entry.created_at <= timedelta(seconds=SEARCH_WINDOW_SECONDS)
+        }
+        oldest = min(entry.created_at for entry in recent.values()) - timedelta(seconds=1)
+        filters = [
+            {"name": "createdAt", "operator": "GTE", "values": [timestamp(oldest)]},
+            {"name": "jobName", "operator": "CONTAINS", "values": ["cov-"]},
+        ]
+        booked = pacing.pages(len(watched), SEARCH_PAGE_MAX)
+        pages = 0
+
+        def before_page() -> None:
+            nonlocal pages
+            pages += 1
+            if pages > booked + EXTRA_SEARCH_PAGES:
+                raise _EnoughPages()
+            if pages > booked:  # a page the round did not book: its own turn in the quota
+                pacing.wait_sync(*aws.quota_key(self._settings), ["SearchJobs"])
+            self._count_call()
+
         found: dict[str, Any] = {}
-        for summary in jobs.search(braket, filters, before_page=self._count_call):
-            if summary["jobArn"] in watched:
-                found[summary["jobArn"]] = (summary["status"], summary)
-                if len(found) == len(watched):
-                    break
+        try:
+            for summary in jobs.search(braket, filters, before_page=before_page):
+                if summary["jobArn"] in recent:
+                    found[summary["jobArn"]] = (summary["status"], summary)
+                    if len(found) == len(recent):
+                        break
+        except _EnoughPages:
+            pass
         return found
 
     def _count_call(self) -> None:
@@ -321,6 +357,10 @@ class JobWatcher:
         self.calls += 1
         job = jobs.get_job(braket, arn, queue_info)
         return job["status"], job
+
+
+class _EnoughPages(Exception):
+    """A round read as many search pages as it may."""
 
 
 def _just_created(entry: Watched) -> bool:

@@ -17,6 +17,7 @@ import cloudpickle
 import pytest
 
 from covalent_braket_plugin import jobs
+from tests.emulator.test_jobs import job_request
 from tests.test_braket import hosted
 
 pytestmark = pytest.mark.timeout(120)
@@ -61,3 +62,48 @@ def test_jobs_are_found_by_search_when_this_machines_clock_is_ahead(aws: Any) ->
     reads = aws.control.journal(service="braket", operation="GetJob")
     assert len(searches) >= 3  # the jobs ran for rounds of the watcher
     assert len(reads) <= 3, reads  # at most a look each (a job that ended), not every round
+
+
+def test_an_old_watched_job_does_not_hold_the_search_window_open(aws: Any) -> None:
+    """A watched job made long ago (a QPU job queued for days) and a new one, with 150 other
+    jobs made in between: the watcher searches only the recent window, for this executor's
+    job names, one page a round, and reads the old job with GetJob; it does not page through
+    every job the account made since the old one."""
+    from covalent_braket_plugin import waiting
+
+    aws.settings(quotas=False, job_quotas=False, clock_offset_seconds=-7200)  # two hours ago
+    waiting._watchers.clear()
+
+    def node(i: int) -> dict[str, Any]:
+        return {"dispatch_id": DISPATCH, "node_id": i, "results_dir": "/tmp"}
+
+    def others() -> None:  # image-mode jobs no command stands for: they fail at once
+        aws.settings(clock_offset_seconds=0)
+        request = job_request(algorithmSpecification={"containerImage": {"uri": OTHER_IMAGE}})
+        for i in range(150):
+            aws.braket.create_job(**{**request, "jobName": f"other-{i}"})
+
+    async def old_and_new() -> list[int]:
+        old = hosted(pack=False, poll_freq=0.3)
+        first = asyncio.create_task(old.run(slow, [0], {}, node(0)))
+        while old._handle is None:
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(others)
+        second = hosted(pack=False, poll_freq=0.3).run(slow, [1], {}, node(1))
+        return list(await asyncio.gather(first, second))
+
+    assert asyncio.run(old_and_new()) == [0, 1]
+    rounds = sum(watcher.rounds for watcher in waiting._watchers.values())
+    searches = aws.control.journal(service="braket", operation="SearchJobs")  # the watcher's
+    assert rounds >= 3
+    assert 1 <= len(searches) <= rounds, (len(searches), rounds)
+
+
+OTHER_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/someone-else:latest"
+
+
+def slow(x: int) -> int:
+    import time
+
+    time.sleep(5)
+    return x
