@@ -309,9 +309,9 @@ class BraketExecutor(RemoteExecutor):
             value = await self._run_in_warm(settings, payload, task_metadata, image, job, True)
             return value, None, None
         uploaded = None
-        if not (slot.members[1:] or warm):
+        if not slot.members[1:]:
             uploaded = await self._upload_holding(settings, task_metadata, payload, image, slot)
-            if not slot.take_late():
+            if not (slot.take_late() or warm):
                 return _ALONE, slot, uploaded
         value = await self._run_packed(
             settings, payload, task_metadata, python, image, slot, key, uploaded

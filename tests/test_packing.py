@@ -318,9 +318,11 @@ def test_warm_jobs_take_the_electrons_that_wait_for_a_slot(aws: Any) -> None:
 
     async def sweep() -> list[Any]:
         executors = [hosted(warm_seconds=4, pack_parallel=4) for _ in range(count)]
-        outcomes = await asyncio.gather(
-            *(e.run(sleeper(0.3), [i], {}, metadata(i)) for i, e in enumerate(executors))
-        )
+        runs = [e.run(sleeper(0.3), [i], {}, metadata(i)) for i, e in enumerate(executors)]
+        first = [asyncio.create_task(run) for run in runs[:SLOTS]]
+        while any(e._handle is None for e in executors[:SLOTS]):
+            await asyncio.sleep(0.05)  # every slot's job created: the rest must wait
+        outcomes = await asyncio.gather(*first, *runs[SLOTS:])
         await packs.settled()
         return outcomes
 
