@@ -6,8 +6,9 @@ Every BraketExecutor in the Covalent server runs on the server's event loop. Ins
 (profile, credentials file and Region) asks ``SearchJobs`` for this executor's jobs (``cov-``
 names) created since the oldest one it watches of the last hour (100 per page, each page paced,
 at most a couple more than it booked), so Braket calls per interval grow with the number of
-pages, not of jobs; an older watched job (a QPU job queued for days) is read with GetJob. With one job to watch it uses ``GetJob``. A job the search does not
-return is looked up with ``GetJob``. Each state change it sees goes into the server log
+pages, not of jobs; an older watched job (a QPU job queued for days) is read with GetJob.
+With one job to watch it uses ``GetJob``. A job the search does not return is looked up with
+``GetJob``. Each state change it sees goes into the server log
 (:mod:`~covalent_braket_plugin.progress`), a queued job's place in the queue with it.
 """
 
