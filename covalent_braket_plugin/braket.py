@@ -37,6 +37,7 @@ from . import (
     packs,
     preflight,
     results,
+    server_board,
     signing,
     slots,
     transfer,
@@ -201,7 +202,8 @@ class BraketExecutor(RemoteExecutor):
                 value = await self._run(settings, payload, task_metadata, call.needs_covalent)
                 return call.transportable(value)
         finally:
-            _own_handles.pop(task, None)
+            if _own_handles.pop(task, None) is not None:
+                server_board.changed()
 
     @staticmethod
     async def _unwrapped(
@@ -264,7 +266,7 @@ class BraketExecutor(RemoteExecutor):
             )
             job_arn = job["jobArn"]
             app_log.debug(f"Braket job {job_arn} ({job['status']}) runs {task}")
-            await self._record_handle(job_arn, task)
+            await self._record_handle(job_arn, task, settings.cache_dir)
             if await self.get_cancel_requested():
                 await waiting.cancel(settings, job_arn)
             job = await self._poll_task(settings, job, location)
@@ -414,7 +416,7 @@ class BraketExecutor(RemoteExecutor):
             f"with {len(pack.members) - 1} other electron(s)"
         )
         task = f"{location.dispatch_id}:{location.node_id}"
-        await self._record_handle(packs.handle(job["jobArn"], location), task)
+        await self._record_handle(packs.handle(job["jobArn"], location), task, settings.cache_dir)
         if await self._cancel_requested():
             await aws.offload(packs.cancel_member, settings, location.uri)
         outcome, job = await packs.result_of(settings, pack, member, location)
@@ -623,13 +625,14 @@ class BraketExecutor(RemoteExecutor):
             f"no free attempt for task {dispatch_id}:{node_id} after {MAX_ATTEMPTS} tries"
         )
 
-    async def _record_handle(self, handle: str, task: str) -> None:
+    async def _record_handle(self, handle: str, task: str, cache_dir: str) -> None:
         """Give Covalent the job's handle. Covalent waits 5 s for its dispatcher to store it
         and raises if it does not answer: the job runs on all the same, so the executor keeps
         following it (its result still comes home, and a cancel still reaches it through
         Covalent's cancel flag, which the executor reads while it waits) instead of failing
         the task and leaving the job running with no handle."""
-        _own_handles[task] = handle
+        _own_handles[task] = (handle, cache_dir)
+        server_board.changed()  # the board says this server follows the job
         try:
             await self.set_job_handle(handle)
         except Exception as exc:
@@ -750,7 +753,7 @@ class BraketExecutor(RemoteExecutor):
         """Cancel the Braket job ``job_handle``; True once it is cancelling or cancelled. A task
         with no job yet that waits for a job slot is cancelled there (it creates nothing)."""
         task = (str(task_metadata.get("dispatch_id")), str(task_metadata.get("node_id")))
-        job_handle = job_handle or _own_handles.get(":".join(task))
+        job_handle = job_handle or _own_handles.get(":".join(task), (None, ""))[0]
         if not job_handle:
             return slots.cancel_waiting(task)
         job_arn, member = packs.split_handle(job_handle)
@@ -762,9 +765,23 @@ class BraketExecutor(RemoteExecutor):
         return status in {"CANCELLING", "CANCELLED"}
 
 
-#: The job handle of each task running in this process ("dispatch:node" -> handle), kept by the
-#: executor itself: Covalent may not have stored it (see ``BraketExecutor._record_handle``).
-_own_handles: dict[str, str] = {}
+#: The job handle of each task running in this process ("dispatch:node" -> handle and the
+#: executor's ``cache_dir``), kept by the executor itself: Covalent may not have stored it (see
+#: ``BraketExecutor._record_handle``), and the server board lists the jobs this process follows.
+_own_handles: dict[str, tuple[str, str]] = {}
+
+
+def _following() -> dict[str, list[dict[str, str]]]:
+    """The jobs this process follows, by ``cache_dir`` setting (the server board's source)."""
+    shown: dict[str, list[dict[str, str]]] = {}
+    for task, (handle, cache_dir) in list(_own_handles.items()):
+        dispatch_id, _, node_id = task.partition(":")
+        entry = {"job_arn": packs.split_handle(handle)[0], "dispatch_id": dispatch_id}
+        shown.setdefault(cache_dir, []).append({**entry, "node_id": node_id})
+    return shown
+
+
+server_board.watch("following", _following)
 
 
 def _result_unread(exc: BaseException) -> bool:

@@ -13,9 +13,10 @@ is paced within the account's quotas, as the executor's are.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from . import aws, jobs, pacing, progress, slot_board, usage
+from . import aws, jobs, pacing, progress, server_board, usage
 from .config import (
     ATTEMPT_TAG,
     DISPATCH_TAG,
@@ -27,7 +28,7 @@ from .config import (
 from .job.runner import HP_MEMBER_PREFIX, HP_TASK_URI
 from .jobs import search as search_jobs
 from .location import TaskLocation, job_name
-from .service import TERMINAL_STATES, iso_time
+from .service import TERMINAL_STATES, iso_time, timestamp
 
 
 def settings_for(region: str = "", profile: str = "") -> BraketSettings:
@@ -243,9 +244,62 @@ def jobs_rows(settings: BraketSettings, dispatch_id: str) -> list[dict[str, Any]
     return found + waiting_rows(settings, dispatch_id)
 
 
+#: How far back ``--orphans`` looks for jobs: a job queues for days at most (the executor gives
+#: up after a week) and runs at most 5 days (``maxRuntimeInSeconds`` 432000).
+ORPHAN_WINDOW_DAYS = 14
+
+
+def orphans(settings: BraketSettings) -> list[tuple[BraketSettings, dict[str, Any]]]:
+    """This plugin's jobs (by their name and tags) that are not over and that no live Covalent
+    server of this user follows (their boards, :mod:`~covalent_braket_plugin.server_board`): the
+    server that created them stopped or crashed, and Covalent resumes nothing, so they run on,
+    billed, for no one. In the configured Region and the device's. Blocking.
+
+    Args:
+        settings: the executor's settings (their ``cache_dir`` holds the servers' boards).
+
+    Returns:
+        The jobs' ``SearchJobs`` summaries, each with the settings of its Region.
+
+    Raises:
+        AwsError: when a search fails.
+    """
+    followed = server_board.followed(private_cache_dir(settings.cache_dir))
+    since = datetime.now(timezone.utc) - timedelta(days=ORPHAN_WINDOW_DAYS)
+    filters = [
+        {"name": "jobName", "operator": "CONTAINS", "values": ["cov-"]},
+        {"name": "createdAt", "operator": "GTE", "values": [timestamp(since)]},
+    ]
+    found: list[tuple[BraketSettings, dict[str, Any]]] = []
+    for where in _regions(settings):
+        summaries = search_jobs(
+            aws.clients_for(where).braket,
+            filters,
+            before_page=lambda where=where: pacing.wait_sync(*aws.quota_key(where), ["SearchJobs"]),
+        )
+        found += [
+            (where, summary)
+            for summary in summaries
+            if DISPATCH_TAG in (summary.get("tags") or {})
+            and summary["status"] not in TERMINAL_STATES
+            and summary["jobArn"] not in followed
+        ]
+    found.sort(key=lambda pair: str(pair[1].get("createdAt", "")))
+    return found
+
+
+def orphan_rows(settings: BraketSettings) -> list[dict[str, Any]]:
+    """A ``jobs`` table row per orphaned job (see :func:`orphans`), with its dispatch id.
+    Blocking."""
+    return [
+        {"dispatch_id": (summary.get("tags") or {}).get(DISPATCH_TAG), **describe(where, summary)}
+        for where, summary in orphans(settings)
+    ]
+
+
 def waiting_rows(settings: BraketSettings, dispatch_id: str) -> list[dict[str, Any]]:
     """A row per electron of the dispatch that waits for a job slot in a Covalent server of
-    this user (its slot board, in ``cache_dir``: :mod:`~covalent_braket_plugin.slot_board`):
+    this user (its slot board, in ``cache_dir``: :mod:`~covalent_braket_plugin.server_board`):
     no job yet, its state ``WAITING FOR A JOB SLOT`` and its place ``N ahead``.
 
     Args:
@@ -274,5 +328,5 @@ def waiting_rows(settings: BraketSettings, dispatch_id: str) -> list[dict[str, A
             "electrons": 1,
             "console": "",
         }
-        for entry in slot_board.read(private_cache_dir(settings.cache_dir), dispatch_id)
+        for entry in server_board.read(private_cache_dir(settings.cache_dir), dispatch_id)
     ]

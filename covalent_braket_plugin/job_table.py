@@ -32,6 +32,11 @@ def render(rows: list[dict[str, Any]]) -> str:
         "CONSOLE",
     ]
     lines = [_cells(row) for row in rows]
+    if any("dispatch_id" in row for row in rows):  # jobs of several dispatches (--orphans)
+        header = ["DISPATCH", *header]
+        lines = [
+            [row.get("dispatch_id") or "-", *cells] for row, cells in zip(rows, lines, strict=True)
+        ]
     widths = [
         max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=False)
     ]

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import aws, packing, progress, slot_board
+from . import aws, packing, progress, server_board
 from .config import BraketSettings
 from .covalent_loader import server_log
 from .service import CONCURRENT_JOBS_QUOTA, INSTANCE_QUOTAS, SERVICE_QUOTAS_CODE
@@ -353,7 +353,7 @@ class SlotGate:
         self._hand_out()
         if self._waiting or self._on_board:
             self._on_board = bool(self._waiting)
-            slot_board.changed()
+            server_board.changed()
 
     def _hand_out(self) -> None:
         for waiter in list(self._waiting):
@@ -562,7 +562,7 @@ def _board() -> dict[str, list[dict[str, Any]]]:
     return shown
 
 
-slot_board.watch(_board)
+server_board.watch("waiting", _board)
 
 
 def anyone_waiting() -> bool:
@@ -585,7 +585,7 @@ def reset() -> None:
         _gates.clear()
         _sized.clear()
         _reading.clear()
-    slot_board.changed()
+    server_board.changed()
 
 
 aws.on_reset(reset)

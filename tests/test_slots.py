@@ -14,7 +14,7 @@ import pytest
 from covalent._shared_files.exceptions import TaskCancelledError
 
 from covalent_braket_plugin import aws as aws_module
-from covalent_braket_plugin import cli, doctor, slot_board
+from covalent_braket_plugin import cli, doctor, server_board
 from covalent_braket_plugin.config import InvalidSettingError
 from tests.conftest import BUCKET
 from tests.emulator.test_jobs import job_request, upload_script, wait_for
@@ -207,7 +207,7 @@ def test_covalent_braket_jobs_lists_an_electron_waiting_for_a_job_slot(
     first, second = hosted(pack=False, cache_dir=cache), hosted(pack=False, cache_dir=cache)
 
     def jobs_command() -> tuple[int, str]:
-        slot_board.flush()
+        server_board.flush()
         code = cli.main(["jobs", DISPATCH])
         return code, capsys.readouterr().out
 
@@ -229,7 +229,7 @@ def test_covalent_braket_jobs_lists_an_electron_waiting_for_a_job_slot(
         assert "RUNNING" in rows["0"] or "QUEUED" in rows["0"], table
         code, table = jobs_command()  # once it has its job, it waits no more
         assert "WAITING FOR A JOB SLOT" not in table
-        assert not list((tmp_path / "cache" / slot_board.FOLDER).glob("*.json"))
+        assert not list((tmp_path / "cache" / server_board.FOLDER).glob("*.json"))  # nothing on it
     finally:
         set_config({f"executors.braket.{key}": value for key, value in before.items()})
 

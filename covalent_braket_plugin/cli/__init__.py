@@ -9,6 +9,7 @@
                               estimated cost.
 ``covalent-braket logs``      the CloudWatch log of a dispatch's Braket jobs, followed with
                               ``--follow``.
+``covalent-braket cancel``    ``--orphans``: stop the jobs no live Covalent server follows.
 
 Each command is a module of this package that registers its parser (``add_command``) and
 runs it; :func:`main` only builds the top parser from them and dispatches.
@@ -20,6 +21,7 @@ import argparse
 from collections.abc import Sequence
 
 from . import (
+    cancel_command,
     demo_command,
     doctor_command,
     emulator_command,
@@ -36,6 +38,7 @@ COMMANDS = (
     demo_command,
     jobs_command,
     logs_command,
+    cancel_command,
 )
 
 

@@ -62,10 +62,9 @@ def add_command(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _add_job_regime(parser: argparse.ArgumentParser, defaults: Any) -> None:
-    """The options of how jobs wait and start: this machine's limit, and a real account's job
-    regime (its quotas, one job per QPU, an instance's start)."""
-    numbers = (
+def _numbers(defaults: Any) -> tuple[tuple[str, type, Any, str, str], ...]:
+    """The numeric options of the job regime: flag, type, default, metavar, help."""
+    return (
         ("--queue-seconds", float, defaults.queue_seconds, "S", "seconds a job stays QUEUED"),
         (
             "--max-concurrent-jobs",
@@ -103,7 +102,12 @@ def _add_job_regime(parser: argparse.ArgumentParser, defaults: Any) -> None:
             "seconds the service's clock is ahead of this machine's (negative: behind)",
         ),
     )
-    for flag, kind, default, metavar, text in numbers:
+
+
+def _add_job_regime(parser: argparse.ArgumentParser, defaults: Any) -> None:
+    """The options of how jobs wait and start: this machine's limit, and a real account's job
+    regime (its quotas, one job per QPU, an instance's start and stop, the service's clock)."""
+    for flag, kind, default, metavar, text in _numbers(defaults):
         parser.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
     parser.add_argument(
         "--instance-quota",

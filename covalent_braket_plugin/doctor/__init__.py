@@ -26,7 +26,7 @@ from typing import Any
 from .. import aws, preflight, signing
 from ..config import DEFAULTS, BraketSettings, InvalidSettingError, check_setting
 from . import job_limits, permissions, resources
-from .report import OK, PROBLEM, SKIPPED, UNKNOWN, Check, Report, as_json, render
+from .report import OK, PROBLEM, SKIPPED, UNKNOWN, WARNING, Check, Report, as_json, render
 
 __all__ = [
     "FASTAPI_BREAKS_COVALENT",
@@ -34,6 +34,7 @@ __all__ = [
     "PROBLEM",
     "SKIPPED",
     "UNKNOWN",
+    "WARNING",
     "Check",
     "Doctor",
     "as_json",
@@ -94,6 +95,7 @@ class Doctor:
             return self.checks
         job_limits.instance(self.report, settings)
         job_limits.concurrent_jobs(self.report, settings)
+        job_limits.orphans(self.report, settings)
         resources.bucket(self.report, settings)
         role_arn = resources.role(self.report, settings)
         if role_arn is not None:

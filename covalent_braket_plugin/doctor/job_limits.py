@@ -1,12 +1,12 @@
 """The doctor's job quotas: the instances of the configured type the account's jobs may use,
 and the jobs it may run at once, in the job's Region (Service Quotas, where the caller may
-read it)."""
+read it); and the jobs of this plugin that run with no live Covalent server following them."""
 
 from __future__ import annotations
 
-from .. import preflight, slots
+from .. import aws, dispatch_jobs, preflight, slots
 from ..config import BraketSettings, InvalidSettingError
-from .report import OK, PROBLEM, UNKNOWN, Report
+from .report import OK, PROBLEM, UNKNOWN, WARNING, Report
 
 
 def _said(quota: slots.Quota, unit: str) -> str:
@@ -46,3 +46,25 @@ def concurrent_jobs(report: Report, settings: BraketSettings) -> None:
         )
         return
     report.add("concurrent jobs quota", OK if quota.read else UNKNOWN, _said(quota, "jobs at once"))
+
+
+def orphans(report: Report, settings: BraketSettings) -> None:
+    """A warning when jobs of this plugin run that no live Covalent server follows (their
+    server stopped or crashed; Covalent resumes nothing): they are billed for no one."""
+    try:
+        found = dispatch_jobs.orphans(settings)
+    except (aws.AwsError, InvalidSettingError) as exc:
+        report.add("orphaned jobs", UNKNOWN, f"could not look: {exc}")
+        return
+    if not found:
+        report.add("orphaned jobs", OK, "none: a live Covalent server follows every running job")
+        return
+    names = ", ".join(summary["jobName"] for _, summary in found[:5])
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    report.add(
+        "orphaned jobs",
+        WARNING,
+        f"{len(found)} job(s) of this plugin run, billed, with no live Covalent server "
+        f"following them: {names}{more}",
+        "covalent-braket jobs --orphans shows them; covalent-braket cancel --orphans stops them",
+    )

@@ -12,6 +12,8 @@ from .. import aws
 from ..config import BraketSettings, InvalidSettingError
 
 OK, PROBLEM, UNKNOWN, SKIPPED = "ok", "problem", "unknown", "skipped"
+#: Not a problem of the setup, but something to act on (jobs billed for no one, say).
+WARNING = "warning"
 
 
 @dataclass
@@ -64,7 +66,7 @@ def render(checks: list[Check]) -> str:
     lines = []
     for check in checks:
         lines.append(f"{check.status:<8} {check.name:<{width}}  {check.detail}")
-        if check.fix and check.status == PROBLEM:
+        if check.fix and check.status in (PROBLEM, WARNING):
             lines.append(f"{'':<8} {'':<{width}}  fix: {check.fix}")
     problems = sum(check.status == PROBLEM for check in checks)
     lines.append(
