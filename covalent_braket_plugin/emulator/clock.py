@@ -1,10 +1,10 @@
 """The emulated service's clock: this machine's, moved by the ``clock_offset_seconds`` setting.
 
-A real client's clock is never exactly the service's. Every time the emulated service tells
-(a job's or task's ``createdAt``, ``startedAt``, ``endedAt``, an event's time, the ``Date``
-header of each answer) comes from :func:`now`, so a test can set the service behind or ahead of
-the client and see what the client makes of it. The offset is read from the settings of the
-emulator that started last in this process (:func:`follow`).
+A real client's clock is never exactly the service's. Every time an emulated service tells (a
+job's or task's ``createdAt``, ``startedAt``, ``endedAt``, an event's time, the ``Date`` header
+of each answer) comes from its :class:`Clock`, so a test can set the service behind or ahead
+of the client and see what the client makes of it. Each emulator has its own (several may run
+in one process).
 """
 
 from __future__ import annotations
@@ -13,24 +13,27 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
 
-_followed: Any = None
+
+def machine_now() -> datetime:
+    """This machine's time (UTC)."""
+    return datetime.now(timezone.utc)
 
 
-def follow(settings: Any) -> None:
-    """Take the offset from ``settings`` (its ``clock_offset_seconds``, read at each call)."""
-    global _followed
-    _followed = settings
+class Clock:
+    """One emulator's clock, its offset read from its settings at each call.
 
+    Args:
+        settings: the emulator's run-time settings (their ``clock_offset_seconds``).
+    """
 
-def offset() -> float:
-    return float(getattr(_followed, "clock_offset_seconds", 0.0) or 0.0)
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
 
+    def now(self) -> datetime:
+        """The service's time (UTC)."""
+        offset = float(getattr(self.settings, "clock_offset_seconds", 0.0) or 0.0)
+        return machine_now() + timedelta(seconds=offset)
 
-def now() -> datetime:
-    """The service's time (UTC)."""
-    return datetime.now(timezone.utc) + timedelta(seconds=offset())
-
-
-def http_date() -> str:
-    """The service's time as an HTTP ``Date`` header says it."""
-    return format_datetime(now().replace(microsecond=0), usegmt=True)
+    def http_date(self) -> str:
+        """The service's time as an HTTP ``Date`` header says it."""
+        return format_datetime(self.now().replace(microsecond=0), usegmt=True)

@@ -37,8 +37,9 @@ from .runtime.lifecycle import JobRuntime
 from .settings import RuntimeSettings
 
 
-def _quiet_handler() -> type:
-    """moto's request handler, without a log line per request."""
+def _quiet_handler(service_clock: clock.Clock) -> type:
+    """moto's request handler, without a log line per request, dating each answer by the
+    emulated service's clock."""
     from moto.moto_server.werkzeug_app import MotoRequestHandler
 
     class QuietRequestHandler(MotoRequestHandler):
@@ -47,7 +48,9 @@ def _quiet_handler() -> type:
 
         def date_time_string(self, timestamp: float | None = None) -> str:
             """Every answer's ``Date``: the emulated service's clock."""
-            return clock.http_date() if timestamp is None else super().date_time_string(timestamp)
+            if timestamp is None:
+                return service_clock.http_date()
+            return super().date_time_string(timestamp)
 
     return QuietRequestHandler
 
@@ -155,7 +158,6 @@ class BraketEmulator:
         self._url = f"http://{host}:{port}"
         clients = InternalClients(self._url, self.token)
         settings = dataclasses.replace(self._initial_settings or RuntimeSettings())
-        clock.follow(settings)
         faults = FaultInjector()
         journal = Journal()
         launcher = Launcher(on_event=journal.event("launcher"))
@@ -178,7 +180,7 @@ class BraketEmulator:
                 port,
                 self.app,
                 threaded=True,
-                request_handler=_quiet_handler(),
+                request_handler=_quiet_handler(clock.Clock(settings)),
                 fd=listener.fileno(),
             )
         finally:

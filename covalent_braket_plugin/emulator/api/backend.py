@@ -20,11 +20,12 @@ from typing import Any, Protocol
 
 from ...service import MAX_RUNTIME_SECONDS, TERMINAL_STATES
 from ..aws_services.role_trust import check_job_role
+from ..clock import Clock
 from ..exceptions import ConflictException, ResourceNotFoundException, ValidationException
 from ..settings import RuntimeSettings
 from . import job_quotas, search
 from .devices import Device, DeviceCatalogue
-from .models import Job, QuantumTask, now, place_in_queue
+from .models import Job, QuantumTask, place_in_queue
 from .quantum_tasks import QuantumTaskBook, QuantumTaskHost
 from .rules import validate_create_job, validate_job_associations
 
@@ -58,6 +59,7 @@ class BraketBackend:
         self.account = account
         self.region = region
         self.settings = settings
+        self.clock = Clock(settings)
         self.runtime = runtime
         self.devices = devices
         self._lock = threading.RLock()
@@ -66,7 +68,7 @@ class BraketBackend:
         self._tokens: dict[str, str] = {}  # clientToken -> job ARN
         self._job_tokens: dict[str, str] = {}  # AMZN_BRAKET_JOB_TOKEN -> job ARN
         self.quantum_tasks = QuantumTaskBook(
-            account, region, devices, tasks, self._lock, self._job_for_token
+            account, region, devices, tasks, self._lock, self._job_for_token, self.clock.now
         )
 
     # ---------------------------------------------------------------- jobs
@@ -103,6 +105,8 @@ class BraketBackend:
                 region=self.region,
                 request=request,
                 tags=dict(body.get("tags") or {}),
+                created_at=self.clock.now(),
+                clock=self.clock.now,
             )
             job.add_event("QUEUED_FOR_EXECUTION")
             self._jobs[arn] = job
@@ -117,7 +121,7 @@ class BraketBackend:
     def _visible(self, job: Job) -> bool:
         """Whether reads see the job yet (see ``job_visibility_seconds``)."""
         lag = self.settings.job_visibility_seconds
-        return not lag or (now() - job.created_at).total_seconds() >= lag
+        return not lag or (self.clock.now() - job.created_at).total_seconds() >= lag
 
     def get_job(self, arn: str) -> Job:
         with self._lock:
@@ -173,9 +177,9 @@ class BraketBackend:
                 return False
             job.status = status
             if status == "RUNNING" and job.started_at is None:
-                job.started_at = now()
+                job.started_at = self.clock.now()
             if status in TERMINAL_STATES:
-                job.ended_at = now()
+                job.ended_at = self.clock.now()
                 if job.started_at is None:
                     job.started_at = job.ended_at
             if reason:
@@ -199,7 +203,7 @@ class BraketBackend:
         """The job's instances are up: its billing starts."""
         with self._lock:
             if job.instance_ready_at is None:
-                job.instance_ready_at = now()
+                job.instance_ready_at = self.clock.now()
 
     def add_event(self, job: Job, event: str, message: str | None = None) -> None:
         with self._lock:

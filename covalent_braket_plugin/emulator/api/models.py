@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from ...service import timestamp
-from .. import clock
-
-
-def now() -> datetime:
-    """The emulated service's time (see :mod:`~covalent_braket_plugin.emulator.clock`)."""
-    return clock.now()
+from ..clock import machine_now
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -32,7 +28,7 @@ class Job:
     region: str
     request: dict[str, Any]
     status: str = "QUEUED"
-    created_at: datetime = field(default_factory=now)
+    created_at: datetime = field(default_factory=machine_now)
     started_at: datetime | None = None
     ended_at: datetime | None = None
     failure_reason: str | None = None
@@ -44,6 +40,8 @@ class Job:
     admitted: bool = False
     #: When its instances were up (after ``job_start_seconds``): billing starts here.
     instance_ready_at: datetime | None = None
+    #: The service's clock (its emulator's :class:`~covalent_braket_plugin.emulator.clock.Clock`).
+    clock: Callable[[], datetime] = field(default=machine_now, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -58,7 +56,7 @@ class Job:
         return self.request["deviceConfig"]["device"]
 
     def add_event(self, event_type: str, message: str | None = None) -> None:
-        event: dict[str, Any] = {"eventType": event_type, "timeOfEvent": _iso(now())}
+        event: dict[str, Any] = {"eventType": event_type, "timeOfEvent": _iso(self.clock())}
         if message:
             event["message"] = message
         self.events.append(event)
@@ -83,7 +81,7 @@ class Job:
         """
         if self.instance_ready_at is None:
             return 0 if self.ended_at is not None else None
-        end = self.ended_at or now()
+        end = self.ended_at or self.clock()
         return max(0, int((end - self.instance_ready_at).total_seconds() * 1000))
 
     def describe(self, queue_position: str | None = None) -> dict[str, Any]:
@@ -140,10 +138,12 @@ class QuantumTask:
     request: dict[str, Any]
     job_arn: str | None = None
     status: str = "QUEUED"
-    created_at: datetime = field(default_factory=now)
+    created_at: datetime = field(default_factory=machine_now)
     ended_at: datetime | None = None
     failure_reason: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    #: The service's clock (its emulator's :class:`~covalent_braket_plugin.emulator.clock.Clock`).
+    clock: Callable[[], datetime] = field(default=machine_now, repr=False, compare=False)
 
     @property
     def task_id(self) -> str:

@@ -15,13 +15,15 @@ import copy
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 from ...service import TERMINAL_STATES
+from ..clock import machine_now
 from ..exceptions import ConflictException, ResourceNotFoundException, ValidationException
 from . import search
 from .devices import Device, DeviceCatalogue
-from .models import Job, QuantumTask, now, place_in_queue
+from .models import Job, QuantumTask, place_in_queue
 from .rules import validate_create_quantum_task
 
 
@@ -56,8 +58,10 @@ class QuantumTaskBook:
         runner: QuantumTaskHost | None,
         lock: threading.RLock,
         job_for_token: Callable[[str], Job | None],
+        clock: Callable[[], datetime] = machine_now,
     ) -> None:
         self.account = account
+        self.clock = clock
         self.region = region
         self.devices = devices
         self.runner = runner
@@ -86,6 +90,8 @@ class QuantumTaskBook:
                 copy.deepcopy(body),
                 job_arn=job.arn if job is not None else None,
                 tags=dict(body.get("tags") or {}),
+                created_at=self.clock(),
+                clock=self.clock,
             )
             self._tasks[arn] = task
             if token:
@@ -145,7 +151,7 @@ class QuantumTaskBook:
             if task.status == "CANCELLING":
                 status = "CANCELLED"
             task.status = status
-            task.ended_at = now()
+            task.ended_at = task.clock()
             if reason:
                 task.failure_reason = reason[:4096]
 
