@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-BUCKET = "covalent-braket-bench"
+BUCKET = "amazon-braket-covalent-bench"
 ROLE = "arn:aws:iam::123456789012:role/CovalentBraketJobsExecutionRole"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/covalent-braket:latest"
 

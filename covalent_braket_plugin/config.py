@@ -95,6 +95,10 @@ def _str(setting: str, value: Any) -> str:
     return value.strip()
 
 
+#: What a bucket's name must start with for Braket to write quantum task results to it.
+BRAKET_BUCKET_PREFIX = "amazon-braket-"
+
+
 def check_bucket_name(value: Any) -> str:
     name = _str("s3_bucket_name", value)
     if not _BUCKET_RE.match(name) or ".." in name or _IP_RE.match(name):
@@ -103,6 +107,18 @@ def check_bucket_name(value: Any) -> str:
             value,
             "an S3 bucket name: 3-63 characters of lowercase letters, digits, '.' and '-', "
             "starting and ending with a letter or digit (no underscores, not an IP address)",
+        )
+    if not name.startswith(BRAKET_BUCKET_PREFIX):
+        raise InvalidSettingError(
+            "s3_bucket_name",
+            value,
+            f"a bucket whose name starts with {BRAKET_BUCKET_PREFIX}: the quantum tasks the "
+            "job creates write their results to it (the job's output bucket), and Amazon "
+            "Braket writes them through its service-linked role, whose policy "
+            "(AmazonBraketServiceRolePolicy) allows only buckets named amazon-braket-* in your "
+            "account (Braket developer guide, 'Service-linked role for Amazon Braket'). For "
+            "example amazon-braket-covalent-<region>-<account>, which covalent-braket setup "
+            "creates",
         )
     return name
 

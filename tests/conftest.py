@@ -53,7 +53,7 @@ def _connect_ex_loopback(self: socket.socket, address: Any) -> int:
 socket.socket.connect = _connect_loopback  # type: ignore[method-assign]
 socket.socket.connect_ex = _connect_ex_loopback  # type: ignore[method-assign]
 
-BUCKET = "covalent-braket-tests"
+BUCKET = "amazon-braket-covalent-tests"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/covalent-braket:latest"
 ROLE = "arn:aws:iam::123456789012:role/CovalentBraketJobsExecutionRole"
 SV1 = "arn:aws:braket:::device/quantum-simulator/amazon/sv1"

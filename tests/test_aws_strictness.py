@@ -103,7 +103,7 @@ def test_a_qpu_in_another_region_runs_in_its_own_region(aws: Any) -> None:
     aws.control.add_devices([{"arn": RIGETTI, "name": "Ankaa-3", "qubitCount": 8}])
     west = "123456789012.dkr.ecr.us-west-1.amazonaws.com/covalent-braket:latest"
     provision(
-        "covalent-braket-west",
+        "amazon-braket-covalent-west",
         ROLE,
         west,
         client=lambda service: aws.control.client(service, region_name="us-west-1"),
@@ -112,7 +112,7 @@ def test_a_qpu_in_another_region_runs_in_its_own_region(aws: Any) -> None:
         braket_job_execution_role_name=ROLE,
         region="us-east-1",
         quantum_device=RIGETTI,
-        s3_bucket_name="covalent-braket-west",
+        s3_bucket_name="amazon-braket-covalent-west",
         ecr_image_uri=west,
     )
     assert run(executor, lambda: os.environ["AWS_REGION"]) == "us-west-1"
@@ -135,7 +135,7 @@ def test_a_qpu_in_another_region_runs_in_its_own_region(aws: Any) -> None:
         (
             {
                 "quantum_device": RIGETTI,
-                "s3_bucket_name": "covalent-braket-west",
+                "s3_bucket_name": "amazon-braket-covalent-west",
             },  # image in us-east-1
             "ecr_image_uri",
             "us-west-1",
@@ -147,7 +147,7 @@ def test_each_region_mismatch_is_named_before_anything_is_created(
 ) -> None:
     aws.control.add_devices([{"arn": RIGETTI, "name": "Ankaa-3", "qubitCount": 8}])
     provision(
-        "covalent-braket-west",
+        "amazon-braket-covalent-west",
         ROLE,
         "123456789012.dkr.ecr.us-west-1.amazonaws.com/covalent-braket:latest",
         client=lambda service: aws.control.client(service, region_name="us-west-1"),

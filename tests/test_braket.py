@@ -114,7 +114,7 @@ def test_executor_round_trips_through_to_dict_as_the_server_rebuilds_it() -> Non
     import copy
     import json
 
-    executor = BraketExecutor(s3_bucket_name="my-bucket", ecr_image_uri=IMAGE, time_limit=77)
+    executor = BraketExecutor(s3_bucket_name="amazon-braket-mine", ecr_image_uri=IMAGE, time_limit=77)
     data = json.loads(json.dumps(copy.deepcopy(executor).to_dict()))
     rebuilt = BraketExecutor().from_dict(data)
     assert rebuilt.settings() == executor.settings()

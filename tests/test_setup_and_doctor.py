@@ -217,9 +217,9 @@ def _break(aws: Any, conf_dir: Path, good: dict[str, Any], how: str) -> None:
     elif how == "wrong-Region bucket":
         west = aws.control.client("s3", region_name="us-west-2")
         west.create_bucket(
-            Bucket="covalent-west", CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
+            Bucket="amazon-braket-covalent-west", CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
         )
-        write_conf(conf_dir, {**good, "s3_bucket_name": "covalent-west"})
+        write_conf(conf_dir, {**good, "s3_bucket_name": "amazon-braket-covalent-west"})
     elif how == "public bucket":
         aws.s3.delete_public_access_block(Bucket=BUCKET)
         aws.s3.put_bucket_acl(Bucket=BUCKET, ACL="public-read")

@@ -22,7 +22,7 @@ import urllib.parse
 import urllib.request
 
 from .. import aws, policies
-from ..config import DEFAULTS, BraketSettings, InvalidSettingError
+from ..config import DEFAULTS, BraketSettings, InvalidSettingError, check_bucket_name
 from ..service import REGIONS
 from .bucket import LIFECYCLE_RULE_ID, kms_key, make_bucket
 from .image import PLACEHOLDER_REPOSITORY, make_image
@@ -52,6 +52,8 @@ def run(options: Options) -> Outcome:
         raise InvalidSettingError(
             "region", clients.region, "a Region with Amazon Braket: " + ", ".join(REGIONS)
         )
+    if options.bucket:
+        check_bucket_name(options.bucket)  # before anything is made
     identity = aws.call(clients.sts, "get_caller_identity")
     account = identity["Account"]
     partition = identity["Arn"].split(":")[1]

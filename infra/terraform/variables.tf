@@ -8,6 +8,13 @@ variable "bucket_name" {
   description = "Name of the S3 bucket for task inputs, results and job outputs; empty for amazon-braket-covalent-<region>-<account>"
   type        = string
   default     = ""
+
+  validation {
+    # Braket writes quantum task results through its service-linked role, whose policy
+    # (AmazonBraketServiceRolePolicy) allows only buckets named amazon-braket-*.
+    condition     = var.bucket_name == "" || startswith(var.bucket_name, "amazon-braket-")
+    error_message = "bucket_name must start with amazon-braket-: Braket's service-linked role writes quantum task results only to buckets named amazon-braket-*."
+  }
 }
 
 variable "task_prefix" {

@@ -12,6 +12,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from covalent_braket_plugin.testing import signed_headers
+from tests.conftest import BUCKET
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -225,7 +226,7 @@ def test_hostile_requests_get_the_services_4xx_error_shape_never_a_5xx(aws: Any)
 
     counts = (
         AwsDevice("arn:aws:braket:::device/quantum-simulator/amazon/sv1")
-        .run(Circuit().x(0), ("covalent-braket-tests", "robust"), shots=5)
+        .run(Circuit().x(0), (BUCKET, "robust"), shots=5)
         .result()
         .measurement_counts
     )

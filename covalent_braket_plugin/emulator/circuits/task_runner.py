@@ -18,6 +18,13 @@ if TYPE_CHECKING:
     from ..api.quantum_tasks import QuantumTaskBook
 
 
+#: The results of a quantum task are written by Braket's service-linked role, whose policy
+#: (AmazonBraketServiceRolePolicy) allows ``s3:PutObject`` only on ``arn:aws:s3:::amazon-braket-*``
+#: of the account ("put objects into and get objects from any bucket in your account with a
+#: name that starts with amazon-braket-": the developer guide's service-linked role page).
+SERVICE_ROLE_BUCKET_PREFIX = "amazon-braket-"
+
+
 class QuantumTaskRunner:
     """Runs quantum tasks on the local simulators, in worker processes.
 
@@ -66,10 +73,20 @@ class QuantumTaskRunner:
             if results is None:  # cancelled while it waited for a worker
                 states.finish_task(task, "CANCELLED")
                 return
+            bucket = request["outputS3Bucket"]
+            if not bucket.startswith(SERVICE_ROLE_BUCKET_PREFIX):
+                raise PermissionError(
+                    f"Amazon Braket could not write the results to s3://{bucket}: its "
+                    "service-linked role (AWSServiceRoleForAmazonBraket) may write only to "
+                    f"buckets whose names start with {SERVICE_ROLE_BUCKET_PREFIX}"
+                )
             self.clients.get("s3", task.region).put_object(
-                Bucket=request["outputS3Bucket"], Key=task.results_key, Body=results.encode()
+                Bucket=bucket, Key=task.results_key, Body=results.encode()
             )
         except SimulationFailed as exc:  # the program, the simulator or its process failed
+            states.finish_task(task, "FAILED", str(exc))
+            return
+        except PermissionError as exc:  # the service may not write there
             states.finish_task(task, "FAILED", str(exc))
             return
         except Exception as exc:  # storing the results failed
