@@ -202,8 +202,10 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _exports(url: str, token: str) -> str:
-    """``NAME=value`` for each variable a shell exports to reach the emulator: the endpoint,
-    this run's client credentials, the Region and the control API's token."""
+    """``NAME=value`` for each variable a shell exports to reach the emulator: the endpoint
+    (also as the Braket SDK's ``BRAKET_ENDPOINT``), this run's client credentials, the Region,
+    the control API's token, and the price list it serves (``BRAKET_PRICE_OFFERS_URL``: the
+    SDK's ``Tracker`` and the executor's cost estimates read it instead of Amazon's, online)."""
     from ..emulator.aws_services.identity import TOKEN_ENV
     from ..testing import emulator_env
 
@@ -214,6 +216,8 @@ def _exports(url: str, token: str) -> str:
         "AWS_SECRET_ACCESS_KEY",
         "AWS_DEFAULT_REGION",
         TOKEN_ENV,
+        "BRAKET_ENDPOINT",
+        "BRAKET_PRICE_OFFERS_URL",
     )
     return " ".join(f"{name}={shlex.quote(env[name])}" for name in exported)
 
