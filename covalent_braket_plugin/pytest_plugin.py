@@ -25,6 +25,9 @@ the fixture's :meth:`EmulatorControl.settings` (every test starts from the defau
 - ``queue_past_quota=True``: jobs past a quota are accepted and wait QUEUED for room;
 - ``job_quotas=False``: none of it, only the machine's ``max_concurrent_jobs``;
 - ``job_start_seconds=S``: a job's instance takes S seconds to start (QUEUED, not billed);
+- ``onboarded_accounts=False``: accounts start bare (by default each starts onboarded, as after
+  opening Braket in the console: the role ``service-role/AmazonBraketJobsExecutionRole`` that
+  ``@hybrid_job`` and ``AwsQuantumJob.create`` use when given none);
 - ``stop_grace_seconds=S``: at a job's time limit its container gets SIGTERM (passed on to
   nobody) and is killed S seconds later (AWS: 120);
 - ``clock_offset_seconds=S``: the service's clock is S seconds ahead of this machine's

@@ -127,6 +127,12 @@ def _add_job_regime(parser: argparse.ArgumentParser, defaults: Any) -> None:
         action="store_true",
         help="accept jobs past a job quota and keep them QUEUED, instead of refusing them (402)",
     )
+    parser.add_argument(
+        "--bare-accounts",
+        dest="onboarded_accounts",
+        action="store_false",
+        help="accounts start bare, not onboarded (no service-role/AmazonBraketJobsExecutionRole)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -184,6 +190,7 @@ def _settings(args: argparse.Namespace) -> Any:
         job_quotas=args.job_quotas,
         concurrent_jobs_quota=args.concurrent_jobs,
         queue_past_quota=args.queue_past_quota,
+        onboarded_accounts=args.onboarded_accounts,
         job_start_seconds=args.job_start_seconds,
         clock_offset_seconds=args.clock_offset,
         stop_grace_seconds=args.stop_grace_seconds,

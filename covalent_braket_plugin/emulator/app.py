@@ -38,6 +38,7 @@ from .aws_services import s3
 from .aws_services import simulate_principal_policy as simulate
 from .aws_services.ecr_images import ManagedImages
 from .aws_services.identity import TOKEN_HEADER, Scope, account_of, scope_of
+from .aws_services.onboarding import Onboarding
 from .aws_services.signatures import SignatureChecker
 from .control import PREFIX as CONTROL_PREFIX
 from .control import ControlApi
@@ -157,6 +158,8 @@ class EmulatorApp:
         self.backends = backends
         self.runtime = runtime
         self.images = images
+        #: Accounts start onboarded (the jobs role), made at each account's first call.
+        self.onboarding = Onboarding(images.clients, runtime.settings)
         self.journal = journal
         self.faults = faults
         #: Access key id -> IAM policy enforced on that principal's Braket calls.
@@ -181,6 +184,7 @@ class EmulatorApp:
         self.quotas.reset()
         moto_api_backend.reset()
         self.images.forget()
+        self.onboarding.forget()
         initial = dataclasses.replace(self._initial_settings)
         for name, value in dataclasses.asdict(initial).items():
             setattr(self.runtime.settings, name, value)
@@ -220,8 +224,10 @@ class EmulatorApp:
             kind, message = (refused.kind, refused.message) if refused else (MISSING, "")
             entry["error"] = error_code(call.service, call.json_protocol, kind)[0]
             return _refuse(call, self._recording(entry, start_response), kind, message)
+        account = account_of(environ, call.scope.access_key)
+        self.onboarding.ensure(account)
         if call.service == "ecr":
-            self.images.ensure(account_of(environ, call.scope.access_key), call.scope.region)
+            self.images.ensure(account, call.scope.region)
         fault = self.faults.choose(call.service, entry["operation"], call.scope.access_key)
         if fault is None:
             return self._serve_journaled(call, start_response, entry)
@@ -240,6 +246,7 @@ class EmulatorApp:
             self.backends.reset()  # moto resets its own state
             self.journal.clear()
             self.images.forget()
+            self.onboarding.forget()
         return self.moto(environ, start_response, None, True)
 
     def _serve(

@@ -39,6 +39,10 @@ class RuntimeSettings:
     #: training toolkit, process 1 without a handler, neither dies of nor passes on) and
     #: everything is killed this many seconds later (SageMaker's 120 s).
     stop_grace_seconds: float = 120.0
+    #: Every account starts onboarded, as after opening Braket in the console: with the role
+    #: ``service-role/AmazonBraketJobsExecutionRole`` (see .aws_services.onboarding). Off: bare
+    #: accounts, for testing onboarding itself.
+    onboarded_accounts: bool = True
     #: Seconds a quantum task stays QUEUED before it runs.
     task_queue_seconds: float = 0.0
     #: Simulations that run at once, each in a worker process; more tasks wait in QUEUED.

@@ -19,24 +19,9 @@ REGISTRY = "292282985366"
 
 
 def braket_defaults(aws: Any) -> None:
-    """What the SDK looks for by default: its bucket, and a job role under /service-role/."""
+    """What the SDK looks for by default: its bucket (the job role under /service-role/ is the
+    onboarded account's own)."""
     aws.s3.create_bucket(Bucket="amazon-braket-us-east-1-123456789012")
-    aws.control.client("iam").create_role(
-        RoleName="AmazonBraketJobsExecutionRole",
-        Path="/service-role/",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "braket.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        ),
-    )
 
 
 def test_managed_images_carry_the_emulators_python_in_their_full_tag(aws: Any) -> None:
