@@ -17,10 +17,12 @@ import pytest
 from covalent_braket_plugin import aws as aws_module
 from covalent_braket_plugin import doctor, policies, provisioning
 from covalent_braket_plugin.config import InvalidSettingError
+from covalent_braket_plugin.provisioning.bucket import TASK_RESULTS_RULE_ID
 
 pytestmark = pytest.mark.timeout(180)
 
 ACCOUNT = "123456789012"
+
 BUCKET = f"amazon-braket-covalent-us-east-1-{ACCOUNT}"
 ROLE = "covalent-braket-setup-job"  # not the one the aws fixture provisions
 PYTHON = "{}.{}".format(*sys.version_info[:2])
@@ -78,8 +80,9 @@ def test_setup_makes_a_private_encrypted_bucket_and_a_least_privilege_role(aws: 
     }
     rules = s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
-    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
+    rule, tasks = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
     assert rule["Filter"]["Prefix"] == "covalent-braket/" and rule["Expiration"]["Days"] == 7
+    assert tasks["Filter"]["Prefix"] == "jobs/cov-" and tasks["Expiration"]["Days"] == 7
     role = iam.get_role(RoleName=ROLE)["Role"]
     assert policies.trusts_braket(role["AssumeRolePolicyDocument"])
     document = iam.get_role_policy(RoleName=ROLE, PolicyName=policies.JOB_ROLE_POLICY_NAME)
@@ -132,7 +135,18 @@ def test_setup_keeps_the_users_own_lifecycle_rules(aws: Any) -> None:
     )
     set_up()
     ids = [r["ID"] for r in aws.s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]]
-    assert ids == ["theirs", provisioning.LIFECYCLE_RULE_ID]
+    assert ids == ["theirs", provisioning.LIFECYCLE_RULE_ID, TASK_RESULTS_RULE_ID]
+
+
+def test_setup_expires_the_results_of_its_jobs_quantum_tasks_too(aws: Any) -> None:
+    """The quantum tasks a job creates write their results under ``jobs/<job>/tasks/`` of the
+    job's output bucket: those of the executor's jobs (``cov-...``) expire as its own objects."""
+    set_up()
+    rules = aws.s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
+    prefixes = {rule["ID"]: rule["Filter"]["Prefix"] for rule in rules}
+    assert prefixes[provisioning.LIFECYCLE_RULE_ID] == "covalent-braket/"
+    assert prefixes[TASK_RESULTS_RULE_ID] == "jobs/cov-"
+    assert all(rule["Expiration"]["Days"] == rules[0]["Expiration"]["Days"] for rule in rules)
 
 
 def test_setup_refuses_a_role_braket_cannot_assume_and_changes_nothing(aws: Any) -> None:
@@ -217,7 +231,8 @@ def _break(aws: Any, conf_dir: Path, good: dict[str, Any], how: str) -> None:
     elif how == "wrong-Region bucket":
         west = aws.control.client("s3", region_name="us-west-2")
         west.create_bucket(
-            Bucket="amazon-braket-covalent-west", CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
+            Bucket="amazon-braket-covalent-west",
+            CreateBucketConfiguration={"LocationConstraint": "us-west-2"},
         )
         write_conf(conf_dir, {**good, "s3_bucket_name": "amazon-braket-covalent-west"})
     elif how == "public bucket":

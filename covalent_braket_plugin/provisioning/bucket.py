@@ -13,6 +13,11 @@ from .steps import Maker, Step, current
 
 #: The ID of the lifecycle rule for the task prefix (other rules of the bucket are kept).
 LIFECYCLE_RULE_ID = "covalent-braket-task-artifacts"
+#: The rule for the results of the quantum tasks the executor's jobs create: the service writes
+#: them under the job's output bucket at ``jobs/<job name>/tasks/`` (the SDK's
+#: ``AMZN_BRAKET_TASK_RESULTS_S3_URI``), and the executor's job names start with ``cov-``.
+TASK_RESULTS_RULE_ID = "covalent-braket-quantum-task-results"
+TASK_RESULTS_PREFIX = "jobs/cov-"
 
 
 def kms_key(maker: Maker) -> str:
@@ -147,13 +152,19 @@ def _public_access(maker: Maker, s3: Any, bucket: str, owned: dict[str, str], ex
 
 def _lifecycle(maker: Maker, s3: Any, bucket: str, owned: dict[str, str], exists: bool) -> None:
     days = maker.options.expiry_days
-    ours = {
-        "ID": LIFECYCLE_RULE_ID,
-        "Status": "Enabled",
-        "Filter": {"Prefix": f"{S3_PREFIX}/"},
-        "Expiration": {"Days": days},
-        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
-    }
+    ours = [
+        {
+            "ID": rule,
+            "Status": "Enabled",
+            "Filter": {"Prefix": prefix},
+            "Expiration": {"Days": days},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        }
+        for rule, prefix in (
+            (LIFECYCLE_RULE_ID, f"{S3_PREFIX}/"),
+            (TASK_RESULTS_RULE_ID, TASK_RESULTS_PREFIX),
+        )
+    ]
     found = current(
         exists,
         "NoSuchLifecycleConfiguration",
@@ -163,18 +174,22 @@ def _lifecycle(maker: Maker, s3: Any, bucket: str, owned: dict[str, str], exists
         **owned,
     )
     rules = (found or {}).get("Rules", [])
-    mine = [r for r in rules if r.get("ID") == LIFECYCLE_RULE_ID]
-    others = [r for r in rules if r.get("ID") != LIFECYCLE_RULE_ID]  # the user's: kept
-    same = bool(mine) and all(mine[0].get(k) == v for k, v in ours.items())
+    ids = {rule["ID"] for rule in ours}
+    mine = {r.get("ID"): r for r in rules if r.get("ID") in ids}
+    others = [r for r in rules if r.get("ID") not in ids]  # the user's: kept
+    same = all(
+        rule["ID"] in mine and all(mine[rule["ID"]].get(k) == v for k, v in rule.items())
+        for rule in ours
+    )
     maker.step(
         "bucket",
-        f"lifecycle: {S3_PREFIX}/ expires after {days} days",
+        f"lifecycle: {S3_PREFIX}/ and {TASK_RESULTS_PREFIX}* expire after {days} days",
         not same,
         lambda: aws.call(
             s3,
             "put_bucket_lifecycle_configuration",
             Bucket=bucket,
-            LifecycleConfiguration={"Rules": [*others, ours]},
+            LifecycleConfiguration={"Rules": [*others, *ours]},
             **owned,
         ),
         "set",

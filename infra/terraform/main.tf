@@ -62,6 +62,20 @@ resource "aws_s3_bucket_lifecycle_configuration" "tasks" {
       days_after_initiation = 1
     }
   }
+  rule {
+    # The results of the quantum tasks the executor's jobs (named cov-...) create.
+    id     = "expire-quantum-task-results"
+    status = "Enabled"
+    filter {
+      prefix = "jobs/cov-"
+    }
+    expiration {
+      days = var.artifact_expiry_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
 }
 
 resource "aws_ecr_repository" "jobs" {
