@@ -51,7 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The command's exit code.
     """
-    parser = argparse.ArgumentParser(prog="covalent-braket", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="covalent-braket",
+        description="Run Covalent electrons as Amazon Braket hybrid jobs: Braket-in-a-box (the "
+        "local emulator), setup, doctor, a demo, and a dispatch's jobs and logs.",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_command(subparsers)

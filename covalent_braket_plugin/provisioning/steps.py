@@ -67,7 +67,13 @@ class Outcome:
         ]
         if not any(step.changed or step.action.startswith("would") for step in self.steps):
             lines.append("Everything was already there; nothing was created or changed.")
-        lines += ["", f"In {conf_path}:", "", "[executors.braket]"]
+        lines += [
+            "",
+            f"Nothing was written to {conf_path}. Set these keys in the braket executor's "
+            "section (Covalent has written one there already: edit it, do not add a second):",
+            "",
+            "[executors.braket]",
+        ]
         lines += [f"{key} = {json.dumps(value)}" for key, value in self.section.items()]
         return "\n".join(lines)
 
