@@ -13,6 +13,7 @@ is paced within the account's quotas, as the executor's are.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -90,21 +91,31 @@ def find_jobs(settings: BraketSettings, dispatch_id: str) -> list[tuple[BraketSe
     Raises:
         AwsError: when a search fails.
     """
-    found: list[tuple[BraketSettings, dict]] = []
     name = dispatch_prefix(dispatch_id)
+    found = [
+        (where, summary)
+        for where, summary in _searched(
+            settings, [{"name": "jobName", "operator": "CONTAINS", "values": [name]}]
+        )
+        if (summary.get("tags") or {}).get(DISPATCH_TAG) == dispatch_id
+    ]
+    found.sort(key=lambda pair: _order(pair[1]))
+    return found
+
+
+def _searched(
+    settings: BraketSettings, filters: list[dict[str, Any]]
+) -> Iterator[tuple[BraketSettings, dict[str, Any]]]:
+    """Every job ``SearchJobs`` finds with ``filters`` in the configured Region and the
+    device's, with the settings of its Region; each page paced. Blocking."""
     for where in _regions(settings):
         summaries = search_jobs(
             aws.clients_for(where).braket,
-            [{"name": "jobName", "operator": "CONTAINS", "values": [name]}],
+            filters,
             before_page=lambda where=where: pacing.wait_sync(*aws.quota_key(where), ["SearchJobs"]),
         )
-        found += [
-            (where, summary)
-            for summary in summaries
-            if (summary.get("tags") or {}).get(DISPATCH_TAG) == dispatch_id
-        ]
-    found.sort(key=lambda pair: _order(pair[1]))
-    return found
+        for summary in summaries:
+            yield where, summary
 
 
 def _order(job: dict[str, Any]) -> tuple[Any, ...]:
@@ -270,20 +281,13 @@ def orphans(settings: BraketSettings) -> list[tuple[BraketSettings, dict[str, An
         {"name": "jobName", "operator": "CONTAINS", "values": ["cov-"]},
         {"name": "createdAt", "operator": "GTE", "values": [timestamp(since)]},
     ]
-    found: list[tuple[BraketSettings, dict[str, Any]]] = []
-    for where in _regions(settings):
-        summaries = search_jobs(
-            aws.clients_for(where).braket,
-            filters,
-            before_page=lambda where=where: pacing.wait_sync(*aws.quota_key(where), ["SearchJobs"]),
-        )
-        found += [
-            (where, summary)
-            for summary in summaries
-            if DISPATCH_TAG in (summary.get("tags") or {})
-            and summary["status"] not in TERMINAL_STATES
-            and summary["jobArn"] not in followed
-        ]
+    found = [
+        (where, summary)
+        for where, summary in _searched(settings, filters)
+        if DISPATCH_TAG in (summary.get("tags") or {})
+        and summary["status"] not in TERMINAL_STATES
+        and summary["jobArn"] not in followed
+    ]
     found.sort(key=lambda pair: str(pair[1].get("createdAt", "")))
     return found
 

@@ -62,24 +62,21 @@ def run(args: argparse.Namespace) -> int:
     except (InvalidSettingError, aws.AwsError) as exc:
         print(f"covalent-braket jobs: {exc}", file=sys.stderr)
         return 1
-    if args.orphans:
-        if args.json:
-            print(json.dumps(rows, indent=2))
-        elif rows:
-            print(render(rows))
-            print("\nStop them with: covalent-braket cancel --orphans")
-        else:
-            print("covalent-braket jobs: no orphaned Braket jobs", file=sys.stderr)
-        return 0
     if args.json:
         print(json.dumps(rows, indent=2))
     elif rows:
         print(render(rows))
-    if not rows:
-        print(
-            f"covalent-braket jobs: no Braket jobs of dispatch {args.dispatch_id}, and none of "
-            "its electrons waits for a job slot",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+        if args.orphans:
+            print("\nStop them with: covalent-braket cancel --orphans")
+    if rows:
+        return 0
+    if args.orphans:
+        if not args.json:
+            print("covalent-braket jobs: no orphaned Braket jobs", file=sys.stderr)
+        return 0
+    print(
+        f"covalent-braket jobs: no Braket jobs of dispatch {args.dispatch_id}, and none of "
+        "its electrons waits for a job slot",
+        file=sys.stderr,
+    )
+    return 1
