@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .electron_call import WRAPPER
+from .electron_call import is_wrapped
 
 #: Where Covalent defines its helpers, and the names it defines them under.
 COVALENT_ELECTRON_MODULE = "covalent._workflow.electron"
@@ -38,10 +38,10 @@ def helper_of(function: Any) -> str | None:
     Args:
         function: what Covalent's runner passed to the executor's ``run``.
     """
-    wrapper = getattr(function, "func", None)
-    found = (getattr(wrapper, "__module__", None), getattr(wrapper, "__name__", None))
-    serialized = (getattr(function, "args", None) or (None,))[0]
-    if found != WRAPPER or not hasattr(serialized, "get_deserialized"):
+    if not is_wrapped(function):
+        return None
+    serialized = function.args[0]
+    if not hasattr(serialized, "get_deserialized"):
         return None
     name = str((getattr(serialized, "attrs", None) or {}).get("name") or "")
     if not (name in HELPERS or name.startswith(":")):  # cheap: most electrons stop here
