@@ -644,10 +644,9 @@ class BraketExecutor(RemoteExecutor):
     async def _fail_without_result(self, settings: BraketSettings, job: dict[str, Any]) -> None:
         """The job ended FAILED without a result: its failure as the task's, in the words of
         its events when it ran out of time (``MAX_RUNTIME_EXCEEDED``: the electron's
-        ``time_limit`` was reached), with its log's last lines in the node's stderr."""
-        if "events" not in job:  # a search's summary: the events are GetJob's
-            await pacing.paced(*aws.quota_key(settings), ["GetJob"])
-            job = await aws.offload(jobs.get, settings, job["jobArn"])
+        ``time_limit`` was reached), with its log's last lines in the node's stderr. The job is
+        as the watcher read it in full (``waiting``'s terminal job: a FAILED one is GetJob's
+        answer, events included)."""
         reason = job.get("failureReason") or "no failure reason given"
         tail = await aws.offload(logs.tail, settings, job)
         if tail:
