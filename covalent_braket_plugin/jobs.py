@@ -5,6 +5,7 @@ Blocking: the executor calls these through :func:`~covalent_braket_plugin.aws.of
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -116,13 +117,16 @@ def _submission(
 
 
 def search(
-    braket: Any, filters: list[dict[str, Any]], before_page: Callable[[], Any] | None = None
+    braket: Any,
+    filters: list[dict[str, Any]],
+    before_page: Callable[[], Any] | None = None,
+    max_pages: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The summaries ``SearchJobs`` finds, page by page (``before_page`` is called before each
-    page is asked for: its pacing, its count); a caller that stops early asks no more pages.
-    Blocking."""
+    page is asked for: its pacing, its count), at most ``max_pages`` of them (None: all); a
+    caller that stops early asks no more pages. Blocking."""
     token: str | None = None
-    while True:
+    for _ in itertools.count() if max_pages is None else range(max_pages):
         request: dict[str, Any] = {"filters": filters, "maxResults": SEARCH_PAGE_MAX}
         if token:
             request["nextToken"] = token

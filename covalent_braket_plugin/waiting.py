@@ -334,21 +334,19 @@ class JobWatcher:
         def before_page() -> None:
             nonlocal pages
             pages += 1
-            if pages > booked + EXTRA_SEARCH_PAGES:
-                raise _EnoughPages()
             if pages > booked:  # a page the round did not book: its own turn in the quota
                 pacing.wait_sync(*aws.quota_key(self._settings), ["SearchJobs"])
             self._count_call()
 
         found: dict[str, Any] = {}
-        try:
-            for summary in jobs.search(braket, filters, before_page=before_page):
-                if summary["jobArn"] in recent:
-                    found[summary["jobArn"]] = (summary["status"], summary)
-                    if len(found) == len(recent):
-                        break
-        except _EnoughPages:
-            pass
+        summaries = jobs.search(
+            braket, filters, before_page=before_page, max_pages=booked + EXTRA_SEARCH_PAGES
+        )
+        for summary in summaries:
+            if summary["jobArn"] in recent:
+                found[summary["jobArn"]] = (summary["status"], summary)
+                if len(found) == len(recent):
+                    break
         return found
 
     def _count_call(self) -> None:
@@ -358,10 +356,6 @@ class JobWatcher:
         self.calls += 1
         job = jobs.get_job(braket, arn, queue_info)
         return job["status"], job
-
-
-class _EnoughPages(Exception):
-    """A round read as many search pages as it may."""
 
 
 def _just_created(entry: Watched) -> bool:
