@@ -48,6 +48,10 @@ from .journal import Journal
 from .runtime.lifecycle import JobRuntime
 from .wsgi import StartResponse, error_response, peek_body
 
+#: The services whose answers show what onboarding and Amazon's managed images put in an
+#: account (the jobs role; the images): the account is seeded before their first call, and
+#: the many S3 calls of a sweep do not look the account up for it.
+_SEEDED_SERVICES = frozenset({"braket", "ecr", "iam", "sts"})
 #: The host names every emulator answers to, on its own port.
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 _TOKEN_KEY = "HTTP_" + TOKEN_HEADER.upper().replace("-", "_")
@@ -224,10 +228,11 @@ class EmulatorApp:
             kind, message = (refused.kind, refused.message) if refused else (MISSING, "")
             entry["error"] = error_code(call.service, call.json_protocol, kind)[0]
             return _refuse(call, self._recording(entry, start_response), kind, message)
-        account = account_of(environ, call.scope.access_key)
-        self.onboarding.ensure(account)
-        if call.service == "ecr":
-            self.images.ensure(account, call.scope.region)
+        if call.service in _SEEDED_SERVICES:  # what an account's first call finds made
+            account = account_of(environ, call.scope.access_key)
+            self.onboarding.ensure(account)
+            if call.service == "ecr":
+                self.images.ensure(account, call.scope.region)
         fault = self.faults.choose(call.service, entry["operation"], call.scope.access_key)
         if fault is None:
             return self._serve_journaled(call, start_response, entry)

@@ -5,7 +5,7 @@ Opening Amazon Braket in the console onboards an account: it creates the role
 ``braket.amazonaws.com`` and with Amazon's managed policy ``AmazonBraketJobsExecutionPolicy``.
 ``AwsQuantumJob.create`` and ``@hybrid_job`` with no role find it by that name
 (``AwsSession.get_default_jobs_role``), and Amazon's examples rely on it. The emulator makes it
-in an account the first time a client of that account calls, unless the
+in an account before a client of that account first calls IAM, STS, Braket or ECR, unless the
 ``onboarded_accounts`` setting is off (a bare account, for testing onboarding itself). The
 policy is attached as the managed policy where moto has it, else put inline with the managed
 policy's document (moto's copy of it).
@@ -19,6 +19,7 @@ from typing import Any
 
 from ..settings import RuntimeSettings
 from .own_clients import InternalClients
+from .role_trust import BRAKET
 
 #: The role onboarding makes, its path, and the managed policy it carries.
 ROLE_NAME = "AmazonBraketJobsExecutionRole"
@@ -29,7 +30,7 @@ TRUST = {
     "Statement": [
         {
             "Effect": "Allow",
-            "Principal": {"Service": "braket.amazonaws.com"},
+            "Principal": {"Service": BRAKET},
             "Action": "sts:AssumeRole",
         }
     ],
