@@ -145,7 +145,7 @@ def test_waiting_electrons_share_a_job_each_with_its_own_value_output_and_traceb
 class SlowUpload(HostedExecutor):
     """An executor whose uploads take ``delay`` seconds more (a big input, a slow link)."""
 
-    delay = 1.0
+    delay = 2.0
 
     async def _upload_task(self, *args: Any) -> Any:
         await asyncio.sleep(self.delay)

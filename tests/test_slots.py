@@ -15,6 +15,7 @@ from covalent._shared_files.exceptions import TaskCancelledError
 
 from covalent_braket_plugin import aws as aws_module
 from covalent_braket_plugin import cli, doctor, server_board
+from covalent_braket_plugin import slots as slots_module
 from covalent_braket_plugin.config import InvalidSettingError
 from tests.conftest import BUCKET
 from tests.emulator.test_jobs import job_request, upload_script, wait_for
@@ -216,7 +217,8 @@ def test_covalent_braket_jobs_lists_an_electron_waiting_for_a_job_slot(
         while first._handle is None:
             await asyncio.sleep(0.05)
         waiting = asyncio.create_task(second.run(work(0), [2], {}, metadata(1)))
-        await asyncio.sleep(0.5)  # it waits for the slot the first holds
+        while not any(gate.waiting() for gate in list(slots_module._gates.values())):
+            await asyncio.sleep(0.05)  # it waits for the slot the first holds
         while_waiting = await asyncio.to_thread(jobs_command)
         return list(await asyncio.gather(running, waiting)), while_waiting
 
