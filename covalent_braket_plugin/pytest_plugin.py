@@ -45,6 +45,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -69,6 +71,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="let the session's Braket emulator take the fixed testing/testing credentials of "
         "old tests, besides its own (off by default)",
     )
+
+
+def _reason(error: urllib.error.HTTPError) -> str:
+    """What the emulator said when it refused a control call (its ``message``)."""
+    try:
+        body = json.loads(error.read() or b"{}")
+    except ValueError:
+        body = {}
+    return str(body.get("message") or f"HTTP {error.code}")
 
 
 class EmulatorControl:
@@ -105,8 +116,11 @@ class EmulatorControl:
             method=method,
             headers={TOKEN_HEADER: self.token, "Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.load(response)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as exc:  # the emulator's reason, not only its status
+            raise ValueError(f"{method} /_emulator{path}: {_reason(exc)}") from exc
 
     def reset(self) -> None:
         """Stop every job and task, clear all Braket and moto state, faults, policies and the
@@ -120,6 +134,28 @@ class EmulatorControl:
         if not changes:
             return self._call("GET", "/settings")
         return self._call("POST", "/settings", changes)
+
+    def image_environment(
+        self,
+        image: str,
+        venv: str | os.PathLike[str] | None = None,
+        requirements: Any = (),
+        python: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """Run the jobs on ``image`` in an environment of their own, as on AWS they run in the
+        image: an existing virtualenv (``venv``), or one built once, and cached, from
+        ``requirements`` files on ``python`` (this Python unless named). There a job's
+        ``requirements.txt`` is installed for real; a package the environment lacks fails."""
+        images = dict(self.settings()["image_environments"])
+        if venv is not None:
+            images[image] = {"venv": os.fspath(venv)}
+        else:
+            files = [requirements] if isinstance(requirements, (str, os.PathLike)) else requirements
+            images[image] = {
+                "python": os.fspath(python) if python else sys.executable,
+                "requirements": [os.fspath(path) for path in files],
+            }
+        self.settings(image_environments=images)
 
     def add_devices(self, entries: list[dict[str, Any]]) -> list[str]:
         """Add emulated QPUs (catalogue entries, see ``docs/emulator.md``); returns their ARNs."""

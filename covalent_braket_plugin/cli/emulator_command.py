@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import shlex
 import signal
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 
@@ -58,6 +60,17 @@ def add_command(subparsers: Any) -> None:
         default=[],
         metavar="IMAGE_URI=COMMAND",
         help="run COMMAND for image-mode jobs on IMAGE_URI (repeatable)",
+    )
+    parser.add_argument(
+        "--image-environment",
+        action="append",
+        default=[],
+        metavar="IMAGE_URI=PATH",
+        help=(
+            "run script-mode jobs on IMAGE_URI in an environment of their own: PATH is a "
+            "virtualenv, or requirements files (comma-separated) to build one from on this "
+            "Python, once (repeatable)"
+        ),
     )
     parser.set_defaults(handler=run)
 
@@ -205,6 +218,15 @@ def _settings(args: argparse.Namespace) -> Any:
         if not image or not command:
             raise SystemExit(f"--image-command wants IMAGE_URI=COMMAND, got {mapping!r}")
         settings.image_commands[image] = shlex.split(command)
+    for mapping in args.image_environment:
+        image, _, where = mapping.partition("=")
+        if not image or not where:
+            raise SystemExit(f"--image-environment wants IMAGE_URI=PATH, got {mapping!r}")
+        if Path(where).is_dir():
+            settings.image_environments[image] = {"venv": where}
+        else:
+            files = where.split(",")
+            settings.image_environments[image] = {"python": sys.executable, "requirements": files}
     return settings
 
 

@@ -10,7 +10,24 @@ Needs the ``emulator`` extra: ``pip install 'covalent-braket-plugin[emulator]'``
 
 from __future__ import annotations
 
-from .server import BraketEmulator
-from .settings import RuntimeSettings
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .server import BraketEmulator
+    from .settings import RuntimeSettings
 
 __all__ = ["BraketEmulator", "RuntimeSettings"]
+
+
+def __getattr__(name: str) -> Any:
+    """The two names, imported when first asked for: a job that runs in its image's own
+    environment imports the job runtime from this package, without moto or the server."""
+    if name == "BraketEmulator":
+        from .server import BraketEmulator
+
+        return BraketEmulator
+    if name == "RuntimeSettings":
+        from .settings import RuntimeSettings
+
+        return RuntimeSettings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,6 +24,7 @@ from .exceptions import (
 )
 from .faults import FaultInjector
 from .journal import Journal
+from .runtime.environments import check_spec
 from .runtime.lifecycle import JobRuntime
 from .settings import RuntimeSettings
 from .wsgi import StartResponse, error_response, json_response, read_json
@@ -197,4 +198,9 @@ def _setting(settings: RuntimeSettings, key: str, value: Any) -> Any:
         raise ValidationException(f"emulator setting {key!r} takes an object")
     if key == "instance_quotas":
         return {str(kind): int(count) for kind, count in value.items()}
+    if key == "image_environments":
+        try:
+            return {str(image): check_spec(str(image), spec) for image, spec in value.items()}
+        except ValueError as exc:
+            raise ValidationException(str(exc)) from exc
     return type(current)(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -61,3 +62,14 @@ class RuntimeSettings:
     warm_launcher: bool = True
     #: Image-mode jobs: container image URI -> the command (argv) that stands in for it.
     image_commands: dict[str, list[str]] = field(default_factory=dict)
+    #: Script-mode jobs on these images run in the image's own Python environment, not the
+    #: emulator's: image URI -> ``{"venv": DIR}`` or ``{"python": EXE, "requirements":
+    #: [FILE, ...]}`` (built once, cached; see .runtime.environments). There a job's
+    #: ``requirements.txt`` is installed with pip, for real. Other images' jobs run in the
+    #: emulator's environment, where requirements are checked, not installed.
+    image_environments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Where built image environments are cached; empty: ``~/.cache/covalent-braket``.
+    environments_cache_dir: str = ""
+    #: The package index pip reaches from jobs in an image environment (``PIP_INDEX_URL``);
+    #: empty: pip's own. An address nothing answers on stands for an unreachable index.
+    package_index: str = ""

@@ -10,8 +10,10 @@ it plays two parts, as the real image does:
   ``ExecuteUserScriptError`` and ends the process with status 1;
 - the Braket container script: :func:`covalent_braket_plugin.job.container.run`, the same code
   a BYOC image runs, on the job's directory (``BRAKET_EMULATOR_CODE_DIR``,
-  ``BRAKET_EMULATOR_FAILURE_FILE``), with every ``requirements.txt`` checked against the
-  emulator's environment by :func:`check_requirements` instead of installed.
+  ``BRAKET_EMULATOR_FAILURE_FILE``). In the environment of its image (see
+  :mod:`.environments`) every ``requirements.txt`` is installed with pip, as in the real
+  container; in the emulator's own environment it is checked by :func:`check_requirements`
+  instead, and the log's first line says so.
 
 The service reports the failure file as the job's ``failureReason``.
 """
@@ -28,6 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from ...job import container
+
+#: Set in a job's environment when it runs in its image's environment (the image URI), not
+#: the emulator's own.
+IMAGE_ENVIRONMENT_VARIABLE = "BRAKET_EMULATOR_IMAGE_ENVIRONMENT"
 
 
 def check_requirements(path: Path, code: Path | None = None) -> None:
@@ -139,6 +145,18 @@ def main() -> None:
     it is process 1 and has no handler, it neither dies of SIGTERM nor passes it on: at the
     time limit the job's code runs on until it is killed (see ``stop_grace_seconds``)."""
     signal.signal(signal.SIGTERM, _as_process_one)
+    image = os.environ.get(IMAGE_ENVIRONMENT_VARIABLE)
+    if image:
+        print(f"(emulator) running in the environment of image {image}", flush=True)
+        requirements = container.install_requirements
+    else:
+        print(
+            "(emulator) this image has no registered environment: the job runs in "
+            "Braket-in-a-box's own Python environment, and its requirements are checked, "
+            "not installed (see the image_environments setting)",
+            flush=True,
+        )
+        requirements = check_requirements
     failure = Path(os.environ["BRAKET_EMULATOR_FAILURE_FILE"])
     environment = {
         "user_entry_point": container.CONTAINER_SCRIPT,
@@ -152,7 +170,7 @@ def main() -> None:
     sys.stdout.flush()
     try:
         code = Path(os.environ["BRAKET_EMULATOR_CODE_DIR"])
-        status = container.run(code, failure, requirements=check_requirements)
+        status = container.run(code, failure, requirements=requirements)
     except Exception as exc:  # an import error of the entry module, say: not caught there
         traceback.print_exc()
         container.record_failure(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -24,7 +25,15 @@ from typing import TYPE_CHECKING
 from ..api.models import Job
 from ..aws_services.own_clients import InternalClients
 from ..settings import RuntimeSettings
+from .bootstrap import IMAGE_ENVIRONMENT_VARIABLE
 from .contract import JobContainer
+from .environments import (
+    DEFAULT_CACHE_DIR,
+    ImageEnvironmentError,
+    job_layer,
+    plugin_path,
+    python_of,
+)
 from .launcher import LaunchedProcess, Launcher, start_cold
 from .log_shipping import LogShipper
 
@@ -190,6 +199,13 @@ class JobRuntime:
         states.add_event(job, "STARTING_INSTANCE")
         if run.stop_requested.wait(self.settings.job_start_seconds):
             return  # cancelled while its instance started (and never billed)
+        try:  # the image's environment, built (once) while the instance starts: not billed
+            image_python = self._image_python(job)
+        except ImageEnvironmentError as exc:
+            states.transition(
+                job, "FAILED", event="FAILED", reason=f"CannotStartContainerError: {exc}"
+            )
+            return
         states.instance_ready(job)
         container = JobContainer(job, self.work_dir / job.job_id, self.clients)
         container.prepare()
@@ -202,18 +218,8 @@ class JobRuntime:
             return
 
         env = container.environment(self.clients.endpoint_url)
-        command = container.command(env, self.settings.image_commands)
+        command = self._command(run, container, env, image_python)
         if command is None:
-            image = job.request["algorithmSpecification"].get("containerImage", {}).get("uri")
-            states.transition(
-                job,
-                "FAILED",
-                event="FAILED",
-                reason=(
-                    f"ClientError: the emulator has no command mapped to image {image}; "
-                    "map one with the image_commands setting, or use script mode (scriptModeConfig)"
-                ),
-            )
             return
 
         code, timed_out = self._execute(run, container, command, env)
@@ -242,13 +248,58 @@ class JobRuntime:
         reason = f"AlgorithmError: {failure or 'the job process failed'}, exit code: {code}"
         states.transition(job, "FAILED", event="FAILED", reason=reason)
 
+    def _image_python(self, job: Job) -> Path | None:
+        """The Python of the job's image environment (built if need be), or None when the
+        image has none registered: the job runs in the emulator's own environment."""
+        spec = self.settings.image_environments.get(_image(job))
+        if spec is None or not job.request["algorithmSpecification"].get("scriptModeConfig"):
+            return None
+        return python_of(spec, self._cache_dir())
+
+    def _cache_dir(self) -> Path:
+        return Path(self.settings.environments_cache_dir or DEFAULT_CACHE_DIR)
+
+    def _command(
+        self,
+        run: _Run,
+        container: JobContainer,
+        env: dict[str, str],
+        image_python: Path | None,
+    ) -> list[str] | None:
+        """The job's process, in its image's environment if it has one; None when it cannot
+        have one (the job FAILED)."""
+        command = container.command(env, self.settings.image_commands)
+        if command is None:
+            run.states.transition(
+                run.job,
+                "FAILED",
+                event="FAILED",
+                reason=(
+                    f"ClientError: the emulator has no command mapped to image {_image(run.job)}; "
+                    "map one with the image_commands setting, or use script mode (scriptModeConfig)"
+                ),
+            )
+            return None
+        if image_python is None:
+            return command
+        python = job_layer(image_python, container.root / "environment")
+        plugin = str(plugin_path(self._cache_dir()))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [plugin, env.get("PYTHONPATH")]))
+        env[IMAGE_ENVIRONMENT_VARIABLE] = _image(run.job)
+        env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+        if self.settings.package_index:  # the only source pip has
+            for name in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX"):
+                env.pop(name, None)
+            env.update(PIP_INDEX_URL=self.settings.package_index, PIP_RETRIES="0", PIP_TIMEOUT="5")
+        return [str(python), *command[1:]]
+
     def _execute(
         self, run: _Run, container: JobContainer, command: list[str], env: dict[str, str]
     ) -> tuple[int, bool]:
         """Run the job's process to its end (exit, stop or time-out); its exit code, and
         whether it ran out of time."""
         logger = LogShipper(self.clients, run.job)
-        if self.settings.warm_launcher and command[1:] == _BOOTSTRAP:
+        if self.settings.warm_launcher and command == [sys.executable, *_BOOTSTRAP]:
             process = self.launcher.spawn(command[-1], container.root, env)
         else:
             process = start_cold(command, container.root, env)
@@ -278,6 +329,11 @@ class JobRuntime:
         reader.join(timeout=10)
         logger.close()
         return run.process.returncode, timed_out
+
+
+def _image(job: Job) -> str:
+    """The job's container image URI ("" if none)."""
+    return job.request["algorithmSpecification"].get("containerImage", {}).get("uri", "")
 
 
 def _sigkill(process: LaunchedProcess | subprocess.Popen[bytes]) -> bool:
