@@ -172,10 +172,23 @@ def describe(settings: BraketSettings, summary: dict[str, Any]) -> dict[str, Any
         "quantum_tasks": _quantum_tasks(record),
         "estimated_cost_usd": cost["total"] if cost else None,
         "cost_complete": cost["complete"] if cost else None,
+        "cost_notes": _cost_notes(job, record, cost),
         "usage_recorded": record is not None,
         "electrons": int(packed["members"]) if packed else 1,
         "console": progress.console_url(summary["jobArn"]),
     }
+
+
+def _cost_notes(
+    job: dict[str, Any], record: dict[str, Any] | None, cost: dict[str, Any] | None
+) -> list[str]:
+    """Why an estimate is missing or partial (``usage.json``'s notes), or why there is none
+    yet."""
+    if record is None:
+        if job["status"] in TERMINAL_STATES:
+            return ["no usage.json: the server that followed the job did not record it"]
+        return [] if cost else ["the job has not ended"]
+    return [str(note) for note in record.get("notes") or []]
 
 
 def _packed_cost(settings: BraketSettings, job: dict[str, Any]) -> dict[str, Any] | None:

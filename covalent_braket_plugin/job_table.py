@@ -15,8 +15,9 @@ def render(rows: list[dict[str, Any]]) -> str:
         rows: the rows of :func:`~covalent_braket_plugin.dispatch_jobs.jobs_rows`.
 
     Returns:
-        A header and a line per row, in aligned columns, and the estimated total of the
-        priced jobs (``*`` marks an estimate that lacks a price).
+        A header and a line per row, in aligned columns, the estimated total of the priced
+        jobs (``*`` marks an estimate that lacks a price), and why an estimate is missing or
+        partial. The console links are in ``--json``.
     """
     header = [
         "NODE",
@@ -29,7 +30,6 @@ def render(rows: list[dict[str, Any]]) -> str:
         "BILLED",
         "QUANTUM TASKS",
         "EST. USD",
-        "CONSOLE",
     ]
     lines = [_cells(row) for row in rows]
     if any("dispatch_id" in row for row in rows):  # jobs of several dispatches (--orphans)
@@ -46,10 +46,13 @@ def render(rows: list[dict[str, Any]]) -> str:
     ]
     priced = [row["estimated_cost_usd"] for row in rows if row["estimated_cost_usd"] is not None]
     if priced:
+        partial = any(row["cost_complete"] is False for row in rows)
         out.append(
             f"\nEstimated total: USD {sum(priced):.4f} for {len(priced)} of {len(rows)} jobs "
-            "(instances and quantum tasks; * an estimate that lacks a price)"
+            "(instances and quantum tasks"
+            + ("; * an estimate that lacks a price)" if partial else ")")
         )
+    out += _why_no_estimate(rows)
     return "\n".join(line.rstrip() for line in out)
 
 
@@ -71,8 +74,23 @@ def _cells(row: dict[str, Any]) -> list[Any]:
         progress.duration(row["billable_ms"] / 1000) if row["billable_ms"] else "-",
         tasks or ("-" if row["usage_recorded"] else ""),
         _money(cost) + ("" if row["cost_complete"] else "*") if cost is not None else "-",
-        row["console"],
     ]
+
+
+def _why_no_estimate(rows: list[dict[str, Any]]) -> list[str]:
+    """A line for each reason an estimate is missing or partial, with the jobs it holds for."""
+    reasons: dict[str, list[str]] = {}
+    for row in rows:
+        if row["estimated_cost_usd"] is None or row["cost_complete"] is False:
+            for note in row.get("cost_notes") or []:
+                reasons.setdefault(note, []).append(str(row["job_name"]))
+    if not reasons:
+        return []
+    lines = ["", "Estimates missing or partial:"]
+    for note, names in reasons.items():
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        lines.append(f"  {shown}: {note}")
+    return lines
 
 
 def _money(amount: float) -> str:

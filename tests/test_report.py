@@ -80,9 +80,11 @@ def test_jobs_and_logs_of_a_finished_dispatch(
     code, out, _ = command(capsys, "jobs", DISPATCH)
     assert code == 0
     header, *lines = out.splitlines()
-    assert header.split()[:4] == ["NODE", "ELECTRONS", "JOB", "STATE"] and "CONSOLE" in header
+    assert header.split()[:4] == ["NODE", "ELECTRONS", "JOB", "STATE"]
+    assert "CONSOLE" not in header and max(map(len, lines)) < 160  # the links are in --json
     assert any(rows[0]["job_name"] in line and "COMPLETED" in line for line in lines)
     assert any("Estimated total: USD" in line and "2 of 2 jobs" in line for line in lines)
+    assert "*" not in out  # no row lacks a price: no footnote for it
 
     code, out, _ = command(capsys, "logs", DISPATCH, "0")
     assert code == 0
@@ -189,3 +191,29 @@ def test_the_search_names_the_dispatch_as_every_job_name_starts() -> None:
     for node, attempt in ((0, 0), (123456789012345, 19), ("node-x", 3)):
         assert job_name(DISPATCH, node, attempt).startswith(prefix)
     assert not job_name("another-dispatch", 0, 0).startswith(prefix)
+
+
+def test_the_jobs_table_says_why_an_estimate_is_missing_or_partial() -> None:
+    from covalent_braket_plugin import job_table
+
+    def row(name: str, cost: Any, complete: Any, notes: list[str]) -> dict[str, Any]:
+        return {
+            "node": "0", "job_name": name, "state": "COMPLETED", "queue_position": None,
+            "started": None, "ended": None, "billable_ms": 1000, "quantum_tasks": {},
+            "usage_recorded": True, "estimated_cost_usd": cost, "cost_complete": complete,
+            "cost_notes": notes,
+        }  # fmt: skip
+
+    offline = "price list unavailable: http://127.0.0.1:9/x (connection refused)"
+    text = job_table.render(
+        [
+            row("cov-a", None, None, [offline]),
+            row("cov-b", None, None, [offline]),
+            row("cov-c", 0.01, False, ["no price for device Xyz in us-east-1"]),
+            row("cov-d", 0.02, True, ["the job did not count its quantum tasks"]),
+        ]
+    )
+    assert f"  cov-a, cov-b: {offline}" in text
+    assert "  cov-c: no price for device Xyz in us-east-1" in text
+    assert "cov-d:" not in text  # a complete estimate needs no excuse
+    assert "0.0100*" in text and "* an estimate that lacks a price" in text
