@@ -169,6 +169,102 @@ def test_setup_refuses_a_role_braket_cannot_assume_and_changes_nothing(aws: Any)
     assert iam.list_role_policies(RoleName=ROLE)["PolicyNames"] == []
 
 
+def covalents_own_conf(conf_dir: Path) -> Path:
+    """covalent.conf as Covalent leaves it once the plugin is installed: its own sections and
+    the plugin's defaults in ``[executors.braket]``."""
+    import toml
+
+    from covalent_braket_plugin.config import DEFAULTS
+
+    conf = conf_dir / "covalent.conf"
+    data = {"dispatcher": {"address": "localhost"}, "executors": {"braket": dict(DEFAULTS)}}
+    conf.write_text(toml.dumps(data))
+    return conf
+
+
+def test_setup_writes_its_settings_into_the_section_covalent_wrote(
+    aws: Any, conf_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import toml
+
+    from covalent_braket_plugin import cli
+
+    conf = covalents_own_conf(conf_dir)
+    before = conf.read_text()
+    aws_module.reset_cache()
+    assert cli.main(["setup", "--role-name", ROLE]) == 0
+    out = capsys.readouterr().out
+    data = toml.loads(conf.read_text())  # one section: the file still parses
+    braket = data["executors"]["braket"]
+    assert braket["s3_bucket_name"] == BUCKET and braket["braket_job_execution_role_name"] == ROLE
+    assert braket["poll_freq"] == 30 and data["dispatcher"] == {"address": "localhost"}
+    assert f'+s3_bucket_name = "{BUCKET}"' in out and "-s3_bucket_name = " in out
+    (backup,) = conf_dir.glob("covalent.conf.*.bak")
+    assert backup.read_text() == before and str(backup) in out
+
+    aws_module.reset_cache()
+    assert cli.main(["setup", "--role-name", ROLE]) == 0
+    assert "already has these settings" in capsys.readouterr().out
+    assert len(list(conf_dir.glob("covalent.conf.*.bak"))) == 1
+
+
+def test_setup_print_writes_nothing_and_a_broken_conf_stops_it_before_anything_is_made(
+    aws: Any, conf_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from covalent_braket_plugin import cli
+
+    conf = covalents_own_conf(conf_dir)
+    before = conf.read_text()
+    aws_module.reset_cache()
+    assert cli.main(["setup", "--role-name", ROLE, "--print"]) == 0
+    out = capsys.readouterr().out
+    assert conf.read_text() == before and "Nothing was written to" in out
+    assert f's3_bucket_name = "{BUCKET}"' in out.split("[executors.braket]\n", 1)[1]
+
+    aws.control.reset()
+    conf.write_text(before + '\n[executors.braket]\ns3_bucket_name = "pasted-twice"\n')
+    aws.control.clear_journal()
+    aws_module.reset_cache()
+    assert cli.main(["setup", "--role-name", ROLE]) == 1
+    err = capsys.readouterr().err
+    assert "is not valid TOML" in err and "a second [executors.braket] section" in err
+    assert writes(aws) == []  # refused before anything was made
+
+
+def test_setup_for_a_second_bucket_keeps_the_first_in_the_roles_policy(aws: Any) -> None:
+    first, second = BUCKET, "amazon-braket-covalent-second"
+    set_up(bucket=first)
+    set_up(bucket=second)
+    iam = aws.control.client("iam")
+    document = iam.get_role_policy(RoleName=ROLE, PolicyName=policies.JOB_ROLE_POLICY_NAME)
+    granted = document["PolicyDocument"]
+    assert policies.granted_buckets(granted) == [first, second]
+    text = json.dumps(granted)
+    for bucket in (first, second):
+        assert f"arn:aws:s3:::{bucket}/covalent-braket/*" in text
+    aws.control.clear_journal()
+    set_up(bucket=second)
+    assert writes(aws) == []  # the same buckets: nothing to change
+
+
+@pytest.mark.parametrize(
+    ("options", "setting"),
+    [
+        ({"role_name": "no spaces allowed"}, "braket_job_execution_role_name"),
+        ({"bucket": "amazon-braket-Upper_Case"}, "s3_bucket_name"),
+        ({"devices": ("sv1",)}, "quantum_device"),
+    ],
+)
+def test_setup_checks_every_name_as_the_executor_does_before_anything_is_made(
+    aws: Any, options: dict[str, Any], setting: str
+) -> None:
+    aws.control.clear_journal()
+    with pytest.raises(InvalidSettingError) as info:
+        set_up(**options)
+    assert info.value.setting == setting
+    assert writes(aws) == []
+
+
 def test_setup_refuses_a_region_without_braket(aws: Any) -> None:
     with pytest.raises(InvalidSettingError, match="ap-south-1"):
         set_up(region="ap-south-1")

@@ -51,9 +51,22 @@ def add_command(subparsers: Any) -> None:
     parser.add_argument(
         "--provision",
         action="store_true",
-        help="create the executor's default bucket, role and a placeholder image, and print the "
-        "[executors.braket] section that uses them",
+        help="make what covalent-braket setup makes (the bucket, the job role, a placeholder "
+        "image) and merge the settings that use them into covalent.conf",
     )
+    parser.add_argument(
+        "--print",
+        action="store_true",
+        dest="print_only",
+        help="with --provision: print the [executors.braket] settings instead of writing "
+        "them into covalent.conf",
+    )
+    _add_images(parser)
+    parser.set_defaults(handler=run)
+
+
+def _add_images(parser: argparse.ArgumentParser) -> None:
+    """The options that say how jobs on an image run: a command, or an environment."""
     parser.add_argument(
         "--image-command",
         action="append",
@@ -72,7 +85,6 @@ def add_command(subparsers: Any) -> None:
             "Python, once (repeatable)"
         ),
     )
-    parser.set_defaults(handler=run)
 
 
 def _numbers(defaults: Any) -> tuple[tuple[str, type, Any, str, str], ...]:
@@ -182,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     if args.legacy_test_keys:
         print("  (the fixed testing/testing credentials are taken too)", flush=True)
     if args.provision:
-        print(_provision(url), flush=True)
+        print(_provision(url, args.print_only), flush=True)
     try:
         while not stop.wait(0.5):
             pass
@@ -251,10 +263,10 @@ def _exports(url: str, token: str) -> str:
     return " ".join(f"{name}={shlex.quote(env[name])}" for name in exported)
 
 
-def _provision(url: str) -> str:
+def _provision(url: str, print_only: bool = False) -> str:
     """Make on the emulator what ``covalent-braket setup`` makes (one way to provision, the
-    same as on AWS), for the executor's default bucket and role names; the text to print,
-    ending with the ``[executors.braket]`` section that uses them.
+    same as on AWS, with the same default names), which merges the settings into covalent.conf
+    (``print_only``: prints them instead); the text to print.
 
     ``setup`` runs in a child process whose AWS settings are the emulator's, so that nothing
     of this process's environment changes and none of the user's profiles is read.
@@ -269,8 +281,8 @@ def _provision(url: str) -> str:
     env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
     env.update(emulator_env(url))
     command = [sys.executable, "-m", "covalent_braket_plugin.cli", "setup"]
-    command += ["--bucket", str(DEFAULTS["s3_bucket_name"])]
     command += ["--role-name", str(DEFAULTS["braket_job_execution_role_name"])]
+    command += ["--print"] * print_only
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode:
         raise SystemExit(f"--provision failed: {done.stderr.strip() or done.stdout.strip()}")

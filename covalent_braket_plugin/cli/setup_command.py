@@ -55,14 +55,23 @@ def add_command(subparsers: Any) -> None:
         help="write the policy for whoever runs the Covalent server to FILE",
     )
     parser.add_argument(
-        "--dry-run", action="store_true", help="only look; say what would be created"
+        "--dry-run",
+        action="store_true",
+        help="only look; say what would be created and how covalent.conf would change",
+    )
+    parser.add_argument(
+        "--print",
+        action="store_true",
+        dest="print_only",
+        help="print the [executors.braket] settings instead of writing them into covalent.conf",
     )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Create (or with ``--dry-run`` only look for) the executor's AWS resources and print
-    what was found, made or planned, and the covalent.conf settings that use them.
+    """Create (or with ``--dry-run`` only look for) the executor's AWS resources, print what
+    was found, made or planned, and merge the settings that use them into covalent.conf
+    (``--print``: only print them).
 
     Args:
         args: the parsed ``setup`` arguments.
@@ -70,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0, or 1 when a setting is invalid or an AWS call fails.
     """
-    from .. import aws
+    from .. import aws, conf_file
     from ..config import InvalidSettingError
     from ..doctor import config_path
     from ..provisioning import Options
@@ -89,11 +98,16 @@ def run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
     )
     try:
+        if not args.print_only:
+            conf_file.check(config_path())  # a file it cannot write to: before anything is made
         outcome = provision(options)
-    except (InvalidSettingError, aws.AwsError) as exc:
+    except (InvalidSettingError, aws.AwsError, conf_file.ConfFileError) as exc:
         print(f"covalent-braket setup: {exc}", file=sys.stderr)
         return 1
-    print(outcome.report(str(config_path())))
+    print(outcome.report())
+    print()
+    if not write_conf(outcome, args.print_only, args.dry_run):
+        return 1
     if args.submitter_policy:
         import json
 
@@ -103,3 +117,25 @@ def run(args: argparse.Namespace) -> int:
     if options.dry_run:
         print("\nDry run: nothing was created or changed.")
     return 0
+
+
+def write_conf(outcome: Any, print_only: bool, dry_run: bool) -> bool:
+    """Merge the settings into covalent.conf's ``[executors.braket]`` (or only say how it
+    would change, or only print them) and say what was done; False if the file is unusable."""
+    from ..conf_file import ConfFileError, merge_section
+    from ..doctor import config_path
+
+    path = config_path()
+    if print_only:
+        print(
+            f"Nothing was written to {path}. Set these keys in its [executors.braket] section "
+            "(Covalent has written one there already: edit it, do not add a second):\n\n"
+            + outcome.section_text()
+        )
+        return True
+    try:
+        print(merge_section(path, outcome.section, write=not dry_run).report())
+    except ConfFileError as exc:
+        print(f"covalent-braket: {exc}", file=sys.stderr)
+        return False
+    return True

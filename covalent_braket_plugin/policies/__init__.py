@@ -17,7 +17,7 @@ least-privilege tests. They take ``string.Template`` variables, the same names T
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from string import Template
 from typing import Any
@@ -101,6 +101,38 @@ def documents(variables: Variables) -> dict[str, dict[str, Any]]:
         for document in out.values():
             document["Statement"].extend(extra)
     return out
+
+
+def granted_buckets(document: dict[str, Any] | None) -> list[str]:
+    """The buckets a job-role policy of this project grants (its ``ListOwnPrefixes``
+    statement's buckets), in order; none for no policy."""
+    found: list[str] = []
+    for statement in (document or {}).get("Statement", []):
+        if statement.get("Sid") != "ListOwnPrefixes":
+            continue
+        resources = statement.get("Resource", [])
+        for resource in [resources] if isinstance(resources, str) else resources:
+            name = str(resource).rsplit(":", 1)[-1]
+            if name and "/" not in name and name not in found:
+                found.append(name)
+    return found
+
+
+def job_role_policy(variables: Variables, buckets: list[str]) -> dict[str, Any]:
+    """The job role's policy for ``variables.bucket`` and the other ``buckets`` too: each
+    statement's resources for every bucket (a role that ``setup`` gave another bucket keeps
+    it)."""
+    names = list(dict.fromkeys([*buckets, variables.bucket]))
+    rendered = [documents(replace(variables, bucket=name))[JOB_ROLE] for name in names]
+    merged = rendered[-1]
+    for index, statement in enumerate(merged["Statement"]):
+        resources: list[str] = []
+        for document in rendered:
+            found = document["Statement"][index].get("Resource", [])
+            resources += [found] if isinstance(found, str) else found
+        resources = list(dict.fromkeys(resources))
+        statement["Resource"] = resources[0] if len(resources) == 1 else resources
+    return merged
 
 
 def trusts_braket(document: dict[str, Any]) -> bool:

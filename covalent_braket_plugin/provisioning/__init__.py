@@ -22,7 +22,13 @@ import urllib.parse
 import urllib.request
 
 from .. import aws, policies
-from ..config import DEFAULTS, BraketSettings, InvalidSettingError, check_bucket_name
+from ..config import (
+    DEFAULTS,
+    BraketSettings,
+    InvalidSettingError,
+    check_bucket_name,
+    check_setting,
+)
 from ..service import REGIONS
 from .bucket import LIFECYCLE_RULE_ID, kms_key, make_bucket
 from .image import PLACEHOLDER_REPOSITORY, make_image
@@ -52,8 +58,7 @@ def run(options: Options) -> Outcome:
         raise InvalidSettingError(
             "region", clients.region, "a Region with Amazon Braket: " + ", ".join(REGIONS)
         )
-    if options.bucket:
-        check_bucket_name(options.bucket)  # before anything is made
+    _check_names(options)
     identity = aws.call(clients.sts, "get_caller_identity")
     account = identity["Account"]
     partition = identity["Arn"].split(":")[1]
@@ -90,6 +95,21 @@ def run(options: Options) -> Outcome:
     if options.credentials:
         outcome.section["credentials"] = options.credentials
     return outcome
+
+
+def _check_names(options: Options) -> None:
+    """Every name as the executor will check it, before anything is made.
+
+    Raises:
+        InvalidSettingError: A name the executor would refuse.
+    """
+    if options.bucket:
+        check_bucket_name(options.bucket)
+    check_setting("braket_job_execution_role_name", options.role_name)
+    if options.kms_key_id:
+        check_setting("kms_key_id", options.kms_key_id)
+    for device in options.devices:
+        check_setting("quantum_device", device)
 
 
 def _is_emulator(clients: aws.AwsClients) -> bool:

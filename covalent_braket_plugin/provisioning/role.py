@@ -43,9 +43,8 @@ def make_role(maker: Maker, variables: policies.Variables) -> str:
         "create",
     )
     arn = role["Role"]["Arn"] if role is not None else variables.job_role_arn
-    documents = policies.documents(dataclasses.replace(variables, job_role_arn=arn))
-    maker.outcome.submitter_policy = documents[policies.SUBMITTER]
-    wanted = documents[policies.JOB_ROLE]
+    variables = dataclasses.replace(variables, job_role_arn=arn)
+    maker.outcome.submitter_policy = policies.documents(variables)[policies.SUBMITTER]
     found = current(
         role is not None,
         "NoSuchEntity",
@@ -57,6 +56,9 @@ def make_role(maker: Maker, variables: policies.Variables) -> str:
     now = found["PolicyDocument"] if found is not None else None
     if isinstance(now, str):
         now = json.loads(urllib.parse.unquote(now))
+    # A bucket given to the role before keeps its grants: the role is shared by every bucket
+    # setup was run for, and a server may still use the others.
+    wanted = policies.job_role_policy(variables, policies.granted_buckets(now))
     maker.step(
         "role",
         f"inline policy {policies.JOB_ROLE_POLICY_NAME}",

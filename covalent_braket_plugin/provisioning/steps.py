@@ -59,7 +59,8 @@ class Outcome:
     #: The policy for whoever runs the Covalent server, filled for what was made.
     submitter_policy: dict[str, Any] = field(default_factory=dict)
 
-    def report(self, conf_path: str) -> str:
+    def report(self) -> str:
+        """What was found, made or planned, one line each."""
         width = max((len(step.name) for step in self.steps), default=0)
         lines = [f"Account {self.account} ({self.identity}), Region {self.region}"]
         lines += [
@@ -67,13 +68,11 @@ class Outcome:
         ]
         if not any(step.changed or step.action.startswith("would") for step in self.steps):
             lines.append("Everything was already there; nothing was created or changed.")
-        lines += [
-            "",
-            f"Nothing was written to {conf_path}. Set these keys in the braket executor's "
-            "section (Covalent has written one there already: edit it, do not add a second):",
-            "",
-            "[executors.braket]",
-        ]
+        return "\n".join(lines)
+
+    def section_text(self) -> str:
+        """The ``[executors.braket]`` keys that use what was made, as covalent.conf has them."""
+        lines = ["[executors.braket]"]
         lines += [f"{key} = {json.dumps(value)}" for key, value in self.section.items()]
         return "\n".join(lines)
 

@@ -71,7 +71,7 @@ def test_the_printed_exports_reach_the_emulator_its_sdk_endpoint_and_its_price_l
         process.wait(timeout=30)
 
 
-def test_help_reads_as_text_and_setup_says_it_wrote_nothing(
+def test_help_reads_as_text_and_setup_print_says_it_wrote_nothing(
     aws: object, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from covalent_braket_plugin import cli
@@ -80,7 +80,7 @@ def test_help_reads_as_text_and_setup_says_it_wrote_nothing(
         cli.main(["--help"])
     helped = capsys.readouterr().out
     assert "``" not in helped and "Braket-in-a-box" in helped
-    assert cli.main(["setup"]) == 0
+    assert cli.main(["setup", "--print"]) == 0
     said = capsys.readouterr().out
     assert "Nothing was written to" in said and "do not add a second" in said
     assert "[executors.braket]" in said

@@ -98,6 +98,7 @@ def test_a_provisioned_standalone_emulator_runs_a_new_users_task(tmp_path: Any) 
             "--port",
             "0",
             "--provision",
+            "--print",  # the settings printed, covalent.conf left alone
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -107,6 +108,7 @@ def test_a_provisioned_standalone_emulator_runs_a_new_users_task(tmp_path: Any) 
         lines: list[str] = []
         while not lines or not lines[-1].startswith("Start the Covalent server"):
             lines.append(process.stdout.readline())
+        assert "Nothing was written to" in "".join(lines)
         section = "".join(lines).split("[executors.braket]\n", 1)[1]
         settings = {
             line.split(" = ")[0]: json.loads(line.split(" = ", 1)[1])
