@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from . import aws, images, pacing, slots
@@ -250,6 +253,28 @@ def _why(settings: BraketSettings) -> str:
     return ""
 
 
+#: The IAM action each look-up needs (HeadBucket is allowed by s3:ListBucket).
+_ACTIONS = {
+    "head_bucket": "s3:ListBucket",
+    "get_role": "iam:GetRole",
+    "describe_images": "ecr:DescribeImages",
+    "get_device": "braket:GetDevice",
+}
+_denials: ContextVar[list[str] | None] = ContextVar("preflight_denials", default=None)
+
+
+@contextmanager
+def denials() -> Iterator[list[str]]:
+    """Collect the actions of the look-ups the caller was not allowed, in this context: the
+    executor goes on without a verdict, ``doctor`` reports them as unknown."""
+    found: list[str] = []
+    token = _denials.set(found)
+    try:
+        yield found
+    finally:
+        _denials.reset(token)
+
+
 def _look_up(
     settings: BraketSettings,
     setting: str,
@@ -269,6 +294,9 @@ def _look_up(
         return aws.call(client, operation, **kwargs)
     except aws.AwsError as exc:
         if exc.code in aws.DENIED:
+            seen = _denials.get()
+            if seen is not None:
+                seen.append(_ACTIONS.get(operation, operation))
             return None
         if missing is None or exc.code in missing:
             raise InvalidSettingError(

@@ -454,3 +454,97 @@ def test_doctor_cli_exits_non_zero_on_a_problem_and_prints_json(
     assert main(["doctor", "--json"]) == 1
     verdicts = {c["name"]: c["status"] for c in json.loads(capsys.readouterr().out)}
     assert verdicts["covalent.conf"] == "problem" and verdicts["device"] == "ok"
+
+
+# ---------------------------------------------------------------------------- doctor's trust
+def test_doctor_simulates_an_sso_callers_role_with_its_path(
+    aws: Any, good: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An SSO user's role lives under ``/aws-reserved/sso.amazonaws.com/``: IAM's simulator
+    knows it only by its ARN with that path, which the session's ARN lacks."""
+    iam = aws.control.client("iam")
+    path, name = "/aws-reserved/sso.amazonaws.com/", "AWSReservedSSO_Admin_0123456789abcdef"
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+             "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}]}  # fmt: skip
+    arn = iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=json.dumps(trust))[
+        "Role"
+    ]["Arn"]
+    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*",
+                  "Resource": "*"}]}  # fmt: skip
+    iam.put_role_policy(RoleName=name, PolicyName="admin", PolicyDocument=json.dumps(everything))
+    credentials = aws.control.client("sts").assume_role(RoleArn=arn, RoleSessionName="me")[
+        "Credentials"
+    ]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials["SecretAccessKey"])
+    monkeypatch.setenv("AWS_SESSION_TOKEN", credentials["SessionToken"])
+    checks = diagnose()
+    assert checks["permissions"].status == doctor.OK, checks["permissions"]
+    assert "not the bucket's or the KMS key's own policy" in checks["permissions"].detail
+
+
+def test_a_look_up_the_caller_may_not_make_is_unknown_not_ok(
+    aws: Any, good: dict[str, Any]
+) -> None:
+    aws.control.enforce_policy(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "*", "Resource": "*"},
+                {"Effect": "Deny", "Action": "braket:GetDevice", "Resource": "*"},
+            ],
+        }
+    )
+    checks = diagnose()
+    assert checks["device"].status == doctor.UNKNOWN, checks["device"]
+    assert checks["device"].detail == "unknown (not allowed to look: braket:GetDevice)"
+
+
+def test_doctor_resolves_a_kms_alias_to_its_key(aws: Any, conf_dir: Path) -> None:
+    kms = aws.control.client("kms")
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName="alias/covalent-braket", TargetKeyId=key)
+    aws.settings(managed_image_python=PYTHON)
+    section = set_up(kms_key_id=key).section
+    write_conf(conf_dir, {**section, "kms_key_id": "alias/covalent-braket"})
+    checks = diagnose()
+    assert problems(checks) == {}
+    assert checks["job role permissions"].status == doctor.OK
+
+
+def test_an_explicit_deny_is_named_not_answered_with_grant_the_policies(
+    aws: Any, good: dict[str, Any]
+) -> None:
+    deny = {"Version": "2012-10-17", "Statement": [{"Sid": "NoResults", "Effect": "Deny",
+            "Action": "s3:PutObject", "Resource": "*"}]}  # fmt: skip
+    aws.control.client("iam").put_role_policy(
+        RoleName=ROLE, PolicyName="no-writes", PolicyDocument=json.dumps(deny)
+    )
+    checks = diagnose()
+    found = checks["job role permissions"]
+    assert found.status == doctor.PROBLEM and "s3:PutObject" in found.detail
+    assert "explicit deny" in found.fix and "no-writes (role) denies s3:PutObject" in found.fix
+    assert not found.fix.startswith("grant")
+
+
+def test_setup_keeps_a_buckets_sse_kms_and_grants_its_key(aws: Any) -> None:
+    key = aws.control.client("kms").create_key()["KeyMetadata"]["Arn"]
+    aws.s3.create_bucket(Bucket=BUCKET)
+    aws.s3.put_bucket_encryption(
+        Bucket=BUCKET,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms",
+                                                        "KMSMasterKeyID": key}}
+            ]
+        },
+    )  # fmt: skip
+    outcome = set_up()
+    rules = aws.s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]
+    default = rules["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+    assert default == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}  # not SSE-S3
+    assert outcome.section["kms_key_id"] == key
+    document = aws.control.client("iam").get_role_policy(
+        RoleName=ROLE, PolicyName=policies.JOB_ROLE_POLICY_NAME
+    )["PolicyDocument"]
+    assert any(statement.get("Resource") == key for statement in document["Statement"])

@@ -5,11 +5,13 @@ the KMS actions only with a key)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import aws, images, policies
 from ..config import BraketSettings, InvalidSettingError
 from ..location import S3_PREFIX
 from ..service import LOG_GROUP
-from .report import OK, PROBLEM, UNKNOWN, Report, region
+from .report import OK, PROBLEM, UNKNOWN, Report, could_not, region
 
 #: What is needed, as IAM evaluates it: (actions, resource, condition keys and values).
 Needs = list[tuple[list[str], str, dict[str, str]]]
@@ -44,16 +46,18 @@ def caller(report: Report, settings: BraketSettings, identity: str) -> None:
         (["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], task, {}),
         (["s3:ListBucket"], f"arn:{v.partition}:s3:::{v.bucket}", {}),
     ]
-    principal = _principal_arn(identity)
+    try:
+        principal = _principal_arn(settings, identity)
+    except aws.AwsError as exc:
+        report.add("permissions", UNKNOWN, could_not(exc, "iam:GetRole"))
+        return
     _simulate(report, settings, "permissions", principal, needs + _kms_needs(v), "your")
 
 
 def _variables(settings: BraketSettings, role_arn: str) -> policies.Variables:
     account, partition = aws.caller_account(settings)
     where = region(settings)
-    key = settings.kms_key_id
-    if key and not key.startswith("arn:"):
-        key = f"arn:{partition}:kms:{where}:{account}:key/{key}"
+    key = _key_arn(settings, settings.kms_key_id, f"arn:{partition}:kms:{where}:{account}")
     return policies.Variables(
         partition=partition,
         region=where,
@@ -64,6 +68,21 @@ def _variables(settings: BraketSettings, role_arn: str) -> policies.Variables:
         kms_key_arn=key,
         devices=(settings.quantum_device,),
     )
+
+
+def _key_arn(settings: BraketSettings, key: str, prefix: str) -> str:
+    """The KMS key's ARN, as IAM evaluates a grant on it: an alias (``alias/...`` or its ARN)
+    resolved to its key with ``DescribeKey``, as S3 resolves it (a policy names the key, never
+    the alias); the alias's ARN if the caller may not resolve it."""
+    if not key or key.startswith(f"{prefix}:key/") or ":key/" in key:
+        return key
+    if not key.startswith(("alias/", "arn:")):
+        return f"{prefix}:key/{key}"
+    try:
+        found = aws.call(aws.clients_for(settings).client("kms"), "describe_key", KeyId=key)
+    except aws.AwsError:
+        return key if key.startswith("arn:") else f"{prefix}:{key}"
+    return str(found["KeyMetadata"]["Arn"])
 
 
 def _job_needs(settings: BraketSettings, role_arn: str) -> Needs:
@@ -103,7 +122,8 @@ def _simulate(
 ) -> None:
     """Check ``name``: ``principal``'s policies allow each of ``needs``."""
     iam = aws.clients_for(settings).iam
-    denied = []
+    denied: list[str] = []
+    denying: dict[str, list[str]] = {}
     try:
         for actions, resource, context in needs:
             entries = [
@@ -118,34 +138,66 @@ def _simulate(
                 ResourceArns=[resource],
                 **({"ContextEntries": entries} if entries else {}),
             )
-            denied += [
-                f"{result['EvalActionName']} on {resource}"
-                for result in answer.get("EvaluationResults", [])
-                if result.get("EvalDecision") != "allowed"
-            ]
+            for result in answer.get("EvaluationResults", []):
+                if result.get("EvalDecision") == "allowed":
+                    continue
+                what = f"{result['EvalActionName']} on {resource}"
+                denied.append(what)
+                if result.get("EvalDecision") == "explicitDeny":
+                    for statement in result.get("MatchedStatements") or [{}]:
+                        source = _source(statement)
+                        denying.setdefault(source, []).append(what)
     except aws.AwsError as exc:
-        report.add(name, UNKNOWN, f"could not simulate {principal}'s policies ({exc.code})")
+        report.add(name, UNKNOWN, could_not(exc, "iam:SimulatePrincipalPolicy"))
         return
     if denied:
         report.add(
             name,
             PROBLEM,
             f"{whose} policies do not allow: " + "; ".join(denied),
-            "grant the policies of covalent_braket_plugin/policies (covalent-braket setup "
-            "puts the job role's on the role it makes)",
+            _fix(denying, name),
         )
     else:
         report.add(
             name,
             OK,
-            f"{whose} policies allow what {'a job' if 'role' in name else 'the executor'} does",
+            f"{whose} policies allow what {'a job' if 'role' in name else 'the executor'} does"
+            " (as IAM's policy simulator sees them: not the bucket's or the KMS key's own "
+            "policy, which may still refuse)",
         )
 
 
-def _principal_arn(identity: str) -> str:
-    """The IAM principal of a caller: an assumed role's session is its role."""
+def _source(statement: dict[str, Any]) -> str:
+    """The policy a matched statement is in, as the simulator names it."""
+    policy = statement.get("SourcePolicyId") or "a policy the simulator does not name"
+    kind = statement.get("SourcePolicyType")
+    return f"{policy} ({kind})" if kind else str(policy)
+
+
+def _fix(denying: dict[str, list[str]], name: str) -> str:
+    """The advice: an explicit deny cannot be granted away, so it is named; else the grant."""
+    if denying:
+        named = "; ".join(f"{source} denies {', '.join(what)}" for source, what in denying.items())
+        return (
+            f"an explicit deny wins over any grant: {named}. Change or remove that statement "
+            "(or, for a service control policy or a permissions boundary, ask whoever set it)"
+        )
+    if "role" in name:
+        return "grant the job role the policy of covalent_braket_plugin/policies (setup does)"
+    return "grant the submitter's policy of covalent_braket_plugin/policies (setup writes it)"
+
+
+def _principal_arn(settings: BraketSettings, identity: str) -> str:
+    """The IAM principal of a caller: an assumed role's session is its role, with the path IAM
+    has for it (an SSO role's is ``/aws-reserved/sso.amazonaws.com/...``), read with
+    ``iam:GetRole``.
+
+    Raises:
+        AwsError: The role could not be read (the caller may not, say).
+    """
     parts = identity.split(":")
     if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
         role = parts[5].split("/")[1]
-        return f"arn:{parts[1]}:iam::{parts[4]}:role/{role}"
+        iam = aws.clients_for(settings).iam
+        return str(aws.call(iam, "get_role", RoleName=role)["Role"]["Arn"])
     return identity

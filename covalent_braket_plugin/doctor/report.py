@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from .. import aws
+from .. import aws, preflight
 from ..config import BraketSettings, InvalidSettingError
 
 OK, PROBLEM, UNKNOWN, SKIPPED = "ok", "problem", "unknown", "skipped"
@@ -44,15 +44,26 @@ class Report:
     ) -> bool:
         """One of the executor's own pre-flight checks: ``detail`` if it passes."""
         try:
-            check(settings)
+            with preflight.denials() as denied:
+                check(settings)
         except InvalidSettingError as exc:
             self.add(name, PROBLEM, str(exc), f"change {exc.setting}, or create what it names")
             return False
         except aws.AwsError as exc:
-            self.add(name, UNKNOWN, f"could not check: {exc}")
+            self.add(name, UNKNOWN, could_not(exc, ""))
             return False
+        if denied:  # the executor goes on without a verdict; the doctor has none to give
+            self.add(name, UNKNOWN, f"unknown (not allowed to look: {', '.join(denied)})")
+            return True
         self.add(name, OK, detail)
         return True
+
+
+def could_not(exc: aws.AwsError, action: str) -> str:
+    """Why a check has no verdict: the caller may not look (``action``), or the look failed."""
+    if exc.code in aws.DENIED and action:
+        return f"unknown (not allowed to look: {action})"
+    return f"could not check: {exc}"
 
 
 def region(settings: BraketSettings) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import aws, images, policies, preflight
 from ..config import BraketSettings, InvalidSettingError
-from .report import OK, PROBLEM, UNKNOWN, Report, region
+from .report import OK, PROBLEM, UNKNOWN, Report, could_not, region
 
 _TAG_PYTHON = re.compile(r"(?:^|[-_.])py(\d)\.?(\d{1,2})(?:$|[-_.])")
 
@@ -34,7 +34,7 @@ def bucket(report: Report, settings: BraketSettings) -> None:
             **owned,
         )
     except aws.AwsError as exc:
-        report.add("bucket encryption", UNKNOWN, f"could not check: {exc}")
+        report.add("bucket encryption", UNKNOWN, could_not(exc, "s3:GetEncryptionConfiguration"))
     else:
         rules = (found or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
         default = rules[0].get("ApplyServerSideEncryptionByDefault", {}) if rules else {}
@@ -73,7 +73,8 @@ def _public(report: Report, s3: Any, bucket: str, owned: dict[str, str]) -> None
         )
         grants = aws.call(s3, "get_bucket_acl", Bucket=bucket, **owned).get("Grants", [])
     except aws.AwsError as exc:
-        report.add("bucket access", UNKNOWN, f"could not check: {exc}")
+        actions = "s3:GetBucketPublicAccessBlock, s3:GetBucketPolicyStatus, s3:GetBucketAcl"
+        report.add("bucket access", UNKNOWN, could_not(exc, actions))
         return
     public_grants = [
         grant["Permission"]
@@ -116,7 +117,7 @@ def role(report: Report, settings: BraketSettings) -> str | None:
     try:
         found = aws.call(iam, "get_role", RoleName=name)["Role"]
     except aws.AwsError as exc:
-        report.add("job role trust", UNKNOWN, f"could not read {role_arn}: {exc}")
+        report.add("job role trust", UNKNOWN, could_not(exc, "iam:GetRole"))
         return None
     document = found["AssumeRolePolicyDocument"]
     if isinstance(document, str):

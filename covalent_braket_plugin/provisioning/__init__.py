@@ -67,7 +67,7 @@ def run(options: Options) -> Outcome:
 
     key_arn = kms_key(maker) if options.kms_key_id else ""
     bucket = options.bucket or f"amazon-braket-covalent-{clients.region}-{account}"
-    make_bucket(maker, bucket, account, key_arn)
+    key_arn = make_bucket(maker, bucket, account, key_arn)
     image_uri, repository_arn = make_image(maker, account, partition)
     role_arn = make_role(
         maker,
@@ -88,7 +88,7 @@ def run(options: Options) -> Outcome:
     )
     if image_uri:
         outcome.section["ecr_image_uri"] = image_uri
-    if options.kms_key_id:
+    if key_arn:
         outcome.section["kms_key_id"] = key_arn
     if options.profile:
         outcome.section["profile"] = options.profile

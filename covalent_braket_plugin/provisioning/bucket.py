@@ -1,5 +1,6 @@
 """``setup``'s bucket: the caller's own, in the Region, encrypted by default (SSE-S3, or
-SSE-KMS with the key given, which is looked up first), public access blocked, and a
+SSE-KMS with the key given, which is looked up first; a bucket's SSE-KMS is kept), public
+access blocked, and a
 lifecycle rule that expires the task prefix (the bucket's other rules are kept)."""
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ def kms_key(maker: Maker) -> str:
     return str(key["Arn"])
 
 
-def make_bucket(maker: Maker, bucket: str, account: str, key_arn: str) -> None:
-    """The bucket and its encryption, public access block and lifecycle rule."""
+def make_bucket(maker: Maker, bucket: str, account: str, key_arn: str) -> str:
+    """The bucket and its encryption, public access block and lifecycle rule; the KMS key its
+    objects are encrypted with (``key_arn``, or the one the bucket had: SSE-KMS is kept, not
+    weakened to SSE-S3), "" for none of the caller's."""
     s3, region = maker.clients.s3, maker.clients.region
     owned = {"ExpectedBucketOwner": account}
     try:
@@ -72,19 +75,17 @@ def make_bucket(maker: Maker, bucket: str, account: str, key_arn: str) -> None:
 
     maker.step("bucket", bucket, head is None, create, "create")
     exists = head is not None or not maker.options.dry_run
-    _encryption(maker, s3, bucket, owned, exists, key_arn)
+    key_arn = _encryption(maker, s3, bucket, owned, exists, key_arn)
     _public_access(maker, s3, bucket, owned, exists)
     _lifecycle(maker, s3, bucket, owned, exists)
+    return key_arn
 
 
 def _encryption(
     maker: Maker, s3: Any, bucket: str, owned: dict[str, str], exists: bool, key_arn: str
-) -> None:
-    rule: dict[str, Any] = (
-        {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn}
-        if key_arn
-        else {"SSEAlgorithm": "AES256"}
-    )
+) -> str:
+    """SSE-KMS with the key given; else SSE-S3, unless the bucket has SSE-KMS already, which is
+    kept (its key then granted to the job role like a given one). The key, or ""."""
     found = current(
         exists,
         "ServerSideEncryptionConfigurationNotFoundError",
@@ -95,6 +96,18 @@ def _encryption(
     )
     rules = (found or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
     now = rules[0].get("ApplyServerSideEncryptionByDefault") if rules else None
+    if not key_arn and now and str(now.get("SSEAlgorithm", "")).startswith("aws:kms"):
+        kept = str(now.get("KMSMasterKeyID") or "")
+        if kept:
+            kept = _key_of(maker, kept)
+        label = f"encryption SSE-KMS kept ({kept or 'the AWS managed key aws/s3'})"
+        maker.outcome.steps.append(Step("bucket", label, "found"))
+        return kept
+    rule: dict[str, Any] = (
+        {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn}
+        if key_arn
+        else {"SSEAlgorithm": "AES256"}
+    )
     label = f"encryption {'SSE-KMS' if key_arn else 'SSE-S3'}"
     differs = now is None or any(now.get(k) != v for k, v in rule.items())
     maker.step(
@@ -117,6 +130,13 @@ def _encryption(
         ),
         "set",
     )
+    return key_arn
+
+
+def _key_of(maker: Maker, key: str) -> str:
+    """A bucket's KMS key (an id, alias or ARN) as its key's ARN."""
+    kms = maker.clients.client("kms")
+    return str(aws.call(kms, "describe_key", KeyId=key)["KeyMetadata"]["Arn"])
 
 
 def _public_access(maker: Maker, s3: Any, bucket: str, owned: dict[str, str], exists: bool) -> None:

@@ -6,12 +6,14 @@ job does and the caller what the executor does. The principal (``PolicySourceArn
 user or role, or a role's STS session (``assumed-role/...``, answered for its role): its
 policies are its inline and attached ones in moto's IAM (a user's groups' too), evaluated by
 :mod:`.iam_policies` with the request's context entries. An action is allowed on a resource
-when one of them allows it and none denies it explicitly. A role ARN that moto's IAM does not
-know is ``NoSuchEntity``, as IAM answers. Any other source (moto's default identity, the run's
-credentials, a user or a session's role moto's IAM does not know) is an emulator client: the
-policy the control API enforces on the calling access key (``POST /_emulator/iam``) decides,
-else every permission is allowed, as the emulator grants it. Only identity-based policies are
-evaluated, as the API does without ``ResourcePolicy``.
+when one of them allows it and none denies it explicitly; the result names the policies it
+rests on (``MatchedStatements``: the denying ones for ``explicitDeny``). A role ARN that
+moto's IAM does not know, or that lacks the role's path, is ``NoSuchEntity``, as IAM answers.
+Any other source (moto's default identity, the run's credentials, a user or a session's role
+moto's IAM does not know) is an emulator client: the policy the control API enforces on the
+calling access key (``POST /_emulator/iam``) decides, else every permission is allowed, as the
+emulator grants it. Only identity-based policies are evaluated, as the API does without
+``ResourcePolicy``.
 """
 
 from __future__ import annotations
@@ -62,9 +64,12 @@ def _document(text: Any) -> dict[str, Any]:
         return json.loads(unquote(text))
 
 
-def _policies_of(arn: str) -> list[dict[str, Any]] | None:
+def _policies_of(arn: str) -> list[tuple[str, str, dict[str, Any]]] | None:
     """The identity-based policies of the IAM user or role ``arn`` names (a role's for its STS
-    session); None when it names no user or role that moto's IAM has."""
+    session), each as (its id, its type, its document), the ids and types as IAM reports
+    them in ``MatchedStatements``; None when it names no user or role that moto's IAM has.
+    A role's ARN must name its path as IAM has it (``role/aws-reserved/sso.amazonaws.com/...``):
+    one rebuilt without it names no role."""
     from moto.iam.models import iam_backends
 
     parts = arn.split(":")
@@ -72,26 +77,32 @@ def _policies_of(arn: str) -> list[dict[str, Any]] | None:
         return None
     account, partition, resource = parts[4], parts[1], parts[5]
     backend = iam_backends[account][partition]
-    if resource.startswith("assumed-role/"):  # an STS session: its role's policies
+    session = resource.startswith("assumed-role/")
+    if session:  # an STS session: its role's policies
         resource = "role/" + resource.split("/")[1]
     kind, _, name = resource.partition("/")
-    name = name.rsplit("/", 1)[-1]
     try:
         if kind == "role":
-            principal = backend.get_role(name)
+            principal = backend.get_role(name.rsplit("/", 1)[-1])
+            if not session and principal.arn != arn:
+                return None
             groups: list[Any] = []
+            own = "role"
         elif kind == "user":
-            principal = backend.get_user(name)
-            groups = list(backend.get_groups_for_user(name))
+            principal = backend.get_user(name.rsplit("/", 1)[-1])
+            groups = list(backend.get_groups_for_user(principal.name))
+            own = "user"
         else:
             return None
     except Exception:
         return None
     documents = []
-    for holder in (principal, *groups):
-        documents += [_document(text) for text in getattr(holder, "policies", {}).values()]
+    for holder, inline_type in [(principal, own)] + [(group, "group") for group in groups]:
+        for policy_name, text in getattr(holder, "policies", {}).items():
+            documents.append((policy_name, inline_type, _document(text)))
         for managed in getattr(holder, "managed_policies", {}).values():
-            documents.append(_document(managed.default_version.document))
+            kind_of = "aws-managed" if ":iam::aws:policy/" in managed.arn else "user-managed"
+            documents.append((managed.arn, kind_of, _document(managed.default_version.document)))
     return documents
 
 
@@ -121,18 +132,18 @@ def answer(
                 policy = enforced.get(scope.access_key)
                 allowed = policy is None or is_allowed(policy, action, resource, context)
             else:
-                allowed = any(
-                    is_allowed(d, action, resource, context) for d in documents
-                ) and not any(_denies(d, action, resource, context) for d in documents)
-            results.append((action, resource, "allowed" if allowed else "implicitDeny"))
+                results.append((action, resource, *_decide(documents, action, resource, context)))
+                continue
+            results.append((action, resource, "allowed" if allowed else "implicitDeny", []))
     members = "".join(
         "<member>"
         f"<EvalActionName>{escape(action)}</EvalActionName>"
         f"<EvalResourceName>{escape(resource)}</EvalResourceName>"
         f"<EvalDecision>{decision}</EvalDecision>"
-        "<MatchedStatements/><MissingContextValues/>"
+        f"<MatchedStatements>{''.join(_matched(*each) for each in matched)}</MatchedStatements>"
+        "<MissingContextValues/>"
         "</member>"
-        for action, resource, decision in results
+        for action, resource, decision, matched in results
     )
     xml = (
         f'<SimulatePrincipalPolicyResponse xmlns="{_NS}"><SimulatePrincipalPolicyResult>'
@@ -143,6 +154,31 @@ def answer(
     ).encode()
     start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(xml)))])
     return [xml]
+
+
+def _decide(
+    documents: list[tuple[str, str, dict[str, Any]]],
+    action: str,
+    resource: str,
+    context: dict[str, str],
+) -> tuple[str, list[tuple[str, str]]]:
+    """IAM's decision and the statements it rests on (policy id and type): an explicit deny
+    wins, with the denying policies named; else an allow, with the allowing ones; else an
+    implicit deny, which no statement matches."""
+    denying = [(pid, kind) for pid, kind, d in documents if _denies(d, action, resource, context)]
+    if denying:
+        return "explicitDeny", denying
+    allowing = [
+        (pid, kind) for pid, kind, d in documents if is_allowed(d, action, resource, context)
+    ]
+    return ("allowed", allowing) if allowing else ("implicitDeny", [])
+
+
+def _matched(policy_id: str, policy_type: str) -> str:
+    return (
+        f"<member><SourcePolicyId>{escape(policy_id)}</SourcePolicyId>"
+        f"<SourcePolicyType>{escape(policy_type)}</SourcePolicyType></member>"
+    )
 
 
 def _denies(document: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> bool:
