@@ -10,6 +10,16 @@ test can ask for them.
 ``braket_emulator_server``
     The session's :class:`~covalent_braket_plugin.emulator.BraketEmulator` (one per session,
     on a free loopback port).
+``covalent_server``
+    A :class:`CovalentTestServer`: the session's Covalent server (``covalent start
+    --no-cluster`` in a HOME of its own, Dask off for its post-processing), wired to the
+    emulated account, whose covalent.conf names what ``covalent-braket setup`` makes there
+    (made again for each test on the freshly reset emulator) with ``poll_freq = 1``
+    (:func:`~covalent_braket_plugin.testing.covalent_server_settings`). It dispatches a
+    workflow (:meth:`CovalentTestServer.run`) whose electrons say ``executor="braket"`` (the
+    server's settings), or ``BraketExecutor(**covalent_server_settings(), ...)``: an executor
+    built in the test process reads that process's covalent.conf for what it is not given.
+    The test's module travels by value (the job cannot import it).
 
 The emulator takes only requests signed with this run's credentials (the fixture's
 environment has them); ``pytest --braket-emulator-legacy-keys`` makes it take the fixed
@@ -39,6 +49,17 @@ Example::
         braket_emulator.settings(queue_seconds=2, concurrent_jobs_quota=20)
         ...  # dispatch
         assert braket_emulator.journal(operation="CreateJob")
+
+    @ct.electron(executor="braket")
+    def add(a, b):
+        return a + b
+
+    @ct.lattice
+    def flow(a, b):
+        return add(a, b)
+
+    def test_my_lattice(covalent_server):
+        assert covalent_server.run(flow, 1, 2).result == 3
 """
 
 from __future__ import annotations
@@ -253,3 +274,90 @@ def braket_emulator(
     aws.reset_cache()
     yield control
     aws.reset_cache()
+
+
+class CovalentTestServer:
+    """A Covalent server wired to Braket-in-a-box, as the ``covalent_server`` fixture gives it.
+
+    Attributes:
+        server: The :class:`~covalent_braket_plugin.testing.CovalentServer` itself.
+        settings: Its covalent.conf's ``[executors.braket]``.
+    """
+
+    def __init__(self, server: Any, settings: dict[str, Any]) -> None:
+        self.server = server
+        self.settings = settings
+
+    @property
+    def address(self) -> str:
+        """``http://127.0.0.1:PORT``: ``ct.dispatch(..., dispatcher_addr=...)``."""
+        return str(self.server.address)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The server's environment: a process with it uses the server and its covalent.conf."""
+        return dict(self.server.env)
+
+    def run(self, lattice: Any, *args: Any, **kwargs: Any) -> Any:
+        """Dispatch ``lattice(*args, **kwargs)`` to the server and wait for its result."""
+        import covalent as ct
+
+        dispatch_id = ct.dispatch(lattice, dispatcher_addr=self.address)(*args, **kwargs)
+        return ct.get_result(dispatch_id, wait=True, dispatcher_addr=self.address)
+
+    def log(self) -> str:
+        """The server's log (the executor's lines are in it)."""
+        return str(self.server.log())
+
+
+@pytest.fixture(scope="session")
+def covalent_server_process(
+    braket_emulator_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CovalentTestServer]:
+    """The session's Covalent server on a free loopback port (see ``covalent_server``)."""
+    from .testing import (
+        CovalentServer,
+        covalent_server_settings,
+        emulator_env,
+        write_braket_config,
+    )
+
+    home = tmp_path_factory.mktemp("covalent-server")
+    settings = covalent_server_settings()
+    write_braket_config(home, settings)
+    server = CovalentServer(env=emulator_env(braket_emulator_server.url), home=home)
+    server.start()
+    try:
+        yield CovalentTestServer(server, settings)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def covalent_server(
+    covalent_server_process: CovalentTestServer,
+    braket_emulator: EmulatorControl,
+    request: pytest.FixtureRequest,
+) -> Iterator[CovalentTestServer]:
+    """The session's Covalent server, with the resources its settings name made in the
+    freshly reset emulated account, and the test's module pickled by value."""
+    import cloudpickle
+
+    from .testing import provision
+
+    settings = covalent_server_process.settings
+    provision(
+        settings["s3_bucket_name"],
+        settings["braket_job_execution_role_name"],
+        settings["ecr_image_uri"],
+        client=braket_emulator.client,
+    )
+    module = request.module
+    registered = module.__name__ in cloudpickle.list_registry_pickle_by_value()
+    if not registered:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        yield covalent_server_process
+    finally:
+        if not registered:
+            cloudpickle.unregister_pickle_by_value(module)

@@ -140,6 +140,23 @@ def signed_headers(
     return {name: str(value) for name, value in request.headers.items()}
 
 
+def covalent_server_settings() -> dict[str, Any]:
+    """The ``[executors.braket]`` settings of the ``covalent_server`` fixture's server: what
+    ``covalent-braket setup`` makes in Braket-in-a-box's default account, and a one-second
+    poll. ``BraketExecutor(**covalent_server_settings(), ...)`` in a test file runs there."""
+    from .emulator.aws_services.identity import DEFAULT_ACCOUNT, DEFAULT_REGION
+
+    return {
+        "region": DEFAULT_REGION,
+        "s3_bucket_name": f"amazon-braket-covalent-{DEFAULT_REGION}-{DEFAULT_ACCOUNT}",
+        "braket_job_execution_role_name": "CovalentBraketJobsExecutionRole",
+        "ecr_image_uri": (
+            f"{DEFAULT_ACCOUNT}.dkr.ecr.{DEFAULT_REGION}.amazonaws.com/covalent-braket:latest"
+        ),
+        "poll_freq": 1,
+    }
+
+
 def write_braket_config(home: Path, settings: dict[str, Any]) -> Path:
     """Write ``[executors.braket]`` (and a loopback dispatcher) into the isolated covalent.conf."""
     config_dir = home / ".config" / "covalent"
