@@ -193,14 +193,17 @@ class BraketExecutor(RemoteExecutor):
                 f"{helper}: it runs in the server, not as a Braket job"
             )
             return await aws.offload(helper_nodes.run, function, args, kwargs)
-        settings = self.settings().for_job()  # a QPU's jobs run in its own Region
         task = f"{task_metadata['dispatch_id']}:{task_metadata['node_id']}"
         try:
+            settings = self.settings().for_job()  # a QPU's jobs run in its own Region
             with heap.frozen_while_running(settings.freeze_heap):
                 call = await self._unwrapped(function, args, kwargs, task_metadata)
                 payload = (call.function, call.args, call.kwargs)
                 value = await self._run(settings, payload, task_metadata, call.needs_covalent)
                 return call.transportable(value)
+        except InvalidSettingError as exc:  # the node's error says it; so does the server log
+            app_log.error(f"{task}: refused before any Braket job was created: {exc}")
+            raise
         finally:
             if _own_handles.pop(task, None) is not None:
                 server_board.changed()

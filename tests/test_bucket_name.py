@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from covalent_braket_plugin.config import InvalidSettingError
-from tests.test_braket import hosted
+from tests.test_braket import hosted, run
 
 SV1 = "arn:aws:braket:::device/quantum-simulator/amazon/sv1"
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,3 +67,22 @@ def test_setup_refuses_another_bucket_name_and_creates_nothing(
 def test_terraform_refuses_another_bucket_name() -> None:
     text = (ROOT / "infra" / "terraform" / "variables.tf").read_text()
     assert 'startswith(var.bucket_name, "amazon-braket-")' in text
+
+
+def test_a_pre_flight_refusal_is_in_the_server_log_too(aws: Any) -> None:
+    import logging
+
+    from covalent_braket_plugin.covalent_loader import server_log
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    server_log.addHandler(handler)
+    try:
+        with pytest.raises(InvalidSettingError, match="amazon-braket-nowhere-to-be-found"):
+            run(hosted(s3_bucket_name="amazon-braket-nowhere-to-be-found"), lambda: 1)
+    finally:
+        server_log.removeHandler(handler)
+    (record,) = [r for r in records if "refused before any Braket job" in r.getMessage()]
+    assert record.levelno == logging.ERROR
+    assert "amazon-braket-nowhere-to-be-found" in record.getMessage()

@@ -120,6 +120,12 @@ def test_setup_dry_run_only_looks(aws: Any) -> None:
     assert actions[("role", f"inline policy {policies.JOB_ROLE_POLICY_NAME}")] == "would set"
     assert writes(aws) == []
     assert BUCKET not in [b["Name"] for b in aws.s3.list_buckets()["Buckets"]]
+    # What S3 gives every new bucket is said so, and the real run then finds it: the dry run
+    # says what the real run will do, no more.
+    defaults = [("bucket", "encryption SSE-S3"), ("bucket", "public access blocked")]
+    assert [actions[step] for step in defaults] == ["S3's default for a new bucket"] * 2
+    real = {(step.resource, step.name): step.action for step in set_up().steps}
+    assert [real[step] for step in defaults] == ["found", "found"]
 
 
 def test_setup_keeps_the_users_own_lifecycle_rules(aws: Any) -> None:

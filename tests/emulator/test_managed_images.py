@@ -34,7 +34,7 @@ def test_managed_images_carry_the_emulators_python_in_their_full_tag(aws: Any) -
         )["images"]
         python = "%d%d" % sys.version_info[:2]
         assert [image["imageId"]["imageTag"] for image in same] == [
-            f"1.0-cpu-py{python}-ubuntu22.04"
+            f"1.0-cpu-py{python}-ubuntu24.04"
         ]
 
 

@@ -33,7 +33,7 @@ _MANIFEST = {
 
 def full_tag(python: str) -> str:
     """The managed image's full tag for a Python ``major.minor``."""
-    return f"1.0-cpu-py{python.replace('.', '')}-ubuntu22.04"
+    return f"1.0-cpu-py{python.replace('.', '')}-ubuntu24.04"
 
 
 class ManagedImages:
