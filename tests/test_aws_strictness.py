@@ -250,3 +250,23 @@ def test_a_throttled_create_job_leaves_one_job_and_its_inputs(aws: Any) -> None:
     assert run(hosted(braket_job_execution_role_name=ROLE, cleanup=False), lambda: "once") == "once"
     assert len(jobs(aws)) == 1
     assert any(key.endswith("runner.tar.gz") for key in keys(aws))
+
+
+def test_a_lifecycle_put_sets_the_minimum_transition_size_as_s3_does(aws: Any) -> None:
+    """S3 keeps a lifecycle configuration's ``TransitionDefaultMinimumObjectSize``: the one a
+    PUT names, or its default when the PUT names none (so a PUT that drops it changes it)."""
+    bucket = "amazon-braket-lifecycle-size"
+    aws.s3.create_bucket(Bucket=bucket)
+    rules = {"Rules": [{"ID": "a", "Status": "Enabled", "Filter": {"Prefix": "a/"},
+                        "Expiration": {"Days": 3}}]}  # fmt: skip
+    put = aws.s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration=rules,
+        TransitionDefaultMinimumObjectSize="varies_by_storage_class",
+    )
+    assert put["TransitionDefaultMinimumObjectSize"] == "varies_by_storage_class"
+    found = aws.s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    assert found["TransitionDefaultMinimumObjectSize"] == "varies_by_storage_class"
+    aws.s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=rules)
+    found = aws.s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    assert found["TransitionDefaultMinimumObjectSize"] == "all_storage_classes_128K"

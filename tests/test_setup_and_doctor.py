@@ -137,11 +137,15 @@ def test_setup_keeps_the_users_own_lifecycle_rules(aws: Any) -> None:
         "Expiration": {"Days": 3},
     }
     aws.s3.put_bucket_lifecycle_configuration(
-        Bucket=BUCKET, LifecycleConfiguration={"Rules": [theirs]}
+        Bucket=BUCKET,
+        LifecycleConfiguration={"Rules": [theirs]},
+        TransitionDefaultMinimumObjectSize="varies_by_storage_class",  # not S3's default
     )
     set_up()
-    ids = [r["ID"] for r in aws.s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]]
+    found = aws.s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)
+    ids = [r["ID"] for r in found["Rules"]]
     assert ids == ["theirs", provisioning.LIFECYCLE_RULE_ID, TASK_RESULTS_RULE_ID]
+    assert found["TransitionDefaultMinimumObjectSize"] == "varies_by_storage_class"
 
 
 def test_setup_expires_the_results_of_its_jobs_quantum_tasks_too(aws: Any) -> None:

@@ -203,6 +203,10 @@ def _lifecycle(maker: Maker, s3: Any, bucket: str, owned: dict[str, str], exists
         **owned,
     )
     rules = (found or {}).get("Rules", [])
+    # A PUT that names no minimum object size for transitions resets it to S3's default:
+    # the one the bucket has is sent back with the rules.
+    size = (found or {}).get("TransitionDefaultMinimumObjectSize")
+    kept = {"TransitionDefaultMinimumObjectSize": size} if size else {}
     ids = {rule["ID"] for rule in ours}
     mine = {r.get("ID"): r for r in rules if r.get("ID") in ids}
     others = [r for r in rules if r.get("ID") not in ids]  # the user's: kept
@@ -220,6 +224,7 @@ def _lifecycle(maker: Maker, s3: Any, bucket: str, owned: dict[str, str], exists
             Bucket=bucket,
             LifecycleConfiguration={"Rules": [*others, *ours]},
             **owned,
+            **kept,
         ),
         "set",
     )

@@ -145,6 +145,8 @@ class MotoFront:
         self.app = app
         #: The fault that makes keys undeletable (see ``FaultSettings.undeletable``).
         self.undeletable = undeletable
+        #: Each bucket's lifecycle ``TransitionDefaultMinimumObjectSize`` (moto keeps none).
+        self.minimum_sizes: dict[str, str] = {}
 
     def __call__(
         self,
@@ -169,6 +171,8 @@ class MotoFront:
             kept = self.undeletable()
             if kept:
                 return _delete_all_but(self.app, environ, start_response, kept)
+        if s3 and _is_lifecycle(environ) and method in ("PUT", "GET", "DELETE"):
+            return self._lifecycle(environ, start_response, method)
         if s3 and method == "GET" and operation(environ) in _LISTINGS:
             # moto lists a bucket by walking its key dict unguarded: a key put or deleted by
             # another request meanwhile breaks the walk (KeyError, RuntimeError) where S3
@@ -179,6 +183,46 @@ class MotoFront:
                 except (KeyError, RuntimeError):
                     time.sleep(0.005)
         return self.app(environ, start_response)
+
+    def _lifecycle(
+        self, environ: dict[str, Any], start_response: StartResponse, method: str
+    ) -> Iterable[bytes]:
+        """A bucket's lifecycle configuration through moto, with its
+        ``TransitionDefaultMinimumObjectSize`` kept as S3 keeps it: a PUT sets the one its
+        header names, or S3's default (``all_storage_classes_128K``) when it names none, and
+        answers with it; a GET answers with the one set; a DELETE forgets it."""
+        bucket = bucket_of(environ) or ""
+        status: list[str] = []
+        given = environ.get(_MINIMUM_SIZE_ENVIRON) or _DEFAULT_MINIMUM_SIZE
+
+        def with_size(code: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            status.append(code)
+            headers = [(k, v) for k, v in headers if k.lower() != _MINIMUM_SIZE_HEADER]
+            if code.startswith("200") and method != "DELETE":
+                size = given if method == "PUT" else self.minimum_sizes.get(bucket)
+                headers.append((_MINIMUM_SIZE_HEADER, size or _DEFAULT_MINIMUM_SIZE))
+            return start_response(code, headers, *args)
+
+        reply = list(self.app(environ, with_size))
+        if status and status[0][:1] == "2":
+            if method == "PUT":
+                self.minimum_sizes[bucket] = given
+            elif method == "DELETE":
+                self.minimum_sizes.pop(bucket, None)
+        return reply
+
+
+#: S3's header for a lifecycle configuration's minimum object size for transitions, and the
+#: value a configuration that names none gets (S3's default since September 2024).
+_MINIMUM_SIZE_HEADER = "x-amz-transition-default-minimum-object-size"
+_MINIMUM_SIZE_ENVIRON = "HTTP_X_AMZ_TRANSITION_DEFAULT_MINIMUM_OBJECT_SIZE"
+_DEFAULT_MINIMUM_SIZE = "all_storage_classes_128K"
+
+
+def _is_lifecycle(environ: dict[str, Any]) -> bool:
+    """A bucket's ``?lifecycle`` subresource."""
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    return "lifecycle" in query
 
 
 _S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
