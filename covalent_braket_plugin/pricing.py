@@ -35,7 +35,16 @@ INSTANCE_FAMILY = "Braket Managed Jobs Instance"
 SIMULATOR_FAMILY = "Braket Managed Jobs Simulator Task"
 QPU_TASK_FAMILY = "Braket Managed Jobs QPU Task"
 QPU_SHOT_FAMILY = "Braket Managed Jobs QPU Task Shot"
-_FAMILIES = (INSTANCE_FAMILY, SIMULATOR_FAMILY, QPU_TASK_FAMILY, QPU_SHOT_FAMILY)
+#: The job's storage volume, per GB-month: billed besides its instance time (the Braket
+#: developer tools of AWS, aws/agent-toolkit-for-aws, amazon-braket references/pricing.md:
+#: "A hybrid job bills classical instance time ... and job storage (productFamily = Braket
+#: Managed Jobs Volume, GB-month) plus any quantum task charges").
+VOLUME_FAMILY = "Braket Managed Jobs Volume"
+#: The product a family without one (the volume) is found by.
+VOLUME = "volume"
+_FAMILIES = (INSTANCE_FAMILY, SIMULATOR_FAMILY, QPU_TASK_FAMILY, QPU_SHOT_FAMILY, VOLUME_FAMILY)
+#: Hours in the month a GB-month is prorated over (AWS's billing and Pricing Calculator: 730).
+HOURS_PER_MONTH = 730
 #: Time units of the price list, in milliseconds.
 _UNIT_MS = {
     "milliseconds": 1,
@@ -99,6 +108,8 @@ class PriceList:
                 continue
             if family == INSTANCE_FAMILY:
                 product = item.get("Instance Type", "")
+            elif family == VOLUME_FAMILY:
+                product = VOLUME
             elif family == SIMULATOR_FAMILY:
                 if item.get("operation", "Managed-Jobs") not in ("Managed-Jobs", ""):
                     continue

@@ -27,10 +27,13 @@ from .config import BraketSettings
 from .covalent_loader import server_log
 from .location import TaskLocation
 from .pricing import (
+    HOURS_PER_MONTH,
     INSTANCE_FAMILY,
     QPU_SHOT_FAMILY,
     QPU_TASK_FAMILY,
     SIMULATOR_FAMILY,
+    VOLUME,
+    VOLUME_FAMILY,
     PriceList,
     PriceListUnavailable,
     price_list,
@@ -105,7 +108,9 @@ def record(
     if prices is None:
         notes.append(price_note or "no price list")
     else:
-        cost = _cost(prices, region, instance_type, count, ms, tasks, reservation, notes)
+        volume_gb = int(instance.get("volumeSizeInGb") or settings.storage)
+        machine = (instance_type, count, volume_gb)
+        cost = _cost(prices, region, machine, ms, tasks, reservation, notes)
     return {
         "format": USAGE_FORMAT,
         "dispatch_id": location.dispatch_id,
@@ -157,25 +162,39 @@ def _tasks(outcome: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
 def _cost(
     prices: PriceList,
     region: str,
-    instance_type: str,
-    count: int,
+    machine: tuple[str, int, int],
     ms: int | None,
     tasks: dict[str, dict[str, Any]],
     reservation: str,
     notes: list[str],
 ) -> dict[str, Any]:
-    """The job's estimated cost in USD: its instance time and its quantum tasks."""
+    """The job's estimated cost in USD: its instance time, its storage volume and its quantum
+    tasks. The rules and their sources:
+
+    - the instance: its type's ``Braket Managed Jobs Instance`` rate (per minute in the list)
+      for the job's ``billableDuration`` (GetJob's figure, in milliseconds, prorated at that
+      rate: the API reports no coarser rounding), times the instance count;
+    - the storage volume: ``Braket Managed Jobs Volume`` per GB-month, for its size over the
+      same time, a month being :data:`~.pricing.HOURS_PER_MONTH` hours;
+    - with a reservation (Braket Direct) nothing of the job is charged beyond the reservation's
+      hours: "tasks and jobs submitted WITH the reservation ARN incur no additional charge"
+      (aws/agent-toolkit-for-aws, amazon-braket references/pricing.md, and the Braket pricing
+      page's Braket Direct section);
+    - quantum tasks: see :func:`_task_cost`.
+    """
+    instance_type, count, volume_gb = machine
     total = Decimal(0)
     instance_cost: Decimal | None = None
-    price = prices.get(INSTANCE_FAMILY, region, instance_type)
-    rate = price.per_ms() if price is not None and price.currency == "USD" else None
-    if rate is None:
-        notes.append(f"no USD time price for instance type {instance_type} in {region}")
+    storage_cost: Decimal | None = None
+    if reservation:
+        notes.append(f"the job ran in reservation {reservation}: billed by its hours, not here")
+        instance_cost = storage_cost = Decimal(0)
     elif ms is None:
         notes.append("the job's billable duration is not known")
     else:
-        instance_cost = rate * ms * count
-        total += instance_cost
+        instance_cost = _instance_cost(prices, region, instance_type, ms * count, notes)
+        storage_cost = _storage_cost(prices, region, volume_gb, ms, notes)
+    total += (instance_cost or 0) + (storage_cost or 0)
     by_device: dict[str, float | None] = {}
     for device, figures in tasks.items():
         device_cost = _task_cost(prices, region, device, figures, reservation, notes)
@@ -184,10 +203,32 @@ def _cost(
     return {
         "currency": "USD",
         "instance": _money(instance_cost) if instance_cost is not None else None,
+        "storage": _money(storage_cost) if storage_cost is not None else None,
         "quantum_tasks": by_device,
         "total": _money(total),
-        "complete": instance_cost is not None and None not in by_device.values(),
+        "complete": None not in (instance_cost, storage_cost, *by_device.values()),
     }
+
+
+def _instance_cost(
+    prices: PriceList, region: str, instance_type: str, ms: int, notes: list[str]
+) -> Decimal | None:
+    price = prices.get(INSTANCE_FAMILY, region, instance_type)
+    rate = price.per_ms() if price is not None and price.currency == "USD" else None
+    if rate is None:
+        notes.append(f"no USD time price for instance type {instance_type} in {region}")
+        return None
+    return rate * ms
+
+
+def _storage_cost(
+    prices: PriceList, region: str, volume_gb: int, ms: int, notes: list[str]
+) -> Decimal | None:
+    price = prices.get(VOLUME_FAMILY, region, VOLUME)
+    if price is None or price.currency != "USD":
+        notes.append(f"no USD price for job storage in {region}")
+        return None
+    return price.per_unit * volume_gb * ms / (HOURS_PER_MONTH * 3_600_000)
 
 
 def _task_cost(

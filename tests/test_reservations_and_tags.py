@@ -80,7 +80,8 @@ def test_a_reservation_reaches_create_job_and_binds_the_jobs_tasks_to_its_qpu(aw
     assert outcome["qpu"] == 10
     assert outcome["sv1"].startswith("ValidationException: "), outcome
     assert "reservation" in outcome["sv1"] and QPU in outcome["sv1"]
-    # The reserved QPU's tasks are billed by the reservation, not per task and shot.
+    # The reserved QPU's tasks, and the job itself, are billed by the reservation's hours, not
+    # per task and shot, nor per minute of instance or GB-month of storage.
     usage.wait_for_accounts()
     from tests.test_usage import stored_usage
 
@@ -88,6 +89,8 @@ def test_a_reservation_reaches_create_job_and_binds_the_jobs_tasks_to_its_qpu(aw
     assert record["reservation_arn"] == RESERVATION
     assert record["quantum_tasks"][QPU]["tasks"] == {"COMPLETED": 1}
     assert record["cost"]["quantum_tasks"][QPU] == 0
+    assert (record["cost"]["instance"], record["cost"]["storage"]) == (0, 0)
+    assert record["cost"]["total"] == 0 and record["cost"]["complete"] is True
 
 
 def test_the_emulator_refuses_a_reservation_on_a_simulator_and_creates_nothing(

@@ -144,8 +144,14 @@ def test_usage_json_has_the_tasks_shots_and_a_cost_to_the_cent_of_the_price_list
         / 60_000
         for arn, name in ((SV1, "SV1"), (DM1, "DM1"))
     )
-    expected = instance * job["billableDuration"] / 60_000 + tasks_cost
+    # The job's storage volume, per GB-month (a month of 730 hours), for the same time.
+    family = "Braket Managed Jobs Volume"
+    [volume] = [r for r in rows if (r["Product Family"], r["Region Code"]) == (family, "us-east-1")]
+    assert volume["Unit"] == "GB-Mo" and job["instanceConfig"]["volumeSizeInGb"] == 30
+    storage = Decimal(volume["PricePerUnit"]) * 30 * job["billableDuration"] / (730 * 3_600_000)
+    expected = instance * job["billableDuration"] / 60_000 + storage + tasks_cost
     cost = record["cost"]
+    assert cost["storage"] == pytest.approx(float(storage), abs=1e-8) and storage > 0
     assert cost["currency"] == "USD" and cost["complete"] is True
     assert round(cost["total"], 2) == round(float(expected), 2) >= 0.01
     assert cost["total"] == pytest.approx(float(expected), abs=1e-7)

@@ -284,3 +284,45 @@ def test_tracker_prices_tasks_from_the_emulators_price_list(aws: Any) -> None:
     assert stats[SV1]["shots"] == 100 and stats[SV1]["tasks"] == {"COMPLETED": 1}
     # SV1 at 0.075 USD a minute, billed at least 3 s: 0.00375 USD.
     assert float(tracker.simulator_tasks_cost()) == pytest.approx(0.00375)
+
+
+def test_the_price_list_has_the_shape_of_aws_bulk_csv_and_both_readers_read_it(aws: Any) -> None:
+    """Five metadata lines, then AWS's pricing columns before the product's, an on-demand term
+    on every row; the Braket SDK's ``price_search`` finds exactly one row for each of the
+    Tracker's own look-ups, and the executor's parser prices the same products."""
+    import csv
+    import io
+    import urllib.request
+
+    from braket.tracking import pricing as sdk_pricing
+
+    from covalent_braket_plugin import pricing
+
+    url = aws.control.env()["BRAKET_PRICE_OFFERS_URL"]
+    text = urllib.request.urlopen(url, timeout=30).read().decode()
+    rows = list(csv.reader(io.StringIO(text)))
+    assert [row[0] for row in rows[:5]] == [
+        "FormatVersion", "Disclaimer", "Publication Date", "Version", "OfferCode"
+    ]  # fmt: skip
+    header = rows[5]
+    assert header[:11] == [
+        "SKU", "OfferTermCode", "RateCode", "TermType", "PriceDescription", "EffectiveDate",
+        "StartingRange", "EndingRange", "Unit", "PricePerUnit", "Currency",
+    ]  # fmt: skip
+    assert {"Product Family", "serviceCode", "Location", "usageType", "Region Code"} <= set(header)
+    body = [dict(zip(header, row, strict=True)) for row in rows[6:]]
+    assert {row["TermType"] for row in body} == {"OnDemand"}
+    assert all(row["RateCode"].startswith(row["SKU"] + "." + row["OfferTermCode"]) for row in body)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BRAKET_PRICE_OFFERS_URL", url)
+        sdk = sdk_pricing.Pricing()  # the SDK's reader, as the Tracker's, reading this list
+        sdk.get_prices()
+        region = {"Region Code": "us-east-1"}
+        simulator = {**region, "Version": "SV1", "Product Family": "Simulator Task"}
+        assert len(sdk.price_search(**simulator, operation="CompleteTask")) == 1
+        shot = {**region, "DeviceName": "Forte-1", "Product Family": "Quantum Task-Shot"}
+        assert len(sdk.price_search(**shot)) == 1
+        listed = pricing.PriceList.parse(io.StringIO(text), url)
+    assert listed.get("Braket Managed Jobs Instance", "us-east-1", "ml.m5.large") is not None
+    assert listed.get("Braket Managed Jobs Simulator Task", "us-east-1", "SV1") is not None

@@ -8,8 +8,9 @@ environments) at it, so cost tracking works with no internet.
 
 The figures are the public on-demand prices of the Amazon Braket pricing page
 (https://aws.amazon.com/braket/pricing/) as the project read them in December 2026, in USD,
-the same in every Region: a stand-in for tests and estimates, not a quote. The real list has
-many more rows and columns; these are the columns the Tracker and this project read.
+the same in every Region: a stand-in for tests and estimates, not a quote. The rows have the
+real list's shape (its columns, see :data:`COLUMNS`, and an on-demand term each); the real list
+has many more rows.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ QPU_PRICES = {
     "Aquila": ("0.30", "0.01"),
     "IBEX": ("0.30", "0.0235"),
 }
+#: A hybrid job's storage volume, per GB-month (a stand-in: SageMaker's ML storage price).
+VOLUME_PER_GB_MONTH = "0.14"
 #: What an emulated QPU of another name costs.
 DEFAULT_QPU_PRICE = ("0.30", "0.001")
 #: Hybrid-job instances, per hour (the price list bills them per minute of the same rate).
@@ -49,20 +52,50 @@ INSTANCE_PER_HOUR = {
     "ml.p3.2xlarge": "3.825",
     "ml.g4dn.xlarge": "0.736",
 }
+#: The columns, in the order of AWS's bulk price list CSVs: the pricing details first
+#: (``SKU, OfferTermCode, RateCode, TermType, PriceDescription, EffectiveDate, StartingRange,
+#: EndingRange, Unit, PricePerUnit, Currency``: AWS Billing's "Reading the service price list
+#: file for an AWS service", whose JSON form names the same fields), then the product's
+#: attributes: those every service's list has (``Product Family``, ``serviceCode``,
+#: ``Location``, ``Location Type``, ``usageType``, ``operation``, ``Region Code``) and those
+#: the Braket SDK's ``Tracker`` and this project look Braket's prices up by (``Version``,
+#: ``DeviceName``, ``Device Name``, ``Instance Type``).
 COLUMNS = (
     "SKU",
+    "OfferTermCode",
+    "RateCode",
     "TermType",
+    "PriceDescription",
+    "EffectiveDate",
+    "StartingRange",
+    "EndingRange",
     "Unit",
     "PricePerUnit",
     "Currency",
     "Product Family",
-    "Region Code",
+    "serviceCode",
+    "Location",
+    "Location Type",
+    "usageType",
     "operation",
+    "Region Code",
     "Version",
     "DeviceName",
     "Device Name",
     "Instance Type",
 )
+#: The on-demand term's code and its price dimension's, as every AWS price list has them.
+ON_DEMAND_TERM = "JRTCKXETXF"
+ON_DEMAND_RATE = "6YS6EN2CT7"
+#: The Regions' names and usage-type prefixes in the price list.
+LOCATIONS = {
+    "us-east-1": ("US East (N. Virginia)", "USE1"),
+    "us-west-1": ("US West (N. California)", "USW1"),
+    "us-west-2": ("US West (Oregon)", "USW2"),
+    "eu-west-2": ("EU (London)", "EUW2"),
+    "eu-north-1": ("EU (Stockholm)", "EUN1"),
+}
+EFFECTIVE_DATE = "2026-12-01T00:00:00Z"
 
 
 def rows(qpu_names: Iterable[str] = ()) -> list[dict[str, str]]:
@@ -71,14 +104,28 @@ def rows(qpu_names: Iterable[str] = ()) -> list[dict[str, str]]:
 
     def add(unit: str, price: str, family: str, region: str, **extra: str) -> None:
         row = dict.fromkeys(COLUMNS, "")
+        sku = f"EMU{len(found):013d}"
+        location, prefix = LOCATIONS.get(region, (region, region.upper()))
+        product = extra.get("Version") or extra.get("DeviceName") or extra.get("Device Name")
+        product = product or extra.get("Instance Type", "") or "Volume"
         row.update(
             {
-                "SKU": f"EMU{len(found):05d}",
+                "SKU": sku,
+                "OfferTermCode": ON_DEMAND_TERM,
+                "RateCode": f"{sku}.{ON_DEMAND_TERM}.{ON_DEMAND_RATE}",
                 "TermType": "OnDemand",
+                "PriceDescription": f"USD {price} per {unit} for {family} {product} in {location}",
+                "EffectiveDate": EFFECTIVE_DATE,
+                "StartingRange": "0",
+                "EndingRange": "Inf",
                 "Unit": unit,
                 "PricePerUnit": price,
                 "Currency": "USD",
                 "Product Family": family,
+                "serviceCode": "AmazonBraket",
+                "Location": location,
+                "Location Type": "AWS Region",
+                "usageType": f"{prefix}-{family.replace(' ', '')}-{product}",
                 "Region Code": region,
                 **extra,
             }
@@ -111,6 +158,7 @@ def rows(qpu_names: Iterable[str] = ()) -> list[dict[str, str]]:
             add("Shot", shot, "Quantum Task-Shot", region, DeviceName=name)
             add("Task", task, "Braket Managed Jobs QPU Task", region, **{"Device Name": name})
             add("Shot", shot, "Braket Managed Jobs QPU Task Shot", region, **{"Device Name": name})
+        add("GB-Mo", VOLUME_PER_GB_MONTH, "Braket Managed Jobs Volume", region)
         for instance, hourly in INSTANCE_PER_HOUR.items():
             per_minute = f"{float(hourly) / 60:.8f}"
             add(
