@@ -31,6 +31,7 @@ from . import (
     helper_nodes,
     images,
     jobs,
+    local_code,
     logs,
     pacing,
     packing,
@@ -44,7 +45,13 @@ from . import (
     usage,
     waiting,
 )
-from .config import DEFAULTS, BraketSettings, InvalidSettingError, merged_settings
+from .config import (
+    DEFAULTS,
+    BraketSettings,
+    InvalidSettingError,
+    check_setting,
+    merged_settings,
+)
 from .errors import BraketJobError
 from .location import TaskLocation, job_name
 from .results import wait_for_cleanups
@@ -125,6 +132,11 @@ class BraketExecutor(RemoteExecutor):
             (they reach it through the bucket, with no job start: a chain of dependent
             electrons pays one start); its instance is billed meanwhile. 0 (the default):
             a job ends with its electrons.
+        include_modules: Modules (names) shipped by value with each electron besides those
+            found by the rule: the workflow's own modules (of its script's directory, the
+            working directory and ``PYTHONPATH``, that no installed distribution provides)
+            travel in the pickle, as the job cannot import them. False: none of them.
+        exclude_modules: Modules never shipped by value (installed in the image instead).
     """
 
     def __init__(
@@ -153,6 +165,8 @@ class BraketExecutor(RemoteExecutor):
         pack_max: int | None = None,
         pack_parallel: int | None = None,
         warm_seconds: float | None = None,
+        include_modules: str | list[str] | bool | None = None,
+        exclude_modules: str | list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         given = {name: value for name, value in locals().items() if name in DEFAULTS}
@@ -166,6 +180,20 @@ class BraketExecutor(RemoteExecutor):
         )
         for name, value in values.items():
             setattr(self, name, value)
+        self._ship_local_code()
+
+    def _ship_local_code(self) -> None:
+        """The user's own modules loaded by now travel with the electrons (see
+        :mod:`~covalent_braket_plugin.local_code`)."""
+        include = check_setting("include_modules", self.include_modules)
+        exclude = check_setting("exclude_modules", self.exclude_modules)
+        local_code.ship(include, exclude)
+
+    def to_dict(self) -> dict:
+        """What Covalent stores of the executor, read as it builds the workflow's graph: the
+        modules imported since the executor was made travel too."""
+        self._ship_local_code()
+        return super().to_dict()
 
     def settings(self) -> BraketSettings:
         """The validated settings of this executor.

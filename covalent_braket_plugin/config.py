@@ -359,6 +359,32 @@ def check_requirements(value: Any) -> str | tuple[str, ...]:
     raise InvalidSettingError("requirements", value, allowed)
 
 
+def check_include_modules(value: Any) -> tuple[str, ...] | bool:
+    """Modules to ship with the electron besides the user's own (a name or a list of names;
+    ``True`` or empty: only the automatic rule), or ``False``: ship nothing by this rule."""
+    if isinstance(value, bool):
+        return value
+    return _module_names("include_modules", value, "or false to ship none of your modules")
+
+
+def check_exclude_modules(value: Any) -> tuple[str, ...]:
+    """Modules never shipped by value (installed in the image instead)."""
+    return _module_names("exclude_modules", value, "")
+
+
+def _module_names(setting: str, value: Any, more: str) -> tuple[str, ...]:
+    names = [value] if isinstance(value, str) else value
+    pattern = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+    if isinstance(names, (list, tuple)) and all(
+        isinstance(name, str) and (name == "" or re.fullmatch(pattern, name)) for name in names
+    ):
+        return tuple(name for name in names if name)
+    allowed = "a module or package name (mypkg.sub), or a list of them" + (
+        f", {more}" if more else ""
+    )
+    raise InvalidSettingError(setting, value, allowed)
+
+
 def check_bool(setting: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -427,6 +453,11 @@ class BraketSettings:
     #: How long a job whose electrons are done waits for compatible ones (they reach it through
     #: the bucket, with no job start); its instance is billed meanwhile. 0: it ends at once.
     warm_seconds: float = _setting(0, lambda v: _seconds("warm_seconds", v, 0, 3600))
+    #: Modules shipped by value with each electron besides the user's own (found by the
+    #: automatic rule: see :mod:`~covalent_braket_plugin.local_code`); False: none at all.
+    include_modules: tuple[str, ...] | bool = _setting((), check_include_modules, written=[])
+    #: Modules never shipped by value.
+    exclude_modules: tuple[str, ...] = _setting((), check_exclude_modules, written=[])
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> BraketSettings:

@@ -100,16 +100,13 @@ def record(
     ms, source = _billed_share(job_ms, source, share)
     tasks = _tasks(outcome)
     reservation = settings.reservation_arn
-    notes: list[str] = []
     tracked = isinstance((outcome or {}).get("quantum_tasks"), dict)
-    if not tracked:
-        notes.append("the job did not count its quantum tasks (no braket.tracking in the job)")
+    notes = [] if tracked else ["the job did not count its quantum tasks (no Tracker in it)"]
     cost: dict[str, Any] | None = None
     if prices is None:
         notes.append(price_note or "no price list")
     else:
-        volume_gb = int(instance.get("volumeSizeInGb") or settings.storage)
-        machine = (instance_type, count, volume_gb)
+        machine = (instance_type, count, int(instance.get("volumeSizeInGb") or settings.storage))
         cost = _cost(prices, region, machine, ms, tasks, reservation, notes)
     return {
         "format": USAGE_FORMAT,

@@ -33,7 +33,7 @@ def table(path: str) -> dict[str, str]:
 
 def shown(default: object) -> str:
     """A default as the tables write it: in backticks, or "empty"."""
-    if default in ("", {}, (), None):
+    if default in ("", {}, (), [], None):
         return "empty"
     if isinstance(default, bool):
         return f"`{str(default).lower()}`"

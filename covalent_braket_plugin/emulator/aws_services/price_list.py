@@ -98,39 +98,46 @@ LOCATIONS = {
 EFFECTIVE_DATE = "2026-12-01T00:00:00Z"
 
 
+def _row(
+    index: int, unit: str, price: str, family: str, region: str, extra: dict[str, str]
+) -> dict[str, str]:
+    """One price row, with every column of the real list's shape filled."""
+    row = dict.fromkeys(COLUMNS, "")
+    sku = f"EMU{index:013d}"
+    location, prefix = LOCATIONS.get(region, (region, region.upper()))
+    product = extra.get("Version") or extra.get("DeviceName") or extra.get("Device Name")
+    product = product or extra.get("Instance Type", "") or "Volume"
+    row.update(
+        {
+            "SKU": sku,
+            "OfferTermCode": ON_DEMAND_TERM,
+            "RateCode": f"{sku}.{ON_DEMAND_TERM}.{ON_DEMAND_RATE}",
+            "TermType": "OnDemand",
+            "PriceDescription": f"USD {price} per {unit} for {family} {product} in {location}",
+            "EffectiveDate": EFFECTIVE_DATE,
+            "StartingRange": "0",
+            "EndingRange": "Inf",
+            "Unit": unit,
+            "PricePerUnit": price,
+            "Currency": "USD",
+            "Product Family": family,
+            "serviceCode": "AmazonBraket",
+            "Location": location,
+            "Location Type": "AWS Region",
+            "usageType": f"{prefix}-{family.replace(' ', '')}-{product}",
+            "Region Code": region,
+            **extra,
+        }
+    )
+    return row
+
+
 def rows(qpu_names: Iterable[str] = ()) -> list[dict[str, str]]:
     """Every price row: simulators, the named QPUs (and the known ones), job instances."""
     found: list[dict[str, str]] = []
 
     def add(unit: str, price: str, family: str, region: str, **extra: str) -> None:
-        row = dict.fromkeys(COLUMNS, "")
-        sku = f"EMU{len(found):013d}"
-        location, prefix = LOCATIONS.get(region, (region, region.upper()))
-        product = extra.get("Version") or extra.get("DeviceName") or extra.get("Device Name")
-        product = product or extra.get("Instance Type", "") or "Volume"
-        row.update(
-            {
-                "SKU": sku,
-                "OfferTermCode": ON_DEMAND_TERM,
-                "RateCode": f"{sku}.{ON_DEMAND_TERM}.{ON_DEMAND_RATE}",
-                "TermType": "OnDemand",
-                "PriceDescription": f"USD {price} per {unit} for {family} {product} in {location}",
-                "EffectiveDate": EFFECTIVE_DATE,
-                "StartingRange": "0",
-                "EndingRange": "Inf",
-                "Unit": unit,
-                "PricePerUnit": price,
-                "Currency": "USD",
-                "Product Family": family,
-                "serviceCode": "AmazonBraket",
-                "Location": location,
-                "Location Type": "AWS Region",
-                "usageType": f"{prefix}-{family.replace(' ', '')}-{product}",
-                "Region Code": region,
-                **extra,
-            }
-        )
-        found.append(row)
+        found.append(_row(len(found), unit, price, family, region, extra))
 
     names = dict(QPU_PRICES)
     for name in qpu_names:
