@@ -26,6 +26,7 @@ from covalent.executor.executor_plugins.remote_executor import RemoteExecutor
 
 from . import (
     aws,
+    checkpoints,
     electron_call,
     heap,
     helper_nodes,
@@ -137,6 +138,9 @@ class BraketExecutor(RemoteExecutor):
             working directory and ``PYTHONPATH``, that no installed distribution provides)
             travel in the pickle, as the job cannot import them. False: none of them.
         exclude_modules: Modules never shipped by value (installed in the image instead).
+        checkpoint_from: The id of an earlier dispatch of the workflow (a failed run): an
+            electron that has no checkpoints yet starts from those its node saved there
+            (``AMZN_BRAKET_CHECKPOINT_DIR``), as ``copy_checkpoint_from_job`` does.
     """
 
     def __init__(
@@ -167,6 +171,7 @@ class BraketExecutor(RemoteExecutor):
         warm_seconds: float | None = None,
         include_modules: str | list[str] | bool | None = None,
         exclude_modules: str | list[str] | None = None,
+        checkpoint_from: str | None = None,
         **kwargs: Any,
     ) -> None:
         given = {name: value for name, value in locals().items() if name in DEFAULTS}
@@ -263,6 +268,9 @@ class BraketExecutor(RemoteExecutor):
         await self._stop_if_cancelled(task, settings)
         python = await self._client_python()
         await aws.offload(preflight.check, settings)
+        if settings.checkpoint_from:  # a redispatch starts from the failed run's checkpoints
+            dispatch_id, node_id = task_metadata["dispatch_id"], task_metadata["node_id"]
+            await aws.offload(checkpoints.seed, settings, str(dispatch_id), str(node_id))
         image = await aws.offload(images.prepare, settings, python, needs_covalent)
         key = packing.pack_key(settings, python, image.uri, image.installs)
         slot, uploaded = None, None
@@ -311,9 +319,9 @@ class BraketExecutor(RemoteExecutor):
             value = await self._collect(settings, location, job)
         except Exception as exc:
             if not _result_unread(exc):
-                self._clean_up_later(settings, location)
+                self._clean_up_later(settings, location)  # its checkpoints stay
             raise
-        self._clean_up_later(settings, location)
+        self._clean_up_later(settings, location, succeeded=True)
         return value
 
     async def _run_shared(
@@ -539,10 +547,16 @@ class BraketExecutor(RemoteExecutor):
             usage.account_later(settings, location, job, outcome)
 
     @staticmethod
-    def _clean_up_later(settings: BraketSettings, location: TaskLocation) -> None:
-        """Delete the task's objects in the background, unless ``cleanup`` is off."""
+    def _clean_up_later(
+        settings: BraketSettings, location: TaskLocation, succeeded: bool = False
+    ) -> None:
+        """Delete the task's objects in the background, unless ``cleanup`` is off (and the
+        electron's checkpoints, once it ``succeeded``)."""
         if settings.cleanup:
             results.clean_up_later(settings, location)
+            if succeeded:
+                node = (location.dispatch_id, location.node_id)
+                results.later(checkpoints.delete, settings, *node)
 
     async def _stop_if_cancelled(
         self, task: str, settings: BraketSettings, location: TaskLocation | None = None

@@ -385,6 +385,18 @@ def _module_names(setting: str, value: Any, more: str) -> tuple[str, ...]:
     raise InvalidSettingError(setting, value, allowed)
 
 
+def check_checkpoint_from(value: Any) -> str:
+    """The id of the dispatch whose checkpoints an electron starts from ("" for none)."""
+    text = value.strip() if isinstance(value, str) else None
+    if text is None or (text and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}", text)):
+        raise InvalidSettingError(
+            "checkpoint_from",
+            value,
+            "empty, or the id of an earlier dispatch of this workflow (a Covalent dispatch id)",
+        )
+    return text
+
+
 def check_bool(setting: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -458,6 +470,9 @@ class BraketSettings:
     include_modules: tuple[str, ...] | bool = _setting((), check_include_modules, written=[])
     #: Modules never shipped by value.
     exclude_modules: tuple[str, ...] = _setting((), check_exclude_modules, written=[])
+    #: A dispatch whose electrons' checkpoints an electron starts from, when it has none yet
+    #: (a redispatch of a failed run, as ``copy_checkpoint_from_job`` does).
+    checkpoint_from: str = _setting("", check_checkpoint_from)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> BraketSettings:

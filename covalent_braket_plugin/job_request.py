@@ -100,7 +100,7 @@ def create_job_request(
             else settings.time_limit
         },
         "outputDataConfig": output,
-        "checkpointConfig": {"s3Uri": f"{location.uri}/checkpoints"},
+        "checkpointConfig": {"s3Uri": location.checkpoint_uri},
         "hyperParameters": hyperparameters,
         "tags": {
             **dict(settings.tags),

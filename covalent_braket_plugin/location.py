@@ -54,6 +54,21 @@ class TaskLocation:
     def key(self, name: str) -> str:
         return f"{self.prefix}/{name}"
 
+    @property
+    def checkpoint_prefix(self) -> str:
+        """The electron's checkpoints (``AMZN_BRAKET_CHECKPOINT_DIR``), one prefix for all its
+        attempts, so that an attempt sent again starts from what the last one saved."""
+        return checkpoint_prefix(self.dispatch_id, self.node_id)
+
+    @property
+    def checkpoint_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.checkpoint_prefix}"
+
+
+def checkpoint_prefix(dispatch_id: str, node_id: Any) -> str:
+    """The checkpoints' prefix of node ``node_id`` of dispatch ``dispatch_id``."""
+    return f"{S3_PREFIX}/{dispatch_id}/node-{node_id}/checkpoints"
+
 
 def job_name(dispatch_id: str, node_id: Any, attempt: int) -> str:
     """A Braket job name that is always valid: ``[a-zA-Z0-9-]``, at most 50 characters.

@@ -67,6 +67,7 @@ def pack_key(
         settings.tags,
         settings.pack_max,
         settings.pack_parallel,
+        settings.checkpoint_from,
     )
 
 

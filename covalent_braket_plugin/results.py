@@ -159,6 +159,11 @@ def clean_up_later(settings: BraketSettings, location: TaskLocation) -> None:
     _cleanups.submit(delete_task_objects, settings, location)
 
 
+def later(clean_up: Any, *args: Any) -> None:
+    """Another clean-up in the background, waited for with the task objects' ones."""
+    _cleanups.submit(clean_up, *args)
+
+
 def wait_for_cleanups(timeout: float = 60.0) -> None:
     """Block until the background clean-ups started so far are done (for tests, benchmarks
     and orderly shutdown)."""
