@@ -141,6 +141,10 @@ class BraketExecutor(RemoteExecutor):
         checkpoint_from: The id of an earlier dispatch of the workflow (a failed run): an
             electron that has no checkpoints yet starts from those its node saved there
             (``AMZN_BRAKET_CHECKPOINT_DIR``), as ``copy_checkpoint_from_job`` does.
+        input_data: Files the electron reads, as the job's input channels: a local file or
+            directory (uploaded once per content), an ``s3://`` prefix, or a mapping of
+            channel names to them; the electron finds them at
+            ``$AMZN_BRAKET_INPUT_DIR/<channel>`` (``input`` for one source).
     """
 
     def __init__(
@@ -172,6 +176,7 @@ class BraketExecutor(RemoteExecutor):
         include_modules: str | list[str] | bool | None = None,
         exclude_modules: str | list[str] | None = None,
         checkpoint_from: str | None = None,
+        input_data: str | dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         given = {name: value for name, value in locals().items() if name in DEFAULTS}

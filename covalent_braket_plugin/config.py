@@ -385,6 +385,50 @@ def _module_names(setting: str, value: Any, more: str) -> tuple[str, ...]:
     raise InvalidSettingError(setting, value, allowed)
 
 
+_CHANNEL = re.compile(r"[A-Za-z0-9.\-_]{1,64}")
+_S3_URI = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?")
+
+
+def check_input_data(value: Any) -> tuple[tuple[str, str], ...]:
+    """Files for the job's input channels: a source, or a mapping of channel names to
+    sources; each an ``s3://bucket/prefix`` URI or a local file or directory that exists.
+    As (channel, source) pairs, a local source made absolute; one source is channel
+    ``input``."""
+    allowed = (
+        "a local file or directory, or an s3://bucket/prefix URI, or a mapping of channel "
+        "names (1-64 letters, digits, '.', '-', '_') to them"
+    )
+    if value in ("", None, (), {}):
+        return ()
+    if isinstance(value, (str, os.PathLike)):
+        pairs = [("input", os.fspath(value))]
+    elif isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, (list, tuple)) and all(
+        isinstance(item, (list, tuple)) and len(item) == 2 for item in value
+    ):
+        pairs = [(item[0], item[1]) for item in value]
+    else:
+        raise InvalidSettingError("input_data", value, allowed)
+    found = []
+    for name, source in pairs:
+        source = os.fspath(source) if isinstance(source, os.PathLike) else source
+        if not isinstance(name, str) or not _CHANNEL.fullmatch(name) or not isinstance(source, str):
+            raise InvalidSettingError("input_data", value, allowed)
+        if source.startswith("s3://"):
+            if not _S3_URI.fullmatch(source):
+                raise InvalidSettingError("input_data", source, allowed)
+            found.append((name, source))
+            continue
+        local = os.path.realpath(os.path.expanduser(source))
+        if not (os.path.isfile(local) or os.path.isdir(local)):
+            raise InvalidSettingError(
+                "input_data", source, allowed + f" (channel {name}: no such file or directory)"
+            )
+        found.append((name, local))
+    return tuple(sorted(found))
+
+
 def check_checkpoint_from(value: Any) -> str:
     """The id of the dispatch whose checkpoints an electron starts from ("" for none)."""
     text = value.strip() if isinstance(value, str) else None
@@ -473,6 +517,9 @@ class BraketSettings:
     #: A dispatch whose electrons' checkpoints an electron starts from, when it has none yet
     #: (a redispatch of a failed run, as ``copy_checkpoint_from_job`` does).
     checkpoint_from: str = _setting("", check_checkpoint_from)
+    #: Files the electron reads, mounted as the job's input channels (see
+    #: :mod:`~covalent_braket_plugin.input_data`).
+    input_data: tuple[tuple[str, str], ...] = _setting((), check_input_data, written={})
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> BraketSettings:

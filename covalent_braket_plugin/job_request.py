@@ -61,6 +61,8 @@ class Submission:
     result_key: str = ""
     #: A packed job's members and how it runs them; None for a job of its own.
     pack: PackSpec | None = None
+    #: ``inputDataConfig``: the ``input_data`` setting's channels, local ones uploaded.
+    input_channels: tuple[dict[str, Any], ...] = ()
 
 
 def create_job_request(
@@ -109,6 +111,8 @@ def create_job_request(
             ATTEMPT_TAG: str(location.attempt),
         },
     }
+    if submission.input_channels:
+        request["inputDataConfig"] = list(submission.input_channels)
     if settings.reservation_arn:
         request["associations"] = [
             {"arn": settings.reservation_arn, "type": "RESERVATION_TIME_WINDOW_ARN"}

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from . import aws, pacing, results, signing, transfer
+from . import aws, input_data, pacing, results, signing, transfer
 from .config import BraketSettings
 from .images import JobImage
 from .job.runner import RESULT_KEY
@@ -113,6 +113,7 @@ def _submission(
         pins=image.pins,
         result_key=signing.attempt_key(location.uri, location.job_name).hex(),
         pack=pack,
+        input_channels=tuple(input_data.channels(settings)),
     )
 
 

@@ -68,6 +68,7 @@ def pack_key(
         settings.pack_max,
         settings.pack_parallel,
         settings.checkpoint_from,
+        settings.input_data,
     )
 
 
