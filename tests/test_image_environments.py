@@ -228,3 +228,53 @@ def test_the_byoc_image_runs_a_circuit_on_sv1_and_lacks_what_it_does_not_install
 
     with pytest.raises(TaskRuntimeError, match="No module named 'qiskit'"):
         run(hosted(), imports_qiskit)
+
+
+def index_manifest(*platforms: tuple[str, str]) -> str:
+    """An OCI image index, as ``docker buildx`` pushes one (with its attestation entry)."""
+    import json
+
+    entries = [
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": "sha256:" + f"{i:064x}",
+            "size": 1000,
+            "platform": {"os": system, "architecture": arch},
+        }
+        for i, (system, arch) in enumerate(platforms, start=1)
+    ]
+    entries.append(
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": "sha256:" + "f" * 64,
+            "size": 500,
+            "platform": {"os": "unknown", "architecture": "unknown"},
+        }
+    )
+    return json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+         "manifests": entries}
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("tag", "platforms", "refused"),
+    [
+        ("arm", [("linux", "arm64")], True),
+        ("multi", [("linux", "arm64"), ("linux", "amd64")], False),
+    ],
+)
+def test_an_image_without_linux_amd64_fails_as_on_aws(
+    aws: Any, tag: str, platforms: list[tuple[str, str]], refused: bool
+) -> None:
+    ecr = aws.control.client("ecr")
+    ecr.put_image(
+        repositoryName="covalent-braket", imageManifest=index_manifest(*platforms), imageTag=tag
+    )
+    image = IMAGE.rsplit(":", 1)[0] + f":{tag}"
+    if not refused:
+        assert run(hosted(ecr_image_uri=image), where_am_i)
+        return
+    with pytest.raises(BraketJobError, match="exec format error") as info:
+        run(hosted(ecr_image_uri=image), where_am_i)
+    assert "linux/arm64" in str(info.value) and "unknown" not in str(info.value)

@@ -13,7 +13,9 @@ inside the emulator's session, so it shares the emulator's scheduling group and 
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -201,10 +203,11 @@ class JobRuntime:
             return  # cancelled while its instance started (and never billed)
         try:  # the image's environment, built (once) while the instance starts: not billed
             image_python = self._image_python(job)
+            refusal = platform_refusal(self.clients, _image(job))
         except ImageEnvironmentError as exc:
-            states.transition(
-                job, "FAILED", event="FAILED", reason=f"CannotStartContainerError: {exc}"
-            )
+            refusal = f"CannotStartContainerError: {exc}"
+        if refusal:
+            states.transition(job, "FAILED", event="FAILED", reason=refusal)
             return
         states.instance_ready(job)
         container = JobContainer(job, self.work_dir / job.job_id, self.clients)
@@ -329,6 +332,42 @@ class JobRuntime:
         reader.join(timeout=10)
         logger.close()
         return run.process.returncode, timed_out
+
+
+#: A manifest list's or OCI index's platform entries that are no image (build attestations).
+_NOT_AN_IMAGE = ("unknown", "")
+
+
+def platform_refusal(clients: InternalClients, image: str) -> str:
+    """Why a job on ``image`` cannot start on Braket's x86_64 instances: its manifest (in the
+    account's emulated ECR) is a list of platforms without ``linux/amd64``, as ``docker
+    buildx`` pushes from an Apple-silicon Mac; "" when it has that platform, or names none
+    (a single manifest's platform is in its config, which ECR's API does not show)."""
+    match = re.match(r"^(\d+)\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+)[:@](.+)$", image)
+    if not match:
+        return ""
+    account, region, repository, reference = match.groups()
+    wanted = {"imageDigest": reference} if ":" in reference else {"imageTag": reference}
+    try:
+        found = clients.get("ecr", region, account).batch_get_image(
+            repositoryName=repository, imageIds=[wanted]
+        )["images"]
+        manifest = json.loads(found[0]["imageManifest"]) if found else {}
+    except Exception:  # no such image or repository: not this check's business
+        return ""
+    platforms = [(entry.get("platform") or {}) for entry in manifest.get("manifests") or []]
+    named = sorted(
+        f"{p.get('os')}/{p.get('architecture')}"
+        for p in platforms
+        if p.get("architecture") not in _NOT_AN_IMAGE
+    )
+    if not named or "linux/amd64" in named:
+        return ""
+    return (
+        f"AlgorithmError: exec format error: the image {image} is built for "
+        f"{', '.join(named)}, and every Braket job instance is linux/amd64 (x86_64); build it "
+        "with --platform linux/amd64"
+    )
 
 
 def _image(job: Job) -> str:
