@@ -103,14 +103,20 @@ class Pack:
         aws.s3.put_object(Bucket=BUCKET, Key=f"{self.prefixes[index]}/{CANCEL_KEY}", Body=b"")
 
 
-def prepare(aws: Any, specs: list[Spec], parallel: int | None = None) -> Pack:
+def prepare(
+    aws: Any,
+    specs: list[Spec],
+    parallel: int | None = None,
+    dispatch: Any = None,
+    attempt: int = 0,
+) -> Pack:
     """Upload each member's input under its own prefix, as the executor does, and write the
     job's hyperparameters."""
-    dispatch = uuid.uuid4()
+    dispatch = dispatch or uuid.uuid4()
     key = secrets.token_bytes(32)
     uris, prefixes, hyperparameters = [], [], {HP_RESULT_KEY: key.hex(), HP_PYTHON_VERSION: PYTHON}
     for index, spec in enumerate(specs):
-        prefix = f"covalent-braket/{dispatch}/node-{index}/attempt-0"
+        prefix = f"covalent-braket/{dispatch}/node-{index}/attempt-{attempt}"
         data = cloudpickle.dumps((spec.function, list(spec.args), spec.kwargs))
         if spec.input == "archive":  # a small input travels in the runner archive
             archive = b"".join(bytes(piece) for piece in runner_archive_with([data], "input.pkl"))
@@ -383,6 +389,41 @@ def test_members_have_their_own_working_directory_and_environment(
     assert reader["variable"] is None  # what member 0 set stayed in its own process
     assert reader["job_name"] == JOB
     assert "COVALENT_PACK_TEST" not in os.environ and os.getcwd() == here
+
+
+def _resumes(name: str) -> str:
+    import os
+
+    where = os.path.join(os.environ["AMZN_BRAKET_CHECKPOINT_DIR"], "state.txt")
+    if os.path.exists(where):
+        with open(where) as handle:
+            return handle.read()
+    with open(where, "w") as handle:
+        handle.write(f"{name} got this far")
+    raise RuntimeError(f"{name} interrupted")
+
+
+def test_each_member_keeps_its_own_checkpoints_across_attempts(
+    aws: Any, job: Callable[[Pack], None]
+) -> None:
+    dispatch = uuid.uuid4()
+    specs = [Spec(_resumes, ("ada",)), Spec(_resumes, ("bob",))]
+    first = prepare(aws, specs, dispatch=dispatch)
+    job(first)
+    assert [first.outcome(aws, i)["exception"] for i in range(2)] == [
+        "ada interrupted",
+        "bob interrupted",
+    ]
+    for index, name in enumerate(("ada", "bob")):  # each under its own electron's prefix
+        key = f"covalent-braket/{dispatch}/node-{index}/checkpoints/state.txt"
+        body = aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        assert body == f"{name} got this far".encode()
+    again = prepare(aws, specs, dispatch=dispatch, attempt=1)  # the members sent again
+    job(again)
+    assert [again.outcome(aws, i)["result"] for i in range(2)] == [
+        "ada got this far",
+        "bob got this far",
+    ]
 
 
 @pytest.mark.parametrize("parallel", [1, 2])

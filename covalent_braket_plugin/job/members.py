@@ -803,7 +803,11 @@ def _member_process(pack: _Pack, member: Member, root: str) -> None:
         _watch_parent(pack.parent_pid)
         os.chdir(os.path.join(root, WORK_DIR))
         pack.s3 = _s3_client()  # not the job's, whose connections are the job's
-        outcome = _run_member(pack, member, root)
+        checkpoints = _member_checkpoints(pack, member, root)
+        try:
+            outcome = _run_member(pack, member, root)
+        finally:
+            _save_checkpoints(pack, member, checkpoints)
         outcome["stdout"] = _read_text(os.path.join(root, STDOUT_FILE))
         outcome["stderr"] = _read_text(os.path.join(root, STDERR_FILE))
         _upload(pack, member, outcome, root)
@@ -851,6 +855,49 @@ def _watch_parent(parent_pid: int) -> None:
         os.killpg(0, signal.SIGKILL)
 
     threading.Thread(target=watch, name="covalent-braket-watch-job", daemon=True).start()
+
+
+def _checkpoint_prefix(member: Member) -> str:
+    """The member's own checkpoints: its electron's, for all its attempts."""
+    return member.prefix.rsplit("/attempt-", 1)[0] + "/checkpoints"
+
+
+def _member_checkpoints(pack: _Pack, member: Member, root: str) -> str:
+    """The member's ``AMZN_BRAKET_CHECKPOINT_DIR``: a directory of its own, with what its
+    electron saved in an earlier attempt (the job's own checkpoint directory is its first
+    member's)."""
+    where = os.path.join(root, "checkpoints")
+    os.makedirs(where, exist_ok=True)
+    prefix = _checkpoint_prefix(member) + "/"
+    try:
+        pages = pack.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=member.bucket, Prefix=prefix, **pack.owned
+        )
+        for item in (entry for page in pages for entry in page.get("Contents", [])):
+            relative = item["Key"][len(prefix) :]
+            target = os.path.realpath(os.path.join(where, relative))
+            if not relative or not target.startswith(os.path.realpath(where) + os.sep):
+                continue  # nothing lands outside the directory
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            pack.s3.download_file(member.bucket, item["Key"], target, ExtraArgs=dict(pack.owned))
+    except Exception as exc:
+        print(f"the checkpoints at s3://{member.bucket}/{prefix} could not be read: {exc}")
+    os.environ["AMZN_BRAKET_CHECKPOINT_DIR"] = where
+    return where
+
+
+def _save_checkpoints(pack: _Pack, member: Member, where: str) -> None:
+    """Upload what the member left in its checkpoint directory, as the container uploads the
+    job's when the job ends."""
+    prefix = _checkpoint_prefix(member)
+    for directory, _, files in os.walk(where):
+        for name in files:
+            path = os.path.join(directory, name)
+            key = f"{prefix}/{os.path.relpath(path, where)}"
+            try:
+                pack.s3.upload_file(path, member.bucket, key, ExtraArgs=dict(pack.extra))
+            except Exception as exc:
+                print(f"checkpoint {key} could not be saved: {exc}")
 
 
 def _run_member(pack: _Pack, member: Member, root: str) -> dict[str, Any]:
