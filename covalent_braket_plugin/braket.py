@@ -237,6 +237,8 @@ class BraketExecutor(RemoteExecutor):
             with heap.frozen_while_running(settings.freeze_heap):
                 call = await self._unwrapped(function, args, kwargs, task_metadata)
                 payload = (call.function, call.args, call.kwargs)
+                name = str(getattr(call.function, "__name__", "") or "")
+                task_metadata = {**task_metadata, "node_name": name}
                 value = await self._run(settings, payload, task_metadata, call.needs_covalent)
                 return call.transportable(value)
         except InvalidSettingError as exc:  # the node's error says it; so does the server log
@@ -661,7 +663,13 @@ class BraketExecutor(RemoteExecutor):
         input that this server did not upload."""
         dispatch_id, node_id = task_metadata["dispatch_id"], task_metadata["node_id"]
         for attempt in range(first, MAX_ATTEMPTS):
-            location = TaskLocation.new(settings.s3_bucket_name, dispatch_id, node_id, attempt)
+            location = TaskLocation.new(
+                settings.s3_bucket_name,
+                dispatch_id,
+                node_id,
+                attempt,
+                task_metadata.get("node_name", ""),
+            )
             upload = await self._upload_task(settings, location, payload, image)
             if upload is None:
                 app_log.warning(

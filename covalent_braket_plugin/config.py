@@ -275,7 +275,9 @@ OWN_TAG_PREFIX = "covalent:"
 DISPATCH_TAG = f"{OWN_TAG_PREFIX}dispatch_id"
 NODE_TAG = f"{OWN_TAG_PREFIX}node_id"
 ATTEMPT_TAG = f"{OWN_TAG_PREFIX}attempt"
-OWN_TAGS = (DISPATCH_TAG, NODE_TAG, ATTEMPT_TAG)
+#: The electron's name (its function's), for ``covalent-braket jobs``.
+NAME_TAG = f"{OWN_TAG_PREFIX}node_name"
+OWN_TAGS = (DISPATCH_TAG, NODE_TAG, ATTEMPT_TAG, NAME_TAG)
 #: Braket's most tags on a resource, less the executor's own.
 MAX_TAGS = MAX_TAGS_PER_RESOURCE - len(OWN_TAGS)
 

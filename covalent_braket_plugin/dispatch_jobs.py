@@ -21,6 +21,7 @@ from . import aws, jobs, pacing, progress, server_board, usage
 from .config import (
     ATTEMPT_TAG,
     DISPATCH_TAG,
+    NAME_TAG,
     NODE_TAG,
     BraketSettings,
     merged_settings,
@@ -160,6 +161,7 @@ def describe(settings: BraketSettings, summary: dict[str, Any]) -> dict[str, Any
         cost = _packed_cost(settings, job)
     return {
         "node": node,
+        "node_name": str(tags.get(NAME_TAG, "")),
         "attempt": _int(attempt),
         "job_name": job.get("jobName", summary.get("jobName")),
         "job_arn": summary["jobArn"],

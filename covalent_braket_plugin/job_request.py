@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .config import ATTEMPT_TAG, DISPATCH_TAG, NODE_TAG, BraketSettings
+from .config import ATTEMPT_TAG, DISPATCH_TAG, NAME_TAG, NODE_TAG, BraketSettings
 from .job import ENTRY_POINT
 from .job.runner import (
     HP_BUCKET_OWNER,
@@ -109,6 +109,7 @@ def create_job_request(
             DISPATCH_TAG: location.dispatch_id,
             NODE_TAG: location.node_id,
             ATTEMPT_TAG: str(location.attempt),
+            **({NAME_TAG: _tag_value(location.node_name)} if location.node_name else {}),
         },
     }
     if submission.input_channels:
@@ -118,6 +119,13 @@ def create_job_request(
             {"arn": settings.reservation_arn, "type": "RESERVATION_TIME_WINDOW_ARN"}
         ]
     return request
+
+
+def _tag_value(text: str) -> str:
+    """``text`` as a tag value may have it: Unicode letters, numbers, spaces and ``_.:/=+-@``,
+    at most 256 characters."""
+    kept = "".join(ch if ch.isalnum() or ch.isspace() or ch in "_.:/=+-@" else "_" for ch in text)
+    return kept[:256]
 
 
 def _hyperparameters(

@@ -64,7 +64,7 @@ def _cells(row: dict[str, Any]) -> list[Any]:
     )
     cost = row["estimated_cost_usd"]
     return [
-        row["node"],
+        f"{row['node']} {row['node_name']}" if row.get("node_name") else row["node"],
         row.get("electrons", 1),
         row["job_name"],
         row["state"],

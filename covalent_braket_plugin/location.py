@@ -37,15 +37,19 @@ class TaskLocation:
     dispatch_id: str
     node_id: str
     attempt: int
+    #: The electron's name (its function's), when known.
+    node_name: str = ""
 
     @classmethod
-    def new(cls, bucket: str, dispatch_id: str, node_id: Any, attempt: int = 0) -> TaskLocation:
+    def new(
+        cls, bucket: str, dispatch_id: str, node_id: Any, attempt: int = 0, node_name: str = ""
+    ) -> TaskLocation:
         prefix = f"{S3_PREFIX}/{dispatch_id}/node-{node_id}/attempt-{attempt}"
         token = str(
             uuid.uuid5(uuid.NAMESPACE_URL, f"covalent-braket:{dispatch_id}:{node_id}:{attempt}")
         )
         name = job_name(dispatch_id, node_id, attempt)
-        return cls(bucket, prefix, name, token, str(dispatch_id), str(node_id), attempt)
+        return cls(bucket, prefix, name, token, str(dispatch_id), str(node_id), attempt, node_name)
 
     @property
     def uri(self) -> str:

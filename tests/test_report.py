@@ -65,6 +65,7 @@ def test_jobs_and_logs_of_a_finished_dispatch(
     assert code == 0
     rows = json.loads(out)
     assert [(row["node"], row["state"]) for row in rows] == [("0", "COMPLETED"), ("1", "FAILED")]
+    assert [row["node_name"] for row in rows] == ["chatty", "explode"]  # the electrons' names
     # Found by one search; a finished job with its usage.json needs no GetJob.
     calls = [entry["operation"] for entry in aws.control.journal(service="braket")]
     assert calls == ["SearchJobs"], calls
@@ -83,6 +84,7 @@ def test_jobs_and_logs_of_a_finished_dispatch(
     assert header.split()[:4] == ["NODE", "ELECTRONS", "JOB", "STATE"]
     assert "CONSOLE" not in header and max(map(len, lines)) < 160  # the links are in --json
     assert any(rows[0]["job_name"] in line and "COMPLETED" in line for line in lines)
+    assert any(line.startswith("0 chatty ") for line in lines)
     assert any("Estimated total: USD" in line and "2 of 2 jobs" in line for line in lines)
     assert "*" not in out  # no row lacks a price: no footnote for it
 
