@@ -76,3 +76,38 @@ def test_a_redispatch_starts_from_the_failed_runs_checkpoints_when_told(aws: Any
 def test_checkpoint_from_must_be_a_dispatch_id() -> None:
     with pytest.raises(InvalidSettingError, match="checkpoint_from"):
         hosted(checkpoint_from="../other/prefix")
+
+
+def test_a_redispatch_through_covalent_resumes_from_the_failed_runs_checkpoint(
+    covalent_server: Any,
+) -> None:
+    """Through a real Covalent server: the workflow fails after its electron saved a
+    checkpoint; ``ct.redispatch`` (a new dispatch id) with the electron's executor naming the
+    failed run resumes from it."""
+    import covalent as ct
+
+    from covalent_braket_plugin.braket import BraketExecutor
+    from covalent_braket_plugin.testing import covalent_server_settings
+
+    settings = covalent_server_settings()
+    step = ct.electron(resumable, executor=BraketExecutor(**settings))
+
+    @ct.lattice
+    def flow() -> str:
+        return step()
+
+    failed = covalent_server.run(flow)
+    assert str(failed.status) == "FAILED"
+    again = ct.electron(
+        resumable, executor=BraketExecutor(**settings, checkpoint_from=failed.dispatch_id)
+    )
+    redispatch = ct.redispatch(
+        failed.dispatch_id,
+        dispatcher_addr=covalent_server.address,
+        replace_electrons={"resumable": again},
+    )
+    dispatch_id = redispatch()
+    result = ct.get_result(dispatch_id, wait=True, dispatcher_addr=covalent_server.address)
+    assert dispatch_id != failed.dispatch_id
+    assert str(result.status) == "COMPLETED", result.error
+    assert result.result == "resumed from step 1"

@@ -52,6 +52,15 @@ def test_every_block_is_run_or_says_why_not() -> None:
     assert {"covalent", "pytest", "python"} <= kinds
 
 
+def run_in(
+    where: Path, argv: list[str], env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """This Python with ``argv``, in ``where``, its output captured."""
+    return subprocess.run(
+        [sys.executable, *argv], env=env, cwd=where, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BRAKET_"))}
     return {**env, **extra}
@@ -61,16 +70,9 @@ def clean_env(**extra: str) -> dict[str, str]:
 def test_a_covalent_block_runs_through_a_covalent_server(
     code: str, covalent_server: Any, tmp_path: Path
 ) -> None:
-    script = tmp_path / "block.py"
-    script.write_text(code)
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env=covalent_server.env,  # the server's covalent.conf: its address and settings
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    (tmp_path / "block.py").write_text(code)
+    # The server's covalent.conf: its address and settings.
+    done = run_in(tmp_path, ["block.py"], covalent_server.env, 300)
     assert done.returncode == 0, done.stdout + done.stderr
     printed = done.stdout.strip().splitlines()
     assert printed and printed[-1] != "None", done.stdout + done.stderr + covalent_server.log()
@@ -79,28 +81,14 @@ def test_a_covalent_block_runs_through_a_covalent_server(
 @pytest.mark.parametrize("code", to_run("pytest"))
 def test_a_pytest_block_passes_as_a_users_test_file(code: str, tmp_path: Path) -> None:
     (tmp_path / "test_block.py").write_text(code)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_block.py"],
-        env=clean_env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=500,
-    )
+    argv = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_block.py"]
+    done = run_in(tmp_path, argv, clean_env(), 500)
     assert done.returncode == 0, done.stdout + done.stderr
     assert " passed" in done.stdout and "failed" not in done.stdout
 
 
 @pytest.mark.parametrize("code", to_run("python"))
 def test_a_python_block_runs(code: str, tmp_path: Path) -> None:
-    script = tmp_path / "block.py"
-    script.write_text(code)
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env=clean_env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    (tmp_path / "block.py").write_text(code)
+    done = run_in(tmp_path, ["block.py"], clean_env(), 120)
     assert done.returncode == 0, done.stdout + done.stderr
