@@ -17,6 +17,7 @@ from . import aws
 from .config import BraketSettings
 from .covalent_loader import server_log
 from .location import checkpoint_prefix
+from .results import delete_keys
 
 
 def _keys(settings: BraketSettings, prefix: str) -> list[str]:
@@ -65,18 +66,8 @@ def seed(settings: BraketSettings, dispatch_id: str, node_id: str) -> int:
 
 def delete(settings: BraketSettings, dispatch_id: str, node_id: str) -> None:
     """Delete the electron's checkpoints (it succeeded). Blocking; never raises."""
-    from .results import warn_of_undeleted
-
     try:
         keys = _keys(settings, checkpoint_prefix(dispatch_id, node_id))
-        for start in range(0, len(keys), 1000):
-            answer = aws.call(
-                aws.clients_for(settings).s3,
-                "delete_objects",
-                Bucket=settings.s3_bucket_name,
-                Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True},
-                **aws.bucket_owner(settings),
-            )
-            warn_of_undeleted(settings.s3_bucket_name, answer)
+        delete_keys(settings, settings.s3_bucket_name, keys)
     except aws.AwsError as exc:
         server_log.warning(f"Could not delete the checkpoints of {dispatch_id}:{node_id}: {exc}")

@@ -78,12 +78,13 @@ def _excluded(name: str, exclude: Iterable[str]) -> bool:
 
 def _own_modules(exclude: tuple[str, ...]) -> list[ModuleType]:
     """The top-level modules loaded since the last look that are the user's own code."""
+    new = [(n, m) for n, m in list(sys.modules.items()) if n not in _seen and "." not in n]
+    if not new:  # the server builds an executor per task: most looks find nothing new
+        return []
     roots = _user_roots()
     installed = _installed_roots()
     found = []
-    for name, module in list(sys.modules.items()):
-        if name in _seen or "." in name:
-            continue
+    for name, module in new:
         _seen.add(name)
         path = getattr(module, "__file__", None)
         if not path or name == "__main__" or _excluded(name, exclude):

@@ -421,15 +421,7 @@ def _delete_more(settings: BraketSettings, head: TaskLocation) -> None:
             Prefix=head.key(f"{MORE_PREFIX}/"),
             **aws.bucket_owner(settings),
         )
-        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-        if keys:
-            answer = aws.call(
-                s3,
-                "delete_objects",
-                Bucket=head.bucket,
-                Delete={"Objects": keys, "Quiet": True},
-                **aws.bucket_owner(settings),
-            )
-            results.warn_of_undeleted(head.bucket, answer)
+        keys = [item["Key"] for item in page.get("Contents", [])]
+        results.delete_keys(settings, head.bucket, keys)
     except aws.AwsError as exc:
         server_log.debug(f"Could not delete {head.uri}/{MORE_PREFIX}/: {exc}")

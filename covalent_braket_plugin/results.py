@@ -127,19 +127,28 @@ def _unpickled(job: dict[str, Any], where: str, stream: IO[bytes]) -> Any:
 
 def delete_task_objects(settings: BraketSettings, location: TaskLocation) -> None:
     """Delete the runner and pickles this task wrote (the job's own outputs are kept)."""
-    keys = [{"Key": location.key(name)} for name in TASK_OBJECTS]
     try:
+        delete_keys(settings, location.bucket, [location.key(name) for name in TASK_OBJECTS])
+    except aws.AwsError as exc:
+        server_log.warning(f"Could not delete task objects under {location.uri}: {exc}")
+
+
+def delete_keys(settings: BraketSettings, bucket: str, keys: list[str]) -> None:
+    """Delete ``keys`` (``DeleteObjects`` in quiet mode, 1,000 at a time), naming in the
+    server log those S3 says it did not delete. Blocking.
+
+    Raises:
+        AwsError: A ``DeleteObjects`` call failed.
+    """
+    for start in range(0, len(keys), 1000):
         answer = aws.call(
             aws.clients_for(settings).s3,
             "delete_objects",
-            Bucket=location.bucket,
-            Delete={"Objects": keys, "Quiet": True},
+            Bucket=bucket,
+            Delete={"Objects": [{"Key": key} for key in keys[start : start + 1000]], "Quiet": True},
             **aws.bucket_owner(settings),
         )
-    except aws.AwsError as exc:
-        server_log.warning(f"Could not delete task objects under {location.uri}: {exc}")
-        return
-    warn_of_undeleted(location.bucket, answer)
+        warn_of_undeleted(bucket, answer)
 
 
 def warn_of_undeleted(bucket: str, answer: dict[str, Any]) -> None:

@@ -26,17 +26,16 @@ NEW_BUCKET_DEFAULT = "S3's default for a new bucket"
 
 def kms_key(maker: Maker) -> str:
     """The ARN of the KMS key given (which must exist in the Region)."""
-    kms = maker.clients.client("kms")
     try:
-        key = aws.call(kms, "describe_key", KeyId=maker.options.kms_key_id)["KeyMetadata"]
+        arn = _key_of(maker, maker.options.kms_key_id)
     except aws.AwsError as exc:
         if exc.code in ("NotFoundException", "InvalidArnException"):
             raise InvalidSettingError(
                 "kms_key_id", maker.options.kms_key_id, f"a KMS key in {maker.clients.region}"
             ) from exc
         raise
-    maker.outcome.steps.append(Step("kms key", key["Arn"], "found"))
-    return str(key["Arn"])
+    maker.outcome.steps.append(Step("kms key", arn, "found"))
+    return arn
 
 
 def make_bucket(maker: Maker, bucket: str, account: str, key_arn: str) -> str:
@@ -140,7 +139,7 @@ def _encryption(
 
 
 def _key_of(maker: Maker, key: str) -> str:
-    """A bucket's KMS key (an id, alias or ARN) as its key's ARN."""
+    """A KMS key (an id, alias or ARN) as its key's ARN."""
     kms = maker.clients.client("kms")
     return str(aws.call(kms, "describe_key", KeyId=key)["KeyMetadata"]["Arn"])
 

@@ -23,6 +23,7 @@ image built from the project's Dockerfile has it installed.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -136,10 +137,11 @@ def _build(spec: dict[str, Any], where: Path) -> None:
     (where / _READY).write_text(json.dumps(spec))
 
 
-def job_layer(image_python: Path, root: Path) -> Path:
-    """A virtualenv of the job's own in ``root`` that sees the image environment's packages
-    (through a ``.pth`` file) and installs into itself; its Python."""
-    info = subprocess.run(
+@functools.lru_cache(maxsize=64)
+def _layout(image_python: Path) -> tuple[str, str, str, str]:
+    """An environment's base interpreter, its two site-packages and its Python ``X.Y``, asked
+    of it once (every job on the image would ask the same)."""
+    base, purelib, platlib, version = subprocess.run(
         [
             str(image_python),
             "-c",
@@ -151,8 +153,13 @@ def job_layer(image_python: Path, root: Path) -> Path:
         text=True,
         check=True,
     ).stdout.splitlines()
-    base, purelib, platlib, version = info
-    base = os.path.realpath(base)
+    return os.path.realpath(base), purelib, platlib, version
+
+
+def job_layer(image_python: Path, root: Path) -> Path:
+    """A virtualenv of the job's own in ``root`` that sees the image environment's packages
+    (through a ``.pth`` file) and installs into itself; its Python."""
+    base, purelib, platlib, version = _layout(image_python)
     site = root / "lib" / f"python{version}" / "site-packages"
     site.mkdir(parents=True, exist_ok=True)
     (root / "bin").mkdir(exist_ok=True)
