@@ -70,7 +70,7 @@ def test_jobs_are_found_by_search_when_this_machines_clock_is_ahead(aws: Any) ->
     assert len(between) <= 3, (between, len(searches))
 
 
-def test_an_old_watched_job_does_not_hold_the_search_window_open(aws: Any) -> None:
+def test_an_old_watched_job_does_not_hold_the_search_window_open(aws: Any, tmp_path: Any) -> None:
     """A watched job made long ago (a QPU job queued for days) and a new one, with 150 other
     jobs made in between: the watcher searches only the recent window, for this executor's
     job names, one page a round, and reads the old job with GetJob; it does not page through
@@ -89,13 +89,18 @@ def test_an_old_watched_job_does_not_hold_the_search_window_open(aws: Any) -> No
         for i in range(150):
             aws.braket.create_job(**{**request, "jobName": f"other-{i}"})
 
+    gate = tmp_path / "both-watched"  # the jobs end only once both are watched together
+
     async def old_and_new() -> list[int]:
-        old = hosted(pack=False, poll_freq=0.3)
-        first = asyncio.create_task(old.run(slow, [0], {}, node(0)))
+        old, new = hosted(pack=False, poll_freq=0.3), hosted(pack=False, poll_freq=0.3)
+        first = asyncio.create_task(old.run(slow, [0, str(gate)], {}, node(0)))
         while old._handle is None:
             await asyncio.sleep(0.05)
         await asyncio.to_thread(others)
-        second = hosted(pack=False, poll_freq=0.3).run(slow, [1], {}, node(1))
+        second = asyncio.create_task(new.run(slow, [1, str(gate)], {}, node(1)))
+        while new._handle is None:
+            await asyncio.sleep(0.05)
+        gate.touch()
         return list(await asyncio.gather(first, second))
 
     assert asyncio.run(old_and_new()) == [0, 1]
@@ -108,8 +113,13 @@ def test_an_old_watched_job_does_not_hold_the_search_window_open(aws: Any) -> No
 OTHER_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/someone-else:latest"
 
 
-def slow(x: int) -> int:
+def slow(x: int, gate: str) -> int:
+    """Returns ``x`` two seconds after ``gate`` exists (the job runs on this machine)."""
+    import os
     import time
 
-    time.sleep(5)
+    deadline = time.monotonic() + 90
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)
     return x
