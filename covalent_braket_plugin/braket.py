@@ -147,6 +147,9 @@ class BraketExecutor(RemoteExecutor):
             ``$AMZN_BRAKET_INPUT_DIR/<channel>`` (``input`` for one source).
     """
 
+    #: Covalent left this task's job handle unanswered: it is asked nothing more.
+    _covalent_unanswered = False
+
     def __init__(
         self,
         credentials: str | None = None,
@@ -313,7 +316,7 @@ class BraketExecutor(RemoteExecutor):
             job_arn = job["jobArn"]
             app_log.debug(f"Braket job {job_arn} ({job['status']}) runs {task}")
             await self._record_handle(job_arn, task, settings.cache_dir)
-            if await self.get_cancel_requested():
+            if await self._cancel_requested():
                 await waiting.cancel(settings, job_arn)
             job = await self._poll_task(settings, job, location)
         finally:
@@ -576,7 +579,10 @@ class BraketExecutor(RemoteExecutor):
             raise TaskCancelledError(f"task {task} was cancelled before submission")
 
     async def _cancel_requested(self) -> bool:
-        """Whether Covalent asks for the task's cancellation (False outside a server)."""
+        """Whether Covalent asks for the task's cancellation (False outside a server, and once
+        Covalent left the job's handle unanswered: see :meth:`_record_handle`)."""
+        if self._covalent_unanswered:
+            return False
         try:
             return bool(await self.get_cancel_requested())
         except Exception:
@@ -685,15 +691,18 @@ class BraketExecutor(RemoteExecutor):
 
     async def _record_handle(self, handle: str, task: str, cache_dir: str) -> None:
         """Give Covalent the job's handle. Covalent waits 5 s for its dispatcher to store it
-        and raises if it does not answer: the job runs on all the same, so the executor keeps
-        following it (its result still comes home, and a cancel still reaches it through
-        Covalent's cancel flag, which the executor reads while it waits) instead of failing
-        the task and leaving the job running with no handle."""
+        and raises if it does not answer (``TimeoutError``) or could not store it (its
+        ``RuntimeError``, after which its listener for this task is gone). The job runs on all
+        the same, so the executor keeps following it (its result still comes home) instead of
+        failing the task and leaving the job running with no handle. It asks Covalent nothing
+        more (each question would wait 5 s for no answer): Covalent's cancel, which then comes
+        with no handle, finds the job by the task (``_own_handles``)."""
         _own_handles[task] = (handle, cache_dir)
         server_board.changed()  # the board says this server follows the job
         try:
             await self.set_job_handle(handle)
         except Exception as exc:
+            self._covalent_unanswered = True
             app_log.warning(
                 f"{task}: Covalent did not store the job handle {handle!r} "
                 f"({type(exc).__name__}: {exc}); the executor follows the job all the same"

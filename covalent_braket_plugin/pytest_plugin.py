@@ -185,8 +185,10 @@ class EmulatorControl:
     def faults(self, **changes: Any) -> dict[str, Any]:
         """Read (no arguments) or change fault injection: ``throttle_rate``, ``error_rate``,
         ``lost_response_rate``, ``latency_seconds``, ``fail`` ({operation: times}),
-        ``undeletable`` (S3 keys containing these are refused by ``DeleteObjects``),
-        ``services`` and ``seed``. Returns the settings and how many faults were injected."""
+        ``hold`` ({operation: times} a request waits until ``hold`` is changed again; ``held``
+        counts those waiting), ``undeletable`` (S3 keys containing these are refused by
+        ``DeleteObjects``), ``services`` and ``seed``. Returns the settings and how many faults
+        were injected."""
         if not changes:
             return self._call("GET", "/faults")
         return self._call("POST", "/faults", changes)

@@ -80,6 +80,26 @@ def test_journal_names_s3_operations_and_faults_can_target_them(braket_emulator:
     assert [(c["status"], c.get("fault")) for c in gets] == [(500, "fail"), (200, None)]
 
 
+def test_a_held_call_waits_until_the_hold_is_changed(braket_emulator: Any) -> None:
+    """``hold``: the call is in flight (``held`` counts it) and carried out only once let go."""
+    import threading
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="held")
+    braket_emulator.faults(hold={"PutObject": 1})
+    call = threading.Thread(
+        target=s3.put_object, kwargs={"Bucket": "held", "Key": "k", "Body": b"x"}
+    )
+    call.start()
+    while braket_emulator.faults()["held"] == 0:
+        call.join(0.05)
+    assert "Contents" not in s3.list_objects_v2(Bucket="held")  # not carried out yet
+    braket_emulator.faults(hold={})
+    call.join(30)
+    assert not call.is_alive() and braket_emulator.faults()["held"] == 0
+    assert s3.get_object(Bucket="held", Key="k")["Body"].read() == b"x"
+
+
 def test_virtual_hosted_s3_requests_are_named_like_path_style_ones() -> None:
     from covalent_braket_plugin.emulator.aws_services.s3 import operation
 

@@ -233,6 +233,7 @@ class EmulatorApp:
             self.onboarding.ensure(account)
             if call.service == "ecr":
                 self.images.ensure(account, call.scope.region)
+        self.faults.hold_if_staged(entry["operation"])
         fault = self.faults.choose(call.service, entry["operation"], call.scope.access_key)
         if fault is None:
             return self._serve_journaled(call, start_response, entry)

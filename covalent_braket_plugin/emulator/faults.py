@@ -33,6 +33,10 @@ class FaultSettings:
     lose: dict[str, int] = field(default_factory=dict)
     #: Operation name -> times it is throttled (the service's throttling error).
     throttle: dict[str, int] = field(default_factory=dict)
+    #: Operation name -> times a request waits, before it is carried out, until the next
+    #: change of ``hold`` (or a reset) lets it go, :data:`HOLD_LIMIT` seconds at most: a test
+    #: can act while a call is in flight (``held`` in the settings counts the waiting ones).
+    hold: dict[str, int] = field(default_factory=dict)
     #: Access key ids whose session has expired: every request signed with one is refused
     #: with the service's expired-token error until the key is taken off this list.
     expired_keys: list[str] = field(default_factory=list)
@@ -48,12 +52,18 @@ class FaultSettings:
     seed: int | None = None
 
 
+#: The longest a held request waits for its release.
+HOLD_LIMIT = 120.0
+
+
 class FaultInjector:
     """Decides, per request, which fault (if any) to inject. Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.settings = FaultSettings()
+        self._release = threading.Event()  # set, and replaced, to let held requests go
+        self._held = 0
         self._random = random.Random()
         self.injected: dict[str, int] = dict.fromkeys(
             ("throttle", "error", "lost", "fail", "crash", "hang", "expired"), 0
@@ -77,6 +87,7 @@ class FaultInjector:
             current["fail"] = {str(k): int(v) for k, v in dict(current["fail"]).items()}
             current["lose"] = {str(k): int(v) for k, v in dict(current["lose"]).items()}
             current["throttle"] = {str(k): int(v) for k, v in dict(current["throttle"]).items()}
+            current["hold"] = {str(k): int(v) for k, v in dict(current["hold"]).items()}
             current["expired_keys"] = [str(k) for k in current["expired_keys"]]
             current["undeletable"] = [str(k) for k in current["undeletable"] if str(k)]
             current["services"] = [str(s) for s in current["services"]]
@@ -84,15 +95,37 @@ class FaultInjector:
                 current[name] = max(0, int(current[name]))
             self.settings = FaultSettings(**current)
             self._random = random.Random(self.settings.seed)
+            if "hold" in changes:
+                self._let_held_go()
             return self.describe()
 
     def reset(self) -> None:
         with self._lock:
             self.settings = FaultSettings()
             self.injected = dict.fromkeys(self.injected, 0)
+            self._let_held_go()
 
     def describe(self) -> dict[str, Any]:
-        return {**asdict(self.settings), "injected": dict(self.injected)}
+        return {**asdict(self.settings), "injected": dict(self.injected), "held": self._held}
+
+    def _let_held_go(self) -> None:
+        """Release the requests held now (the lock is held)."""
+        self._release.set()
+        self._release = threading.Event()
+
+    def hold_if_staged(self, operation: str | None) -> None:
+        """Wait, when the settings hold this operation, until the hold is changed."""
+        with self._lock:
+            if not operation or self.settings.hold.get(operation, 0) <= 0:
+                return
+            self.settings.hold[operation] -= 1
+            release = self._release
+            self._held += 1
+        try:
+            release.wait(HOLD_LIMIT)
+        finally:
+            with self._lock:
+                self._held -= 1
 
     def simulation_fault(self) -> str | None:
         """``crash`` or ``hang`` for a simulation staged to fail so, else None."""
