@@ -110,3 +110,39 @@ def test_a_crashed_servers_job_is_listed_warned_of_and_cancelled(
         for found in jobs_of(aws, dispatch_id):
             if found["status"] in ("QUEUED", "RUNNING"):
                 aws.braket.cancel_job(jobArn=found["jobArn"])
+
+
+@ct.lattice
+def two_long_electrons() -> list[int]:
+    return [long_running(), long_running()]
+
+
+def test_a_gracefully_stopped_servers_jobs_are_cancelled_or_listed(
+    aws: Any, emulator: Any, tmp_path: Any
+) -> None:
+    """``covalent stop`` cancels its running dispatches without waiting (the cancel races the
+    shutdown), so a job may be stopped or left running: each is one or the other, and every
+    one left running is listed by ``jobs --orphans`` and stopped by ``cancel --orphans``."""
+    home = tmp_path / "home"
+    write_braket_config(home, CONFIGURED)
+    server = CovalentServer(env=emulator_env(emulator.url), home=home)
+    server.start()
+    try:
+        dispatch_id = ct.dispatch(two_long_electrons, dispatcher_addr=server.address)()
+        deadline = time.monotonic() + 120
+        while len([j for j in jobs_of(aws, dispatch_id) if j["status"] == "RUNNING"]) < 2:
+            assert time.monotonic() < deadline, jobs_of(aws, dispatch_id)
+            time.sleep(0.5)
+    finally:
+        server.stop()  # graceful: covalent stop
+    jobs = jobs_of(aws, dispatch_id)
+    listed = tool(server, "jobs", "--orphans").stdout
+    for job in jobs:
+        stopped = job["status"] in ("CANCELLING", "CANCELLED")
+        assert stopped or job["jobName"] in listed, (job, listed)
+    cancelled = tool(server, "cancel", "--orphans")
+    assert cancelled.returncode == 0, cancelled.stderr
+    left = [job["jobName"] for job in jobs_of(aws, dispatch_id) if job["status"] == "RUNNING"]
+    assert not left and not [
+        j for j in jobs if j["jobName"] in tool(server, "jobs", "--orphans").stdout
+    ]
