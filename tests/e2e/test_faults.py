@@ -1,4 +1,5 @@
-"""Fifty electrons through a real Covalent server while the emulator throttles and loses calls."""
+"""Through a real Covalent server: fifty electrons while the emulator throttles and loses calls,
+and an electron stopped at its time limit."""
 
 from __future__ import annotations
 
@@ -60,3 +61,27 @@ def test_fifty_electrons_under_throttling_and_lost_responses(aws: Any, server: A
         f"CreateJob responses lost: {len(lost_creates)}"
     )
     assert faults["injected"]["throttle"] > 50 and faults["injected"]["lost"] > 5
+
+
+@ct.electron(executor=executor(pack=False, time_limit=2))
+def forever() -> None:
+    import time
+
+    time.sleep(120)
+
+
+@ct.lattice
+def past_its_time_limit() -> None:
+    return forever()
+
+
+def test_an_electron_past_its_time_limit_fails_saying_so_in_its_node(aws: Any, server: Any) -> None:
+    """Braket stops the job at its ``maxRuntimeInSeconds`` (SIGTERM, a kill 120 s later; one
+    second here): the node's error names the electron's ``time_limit``, not a bare failure."""
+    aws.control.settings(stop_grace_seconds=1)
+    result = run(server, past_its_time_limit)
+    assert str(result.status) == "FAILED"
+    node = result.get_node_result(0)
+    assert str(node["status"]) == "FAILED", diagnose(result)
+    assert "time_limit (2 s) was reached" in str(node["error"]), diagnose(result)
+    assert "MAX_RUNTIME_EXCEEDED" in str(node["error"])
