@@ -128,7 +128,8 @@ class BraketExecutor(RemoteExecutor):
             cancel, its result home as soon as it finishes. An electron that finds a free
             slot is sent at once, alone.
         pack_max: The most electrons in one packed job (1 to 64).
-        pack_parallel: Members a packed job runs at once; 0 for one per core of its instance.
+        pack_parallel: Members a packed job runs at once; 0 for one per core of its instance,
+            and more while they leave cores idle (waiting on a QPU task, say).
         warm_seconds: How long a job whose electrons are done waits for compatible ones
             (they reach it through the bucket, with no job start: a chain of dependent
             electrons pays one start); its instance is billed meanwhile. 0 (the default):

@@ -443,6 +443,19 @@ def test_at_most_parallel_members_run_at_once(
         assert intervals[2][0] >= min(intervals[0][1], intervals[1][1])
 
 
+def test_by_default_waiting_members_leave_their_core_to_others(
+    aws: Any, job: Callable[[Pack], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No number given: one member per core (one here), and more while the running ones
+    leave it idle (they sleep, as an electron that waits on a QPU task does)."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    pack = prepare(aws, [Spec(_interval, (1.0,)) for _ in range(4)])
+    job(pack)
+
+    intervals = [pack.outcome(aws, index)["result"] for index in range(4)]
+    assert _most_at_once(intervals) >= 2, intervals
+
+
 def test_a_bad_digest_or_a_missing_input_fails_only_that_member(
     aws: Any, job: Callable[[Pack], None]
 ) -> None:
@@ -538,6 +551,9 @@ def test_a_job_that_cannot_run_its_members_fails_whole(
         job(Pack(b"", [], [], hyperparameters))
 
 
+MODULES = ["covalent_braket_runner.py", "covalent_braket_members.py", "covalent_braket_cores.py"]
+
+
 def test_every_runner_archive_ships_the_member_runner(tmp_path: Path) -> None:
     source = Path(member_runner.__file__).read_bytes()
     plain = runner_archive()[0]
@@ -545,8 +561,8 @@ def test_every_runner_archive_ships_the_member_runner(tmp_path: Path) -> None:
     again = b"".join(bytes(piece) for piece in runner_archive_with([b"data"], "input.pkl"))
     assert with_input == again  # byte for byte the same
     for archive, names in (
-        (plain, ["covalent_braket_runner.py", "covalent_braket_members.py"]),
-        (with_input, ["covalent_braket_runner.py", "covalent_braket_members.py", "input.pkl"]),
+        (plain, [*MODULES]),
+        (with_input, [*MODULES, "input.pkl"]),
     ):
         with tarfile.open(fileobj=io.BytesIO(gzip.decompress(archive))) as tar:
             assert tar.getnames() == names
@@ -554,10 +570,11 @@ def test_every_runner_archive_ships_the_member_runner(tmp_path: Path) -> None:
             assert shipped is not None and shipped.read() == source
             tar.extractall(tmp_path, filter="data")
 
-    # In the job both are top-level modules: the member runner uses the runner beside it.
+    # In the job they are top-level modules: the member runner uses those beside it.
     code = (
         "import covalent_braket_runner as r, covalent_braket_members as m\n"
-        "assert m.runner is r and r._members_module() is m\n"
+        "import covalent_braket_cores as c\n"
+        "assert m.runner is r and m.cores is c and r._members_module() is m\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60

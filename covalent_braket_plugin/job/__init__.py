@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .runner import MEMBERS_MODULE  # the member runner beside the runner (packed jobs)
+from .runner import CORES_MODULE, MEMBERS_MODULE  # beside the runner (packed jobs)
 
 #: Module name of the runner inside the uploaded archive.
 RUNNER_MODULE = "covalent_braket_runner"
@@ -21,19 +21,18 @@ RUNNER_MODULE = "covalent_braket_runner"
 ENTRY_POINT = f"{RUNNER_MODULE}:main"
 
 
-@lru_cache(maxsize=1)
-def _runner_source() -> bytes:
-    return (Path(__file__).parent / "runner.py").read_bytes()
-
-
-@lru_cache(maxsize=1)
-def _members_source() -> bytes:
-    return (Path(__file__).parent / "members.py").read_bytes()
+@lru_cache(maxsize=3)
+def _source(name: str) -> bytes:
+    return (Path(__file__).parent / name).read_bytes()
 
 
 def _modules() -> dict[str, bytes]:
     """The job's own modules, as every runner archive holds them (name -> content)."""
-    return {f"{RUNNER_MODULE}.py": _runner_source(), f"{MEMBERS_MODULE}.py": _members_source()}
+    return {
+        f"{RUNNER_MODULE}.py": _source("runner.py"),
+        f"{MEMBERS_MODULE}.py": _source("members.py"),
+        f"{CORES_MODULE}.py": _source("cores.py"),
+    }
 
 
 def _archive(members: dict[str, bytes], compresslevel: int) -> bytes:
@@ -114,8 +113,9 @@ def runner_archive_with(
 def runner_archive(extra: tuple[tuple[str, bytes], ...] = ()) -> tuple[bytes, str]:
     """Return the runner as a reproducible gzip tarball and the tarball's SHA-256 digest.
 
-    The archive holds the modules ``covalent_braket_runner.py`` and
-    ``covalent_braket_members.py`` (the member runner of packed jobs) and ``extra`` members, and
+    The archive holds the modules ``covalent_braket_runner.py``, ``covalent_braket_members.py``
+    (the member runner of packed jobs) and ``covalent_braket_cores.py`` (its gauge of the
+    instance's cores), and ``extra`` members, and
     is byte-for-byte the same for the same package version and members; it is used when the
     input travels separately.
     """

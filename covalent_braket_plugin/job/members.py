@@ -60,12 +60,15 @@ from typing import IO, Any
 from urllib.parse import urlparse
 
 try:
-    from . import runner
-except ImportError:  # in the job: a top-level module beside the runner
+    from . import cores, runner
+except ImportError:  # in the job: top-level modules beside the runner
+    import covalent_braket_cores as cores  # type: ignore[no-redef]
     import covalent_braket_runner as runner  # type: ignore[no-redef]
 
 #: How often (seconds) each member not yet finished is checked for a ``cancel`` object.
 CANCEL_POLL_SECONDS = 2.0
+#: The most ``cancel`` objects asked for at once (boto3's pool holds 10 connections).
+CANCEL_CHECKS_AT_ONCE = 10
 #: How often (seconds) the members' processes, time limits and output are looked at.
 POLL_SECONDS = 0.05
 #: How often (seconds) a warm job lists its ``more/`` objects for new members.
@@ -264,7 +267,8 @@ def _member(name: str, given: Any, index: int) -> Member:
 
 
 def parallelism(hyperparameters: dict[str, Any]) -> int:
-    """How many members run at once: the hyperparameter, or one per CPU for "0" or none.
+    """How many members run at once: the hyperparameter, or 0 for "0" or none (one per core
+    of the instance, and more while they leave cores idle: see :mod:`.cores`).
 
     Args:
         hyperparameters: the job's hyperparameters.
@@ -272,8 +276,7 @@ def parallelism(hyperparameters: dict[str, Any]) -> int:
     Raises:
         RunnerSetupError: the hyperparameter is not a whole number of at least 0.
     """
-    count = _number(hyperparameters, runner.HP_PACK_PARALLEL, int, "a whole number")
-    return int(count) or os.cpu_count() or 1
+    return int(_number(hyperparameters, runner.HP_PACK_PARALLEL, int, "a whole number"))
 
 
 def warm_seconds(hyperparameters: dict[str, Any]) -> float:
@@ -351,7 +354,12 @@ def run_pack(hyperparameters: dict[str, Any], pack_key: bytes) -> None:
         if more
         else ""
     )
-    _log(f"{len(members)} members, at most {parallel} at once{warmth}")
+    at_once = (
+        f"at most {parallel} at once"
+        if parallel
+        else f"one per core ({os.cpu_count() or 1}) at once, more while cores are idle"
+    )
+    _log(f"{len(members)} members, {at_once}{warmth}")
     with tempfile.TemporaryDirectory(prefix="covalent-braket-pack-") as scratch:
         pack = _Pack(_s3_client(), pack_key, job_name, len(members), owned, extra, scratch)
         unsent = _Scheduler(pack, members, parallel, warm, more).run()
@@ -396,7 +404,9 @@ class _Scheduler:
         self.pack = pack
         self.pending: deque[Member] = deque(members)
         self.running: dict[int, _Running] = {}
-        self.parallel = max(1, parallel)
+        self.parallel = parallel
+        #: With no number given: one member per core, more while cores are idle.
+        self.gauge = None if parallel else cores.Gauge(os.cpu_count() or 1)
         self.unsent: list[Member] = []
         self.next_check = 0.0
         self.warned = False
@@ -423,7 +433,7 @@ class _Scheduler:
                 if self.warm and time.monotonic() >= self.next_more:
                     self._take_more()
                     self.next_more = time.monotonic() + MORE_POLL_SECONDS
-                while self.pending and len(self.running) < self.parallel:
+                for _ in range(self._room()):
                     self._start(self.pending.popleft())
                 for running in self.running.values():
                     for echo in running.echoes:
@@ -446,6 +456,15 @@ class _Scheduler:
             if installed:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
         return self.unsent
+
+    def _room(self) -> int:
+        """How many pending members start now."""
+        if not self.pending:
+            return 0
+        if self.gauge is None:
+            return min(len(self.pending), max(0, self.parallel - len(self.running)))
+        groups = [running.pid for running in self.running.values()]
+        return min(len(self.pending), self.gauge.room(groups))
 
     # ------------------------------------------------------------------ new members
     def _take_more(self) -> None:
@@ -571,6 +590,8 @@ class _Scheduler:
             _Echo(os.path.join(root, STDERR_FILE), sys.stderr, member.name),
         ]
         self.running[member.index] = _Running(member, pid, root, time.monotonic(), echoes)
+        if self.gauge is not None:
+            self.gauge.started(pid)
         limit = f", time limit {member.time_limit:g} s" if member.time_limit else ""
         _log(f"{member.name} started (pid {pid}{limit}): {member.uri}")
 
@@ -588,15 +609,28 @@ class _Scheduler:
                 self._finish(running, "time_limit")
 
     def _check_cancels(self) -> None:
-        for member in list(self.pending):
-            if self._cancelled(member):
-                self.pending.remove(member)
-                _log(f"{member.name} cancelled before it started")
-                root = tempfile.mkdtemp(prefix=f"{member.name}-", dir=self.pack.scratch)
-                self._send(member, root, _stopped("cancelled", member, 0), "cancelled")
+        members = [*self.pending, *(running.member for running in self.running.values())]
+        cancelled = self._cancelled_among(members)
+        for member in [member for member in self.pending if member.index in cancelled]:
+            self.pending.remove(member)
+            _log(f"{member.name} cancelled before it started")
+            root = tempfile.mkdtemp(prefix=f"{member.name}-", dir=self.pack.scratch)
+            self._send(member, root, _stopped("cancelled", member, 0), "cancelled")
         for running in list(self.running.values()):
-            if self._cancelled(running.member):
+            if running.member.index in cancelled:
                 self._finish(running, "cancelled")
+
+    def _cancelled_among(self, members: list[Member]) -> set[int]:
+        """The indexes of the members whose ``cancel`` object is there, asked at once (one
+        round trip, not one per member, holds up the loop that reaps and starts members).
+        The threads end before this returns: no member is forked while one runs."""
+        if len(members) <= 1:
+            return {member.index for member in members if self._cancelled(member)}
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(len(members), CANCEL_CHECKS_AT_ONCE)) as pool:
+            answers = list(pool.map(self._cancelled, members))
+        return {member.index for member, yes in zip(members, answers, strict=True) if yes}
 
     def _cancelled(self, member: Member) -> bool:
         """Whether the member's ``cancel`` object is there (when S3 cannot tell: no)."""
@@ -626,6 +660,8 @@ class _Scheduler:
         member has its result: its own, or one that says how it ended."""
         member = running.member
         del self.running[member.index]
+        if self.gauge is not None:
+            self.gauge.ended(running.pid)
         _kill_group(running.pid)  # stopped, or what it left running (before its pid is free)
         code = _wait(running.pid)
         run_ms = int((time.monotonic() - running.started) * 1000)

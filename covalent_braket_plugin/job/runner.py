@@ -80,6 +80,8 @@ CANCEL_KEY = "cancel"
 MEMBER_LABEL = "covalent-braket member"
 #: The member runner's module beside this one in the job (in the package: ``job.members``).
 MEMBERS_MODULE = "covalent_braket_members"
+#: The member runner's gauge of the instance's cores, beside it (in the package: ``job.cores``).
+CORES_MODULE = "covalent_braket_cores"
 REQUIREMENTS_FILE = "requirements.txt"
 #: The ``requirements`` setting's lines, in a folder of their own: the container runs pip once
 #: per ``requirements.txt``, so these need no hashes when the top one pins by hash.

@@ -1,0 +1,107 @@
+"""A packed job's gauge of its instance's cores: one member per core, more while cores idle.
+
+The arithmetic is shown on a ``/proc`` written here and a clock set by the test; the reading
+of the real ``/proc`` on processes started here; the member runner's use of it in
+``tests/test_members.py``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from covalent_braket_plugin.job import cores
+
+
+class Proc:
+    """A ``/proc`` of processes with set CPU ticks (at 100 a second, as Linux reports them)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def set(self, pid: int, group: int, ticks: int, children: int = 0) -> None:
+        fields = ["S", "1", str(group), *["0"] * 8, str(ticks), "0", str(children), "0"]
+        (self.root / str(pid)).mkdir(exist_ok=True)
+        (self.root / str(pid) / "stat").write_text(f"{pid} (a (strange) name) {' '.join(fields)}")
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    now = [1000.0]
+    monkeypatch.setattr(cores.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(cores.os, "sysconf", lambda name: 100)
+    return now
+
+
+def test_members_that_leave_their_cores_idle_make_room_for_more(
+    tmp_path: Path, clock: list[float]
+) -> None:
+    proc = Proc(tmp_path)
+    gauge = cores.Gauge(2, proc=str(tmp_path))
+    assert gauge.room([]) == 2
+    for group in (10, 20):
+        gauge.started(group)
+        proc.set(group, group, 0)
+    assert gauge.room([10, 20]) == 0  # not looked at yet: each counts as a core
+    clock[0] += 0.5
+    proc.set(10, 10, 2)  # 0.02 s of CPU in 0.5 s: waiting
+    proc.set(11, 10, 1, children=1)  # a process of its group, and a child it reaped
+    proc.set(20, 20, 1)
+    assert gauge.room([10, 20]) == 2  # two whole cores idle
+    gauge.started(30)
+    gauge.started(40)
+    assert gauge.room([10, 20, 30, 40]) == 0  # the new ones count as a core each
+    clock[0] += 0.5
+    for group in (30, 40):
+        proc.set(group, group, 50)  # a whole core each: computing
+    assert gauge.room([10, 20, 30, 40]) == 0
+    clock[0] += 0.5
+    proc.set(40, 40, 100)  # still computing: one core in use, once the other ended
+    gauge.ended(30)
+    assert gauge.room([10, 20, 40]) == 1
+    clock[0] += 0.5
+    proc.set(40, 40, 103)  # 0.03 s in 0.5 s: now it waits too
+    assert gauge.room([10, 20, 40]) == 2
+
+
+def test_no_more_than_per_core_members_and_none_without_proc(
+    tmp_path: Path, clock: list[float]
+) -> None:
+    proc = Proc(tmp_path)
+    gauge = cores.Gauge(1, proc=str(tmp_path))
+    groups = list(range(100, 100 + cores.PER_CORE))
+    for group in groups:
+        gauge.started(group)
+        proc.set(group, group, 0)
+    clock[0] += 1
+    assert gauge.room(groups[:-1]) == 1 and gauge.room(groups) == 0  # idle, but the most
+
+    blind = cores.Gauge(2, proc=str(tmp_path / "no-proc"))
+    blind.started(1)
+    blind.started(2)
+    clock[0] += 1
+    assert blind.room([1]) == 1 and blind.room([1, 2]) == 0  # one per core, no more
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_the_real_proc_tells_a_computing_group_from_a_waiting_one() -> None:
+    def group(code: str) -> Any:
+        return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+
+    spinning = group("import time\nend = time.time() + 30\nwhile time.time() < end: pass")
+    waiting = group("import time\ntime.sleep(30)")
+    try:
+        time.sleep(1.0)
+        used = cores.group_cpu_seconds({spinning.pid, waiting.pid})
+        assert used is not None
+        assert used[spinning.pid] > used[waiting.pid] + 0.05, used
+        assert used[waiting.pid] < 0.5, used  # its start-up only
+    finally:
+        for process in (spinning, waiting):
+            process.kill()
+            process.wait()
