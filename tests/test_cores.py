@@ -7,6 +7,8 @@ of the real ``/proc`` on processes started here; the member runner's use of it i
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,10 +26,16 @@ class Proc:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def set(self, pid: int, group: int, ticks: int, children: int = 0) -> None:
-        fields = ["S", "1", str(group), *["0"] * 8, str(ticks), "0", str(children), "0"]
-        (self.root / str(pid)).mkdir(exist_ok=True)
+    def set(self, pid: int, ticks: int, reaped: int = 0, parent: int | None = None) -> None:
+        """Process ``pid`` has used ``ticks`` (and its reaped children ``reaped``); a child of
+        ``parent`` (listed in its main thread's ``children``) if given."""
+        fields = ["S", str(parent or 1), str(pid), *["0"] * 8, str(ticks), "0", str(reaped), "0"]
+        (self.root / str(pid) / "task" / str(pid)).mkdir(parents=True, exist_ok=True)
         (self.root / str(pid) / "stat").write_text(f"{pid} (a (strange) name) {' '.join(fields)}")
+        if parent is not None:
+            children = self.root / str(parent) / "task" / str(parent) / "children"
+            known = children.read_text().split() if children.exists() else []
+            children.write_text(" ".join(sorted({*known, str(pid)})) + " ")
 
 
 @pytest.fixture
@@ -46,26 +54,26 @@ def test_members_that_leave_their_cores_idle_make_room_for_more(
     assert gauge.room([]) == 2
     for group in (10, 20):
         gauge.started(group)
-        proc.set(group, group, 0)
+        proc.set(group, 0)
     assert gauge.room([10, 20]) == 0  # not looked at yet: each counts as a core
     clock[0] += 0.5
-    proc.set(10, 10, 2)  # 0.02 s of CPU in 0.5 s: waiting
-    proc.set(11, 10, 1, children=1)  # a process of its group, and a child it reaped
-    proc.set(20, 20, 1)
+    proc.set(10, 2)  # 0.02 s of CPU in 0.5 s: waiting
+    proc.set(11, 1, reaped=1, parent=10)  # a process it started, and a child that one reaped
+    proc.set(20, 1)
     assert gauge.room([10, 20]) == 2  # two whole cores idle
     gauge.started(30)
     gauge.started(40)
     assert gauge.room([10, 20, 30, 40]) == 0  # the new ones count as a core each
     clock[0] += 0.5
     for group in (30, 40):
-        proc.set(group, group, 50)  # a whole core each: computing
+        proc.set(group, 50)  # a whole core each: computing
     assert gauge.room([10, 20, 30, 40]) == 0
     clock[0] += 0.5
-    proc.set(40, 40, 100)  # still computing: one core in use, once the other ended
+    proc.set(40, 100)  # still computing: one core in use, once the other ended
     gauge.ended(30)
     assert gauge.room([10, 20, 40]) == 1
     clock[0] += 0.5
-    proc.set(40, 40, 103)  # 0.03 s in 0.5 s: now it waits too
+    proc.set(40, 103)  # 0.03 s in 0.5 s: now it waits too
     assert gauge.room([10, 20, 40]) == 2
 
 
@@ -77,7 +85,7 @@ def test_no_more_than_per_core_members_and_none_without_proc(
     groups = list(range(100, 100 + cores.PER_CORE))
     for group in groups:
         gauge.started(group)
-        proc.set(group, group, 0)
+        proc.set(group, 0)
     clock[0] += 1
     assert gauge.room(groups[:-1]) == 1 and gauge.room(groups) == 0  # idle, but the most
 
@@ -89,19 +97,28 @@ def test_no_more_than_per_core_members_and_none_without_proc(
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
-def test_the_real_proc_tells_a_computing_group_from_a_waiting_one() -> None:
-    def group(code: str) -> Any:
+def test_the_real_proc_tells_a_computing_member_from_a_waiting_one() -> None:
+    """A member's CPU time is its process tree's: a process that waits on a child that
+    computes is computing."""
+    spin = "import time\nend = time.time() + 30\nwhile time.time() < end: pass"
+    through_a_child = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {spin!r}])"
+
+    def started(code: str) -> Any:
         return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
 
-    spinning = group("import time\nend = time.time() + 30\nwhile time.time() < end: pass")
-    waiting = group("import time\ntime.sleep(30)")
+    spinning, waiting, parent = (
+        started(spin),
+        started("import time\ntime.sleep(30)"),
+        started(through_a_child),
+    )
     try:
-        time.sleep(1.0)
-        used = cores.group_cpu_seconds({spinning.pid, waiting.pid})
+        time.sleep(1.5)
+        used = cores.tree_cpu_seconds({spinning.pid, waiting.pid, parent.pid})
         assert used is not None
         assert used[spinning.pid] > used[waiting.pid] + 0.05, used
+        assert used[parent.pid] > used[waiting.pid] + 0.05, used  # its child's CPU time
         assert used[waiting.pid] < 0.5, used  # its start-up only
     finally:
-        for process in (spinning, waiting):
-            process.kill()
+        for process in (spinning, waiting, parent):
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()

@@ -3,9 +3,9 @@
 With ``covalent_pack_parallel`` at 0 (the default), a packed job runs one member per core of
 its instance, and more while the running ones leave cores idle: an electron that waits on a
 QPU task, on the network or on a sleep uses almost no CPU, and its core would otherwise stay
-billed and unused. Each member is a process group of its own; its CPU time (its processes' and
-their reaped children's, from Linux's ``/proc``) is read at each look, every
-:data:`LOOK_SECONDS` at most, and its share of a core over the last look is what it uses. A
+billed and unused. Each member's CPU time (its process's and its descendants', and their
+reaped children's, from Linux's ``/proc``) is read at each look, every :data:`LOOK_SECONDS`
+at most, and its share of a core over the last look is what it uses. A
 member not yet looked at counts as a whole core. More members start while the cores the
 running ones use, rounded, leave whole cores free, up to :data:`PER_CORE` members a core.
 
@@ -23,31 +23,50 @@ LOOK_SECONDS = 0.1
 PER_CORE = 8
 
 
-def group_cpu_seconds(groups: set[int], proc: str = "/proc") -> dict[int, float] | None:
-    """Each process group's CPU seconds so far (user and system, its processes' and their
-    reaped children's); None when ``proc`` cannot be read."""
+def tree_cpu_seconds(roots: set[int], proc: str = "/proc") -> dict[int, float] | None:
+    """Each root process's CPU seconds so far with its descendants' (user and system, and
+    their reaped children's); None when ``proc`` cannot be read. A descendant is found through
+    ``/proc/<pid>/task/<tid>/children``: only the members' own trees are read, not every
+    process of the machine."""
+    if not os.path.isdir(proc):
+        return None
     try:
-        names = os.listdir(proc)
         ticks = float(os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, AttributeError):
         return None
-    used = dict.fromkeys(groups, 0.0)
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"{proc}/{name}/stat", "rb") as stat:
-                line = stat.read()
-        except OSError:
-            continue  # gone since it was listed
-        fields = line[line.rfind(b")") + 2 :].split()  # after "pid (comm) "
-        try:
-            group = int(fields[2])
-            if group in used:
-                used[group] += sum(int(value) for value in fields[11:15]) / ticks
-        except (IndexError, ValueError):
-            continue
+    used = {}
+    for root in roots:
+        total, stack, seen = 0, [root], set()
+        while stack:
+            pid = stack.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            stat = _read(f"{proc}/{pid}/stat")
+            fields = stat[stat.rfind(b")") + 2 :].split()  # after "pid (comm) "
+            try:
+                total += sum(int(value) for value in fields[11:15])
+            except ValueError:
+                pass
+            try:
+                tasks = os.listdir(f"{proc}/{pid}/task")
+            except OSError:
+                tasks = []
+            for task in tasks:
+                stack += [
+                    int(child) for child in _read(f"{proc}/{pid}/task/{task}/children").split()
+                ]
+        used[root] = total / ticks
     return used
+
+
+def _read(path: str) -> bytes:
+    """The file's bytes; nothing when it is gone (its process ended) or cannot be read."""
+    try:
+        with open(path, "rb") as stream:
+            return stream.read()
+    except OSError:
+        return b""
 
 
 class Gauge:
@@ -62,28 +81,28 @@ class Gauge:
         self.cores = max(1, cores)
         self.most = self.cores * PER_CORE
         self._proc = proc
-        self._readable = group_cpu_seconds(set(), proc) is not None
-        #: group -> (CPU seconds, when read) at the last look, and its share of a core since.
+        self._readable = tree_cpu_seconds(set(), proc) is not None
+        #: member -> (CPU seconds, when read) at the last look, and its share of a core since.
         self._last: dict[int, tuple[float, float]] = {}
         self._shares: dict[int, float] = {}
         self._looked = 0.0
 
-    def started(self, group: int) -> None:
-        """A member's process group began now, with no CPU time yet."""
-        self._last[group] = (0.0, time.monotonic())
+    def started(self, member: int) -> None:
+        """A member's process began now, with no CPU time yet."""
+        self._last[member] = (0.0, time.monotonic())
 
-    def ended(self, group: int) -> None:
-        self._last.pop(group, None)
-        self._shares.pop(group, None)
+    def ended(self, member: int) -> None:
+        self._last.pop(member, None)
+        self._shares.pop(member, None)
 
     def room(self, running: list[int]) -> int:
-        """How many more members may start beside the ``running`` groups."""
+        """How many more members may start beside the ``running`` members."""
         if len(running) < self.cores:
             return self.cores - len(running)
         if not self._readable or len(running) >= self.most:
             return 0
         self._look(running)
-        used = sum(self._shares.get(group, 1.0) for group in running)
+        used = sum(self._shares.get(member, 1.0) for member in running)
         return max(0, min(round(self.cores - used), self.most - len(running)))
 
     def _look(self, running: list[int]) -> None:
@@ -91,12 +110,12 @@ class Gauge:
         if now - self._looked < LOOK_SECONDS:
             return
         self._looked = now
-        read = group_cpu_seconds(set(running), self._proc)
+        read = tree_cpu_seconds(set(running), self._proc)
         if read is None:
             self._readable = False
             return
-        for group in running:
-            before, when = self._last.get(group, (0.0, now))
+        for member in running:
+            before, when = self._last.get(member, (0.0, now))
             if now - when >= LOOK_SECONDS:
-                self._shares[group] = max(0.0, read[group] - before) / (now - when)
-                self._last[group] = (read[group], now)
+                self._shares[member] = max(0.0, read[member] - before) / (now - when)
+                self._last[member] = (read[member], now)
