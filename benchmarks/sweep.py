@@ -182,7 +182,7 @@ def figures(url: str, size: int, wall: float, outcomes: list[Any]) -> dict[str, 
 #: The ways a sweep is sent, measured in one run: (label, executor settings; None for the SDK).
 MODES: list[tuple[str, dict[str, Any] | None]] = [
     ("one job per electron (pack=False)", {"pack": False}),
-    ("packed (defaults: one member per core)", {}),
+    ("packed (defaults: a member per core, more while cores idle)", {}),
     ("packed, pack_parallel=8", {"pack_parallel": 8}),
     ("packed and warm, pack_parallel=8, warm_seconds=5", {"pack_parallel": 8, "warm_seconds": 5}),
     ("packed, pack_parallel=20", {"pack_parallel": 20}),
