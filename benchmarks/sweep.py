@@ -9,8 +9,9 @@ N / slots x (start + W) seconds when each has a job of its own: the floor. Packi
 electrons that wait for a slot into shared jobs, and goes below it.
 
 The sweep is sent seven ways in one run (``MODES``): one job per electron (``pack=False``),
-packed with the defaults (one member per core of the job's instance), packed with 8 and 20
-members at once (the electrons sleep, as one that waits on a QPU does), each also with warm
+packed with the defaults (a member per core of the job's instance, more while cores idle),
+packed with 8 and 20 members at once (the electrons sleep, as one that waits on a QPU does),
+each also with warm
 jobs (the first jobs take the electrons that wait: no second round of job starts), and with
 the Braket SDK's ``@hybrid_job`` (one job per call, as many calls at once as the quota
 allows, each from a process of its own).

@@ -90,7 +90,7 @@ def test_sweep_brings_every_electron_home_within_the_job_quota() -> None:
     )
     assert "floor of one job per electron N / slots x (start + work) = 1 s" in output
     (alone,) = rows(output, "one job per electron (pack=False)")
-    (packed,) = rows(output, "packed (defaults: one member per core)")
+    (packed,) = rows(output, "packed (defaults: a member per core, more while cores idle)")
     for row in (alone, packed):
         assert row[1] == "12" and row[2] == "0"  # every electron correct, none failed
         assert float(row[3]) > 0 and float(row[5]) > 0 and float(row[7]) > 0
