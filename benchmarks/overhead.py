@@ -114,7 +114,7 @@ def raw_task(s3: object, braket: object, runner_uri: str, x: int) -> Sample:
         tags={"covalent:dispatch_id": "raw", "covalent:node_id": str(x), "covalent:attempt": "0"},
         hyperParameters={
             HP_TASK_URI: f"s3://{BUCKET}/{prefix}",
-            HP_PYTHON_VERSION: "%d.%d" % sys.version_info[:2],
+            HP_PYTHON_VERSION: "{}.{}".format(*sys.version_info[:2]),
             HP_INPUT_SHA256: digest,
             HP_RESULT_KEY: key.hex(),  # the job runner authenticates its result with it
         },
@@ -266,7 +266,8 @@ def main() -> None:
     rows.append(["ratio (executor / raw)", "", "", "", ratio("overhead"), ratio("own")])
     print(
         table(
-            f"Overhead per task ({machine()}, median (quartiles) of {tasks}, poll {POLL * 1000:.0f} ms)",
+            f"Overhead per task ({machine()}, median (quartiles) of {tasks}, "
+            f"poll {POLL * 1000:.0f} ms)",
             [
                 "path",
                 "wall ms",
@@ -286,8 +287,7 @@ def main() -> None:
 
     print(
         table(
-            "Phases, median ms (submit: CreateJob; "
-            "detect completion: the poll wait)",
+            "Phases, median ms (submit: CreateJob; detect completion: the poll wait)",
             ["phase", "raw boto3 sequence", "BraketExecutor"],
             [
                 [phase, phase_ms(raw, phase), phase_ms(ours, phase)]

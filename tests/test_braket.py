@@ -54,7 +54,8 @@ class HostedExecutor(BraketExecutor):
         return self._cancel_after is not None and self._questions > self._cancel_after
 
     async def get_version_info(self) -> dict:
-        return {"python": self._python or "%d.%d.0" % sys.version_info[:2], "covalent": "0.240.0"}
+        python = self._python or "{}.{}.0".format(*sys.version_info[:2])
+        return {"python": python, "covalent": "0.240.0"}
 
     async def set_job_handle(self, handle: Any) -> None:
         self._handle = handle
@@ -114,7 +115,9 @@ def test_executor_round_trips_through_to_dict_as_the_server_rebuilds_it() -> Non
     import copy
     import json
 
-    executor = BraketExecutor(s3_bucket_name="amazon-braket-mine", ecr_image_uri=IMAGE, time_limit=77)
+    executor = BraketExecutor(
+        s3_bucket_name="amazon-braket-mine", ecr_image_uri=IMAGE, time_limit=77
+    )
     data = json.loads(json.dumps(copy.deepcopy(executor).to_dict()))
     rebuilt = BraketExecutor().from_dict(data)
     assert rebuilt.settings() == executor.settings()
@@ -230,7 +233,9 @@ def test_run_returns_the_result_and_removes_its_pickles(aws: Any) -> None:
     assert executor._task_stdout.getvalue() == "squaring 12\n"
     job = aws.braket.get_job(jobArn=executor._handle)
     assert job["roleArn"] == "arn:aws:iam::123456789012:role/covalent-role"
-    assert job["hyperParameters"]["covalent_python_version"] == "%d.%d" % sys.version_info[:2]
+    assert job["hyperParameters"]["covalent_python_version"] == "{}.{}".format(
+        *sys.version_info[:2]
+    )
     deadline = time.monotonic() + 10  # the clean-up runs after the result is returned
     while (
         any(key.endswith((".pkl", "runner.tar.gz")) for key in keys(aws))
@@ -418,7 +423,7 @@ def test_freeze_heap_freezes_the_heap_while_tasks_run_and_thaws_it_after(aws: An
 
 def test_python_mismatch_is_refused_with_a_clear_message(aws: Any) -> None:
     executor = hosted(python="3.99.1")
-    with pytest.raises(BraketJobError, match="Python version mismatch.*3.99"):
+    with pytest.raises(BraketJobError, match=r"Python version mismatch.*3\.99"):
         run(executor, lambda: 1)
 
 

@@ -88,7 +88,7 @@ def test_a_helper_runs_here_without_the_hooks_it_copied() -> None:
         ran.append("hook")
 
     [(_, item)] = [(n, fn) for n, fn in nodes().values() if n == ":pair()[1]"]
-    hooks = [tuple(TransportableObject(x) for x in (hook, [], {})) + (None,)]
+    hooks = [(*(TransportableObject(x) for x in (hook, [], {})), None)]
     function = as_covalent_hands_it(item, hooks)
     assert helper_nodes.helper_of(function) == "get_item"
     value = helper_nodes.run(function, [TransportableObject((3, 4)), TransportableObject(1)], {})

@@ -36,7 +36,8 @@ def diagnose(result: Any) -> str:
     for node_id in range(len(result.lattice.transport_graph._graph.nodes)):
         node = result.get_node_result(node_id)
         lines.append(
-            f"node {node_id} {node['node_name']} {node['status']}: {node['error']}\n{node['stderr']}"
+            f"node {node_id} {node['node_name']} {node['status']}: {node['error']}\n"
+            f"{node['stderr']}"
         )
     return "\n".join(lines)
 

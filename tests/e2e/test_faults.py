@@ -57,7 +57,8 @@ def test_fifty_electrons_under_throttling_and_lost_responses(aws: Any, server: A
         e for e in journal if e["operation"] == "CreateJob" and e.get("fault") == "lost"
     ]
     print(
-        f"50 electrons in {elapsed:.1f} s; {len(journal)} requests, faults injected {faults['injected']}, "
+        f"50 electrons in {elapsed:.1f} s; {len(journal)} requests, "
+        f"faults injected {faults['injected']}, "
         f"CreateJob responses lost: {len(lost_creates)}"
     )
     assert faults["injected"]["throttle"] > 50 and faults["injected"]["lost"] > 5

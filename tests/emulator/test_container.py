@@ -198,7 +198,10 @@ def test_nothing_lands_outside_the_jobs_directory(aws: Any) -> None:
     channels = [
         {"channelName": "c", "dataSource": {"s3DataSource": {"s3Uri": f"s3://{BUCKET}/chan/"}}}
     ]
-    script = "import os\ndef main():\n    print('STAGED', sorted(os.listdir(os.environ['AMZN_BRAKET_INPUT_DIR'] + '/c')))\n"
+    script = (
+        "import os\ndef main():\n"
+        "    print('STAGED', sorted(os.listdir(os.environ['AMZN_BRAKET_INPUT_DIR'] + '/c')))\n"
+    )
     job = run_job(
         aws, upload(aws, tarball({"job.py": script}), "source.tar.gz"), inputDataConfig=channels
     )

@@ -78,8 +78,9 @@ def test_image_mode_runs_the_mapped_command_with_sagemaker_style_hyperparameters
     command = [
         sys.executable,
         "-c",
-        "import json, os, boto3; boto3.client('s3').put_object(Bucket=os.environ['AMZN_BRAKET_OUT_S3_BUCKET'], "
-        "Key='image-mode.json', Body=json.dumps({k: v for k, v in os.environ.items() if k.startswith('SM_HP')}))",
+        "import json, os, boto3; boto3.client('s3').put_object("
+        "Bucket=os.environ['AMZN_BRAKET_OUT_S3_BUCKET'], Key='image-mode.json', "
+        "Body=json.dumps({k: v for k, v in os.environ.items() if k.startswith('SM_HP')}))",
     ]
     aws.settings(image_commands={image: command})
     request = job_request(

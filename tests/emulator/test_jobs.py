@@ -235,7 +235,8 @@ def test_completed_job_has_events_times_logs_and_results(aws: Any) -> None:
         "import os, pathlib\n"
         "def main():\n"
         "    print('hello from the job', os.environ['AMZN_BRAKET_JOB_NAME'])\n"
-        "    pathlib.Path(os.environ['AMZN_BRAKET_JOB_RESULTS_DIR'], 'answer.txt').write_text('42')\n",
+        "    results = os.environ['AMZN_BRAKET_JOB_RESULTS_DIR']\n"
+        "    pathlib.Path(results, 'answer.txt').write_text('42')\n",
     )
     arn = aws.braket.create_job(**job_request(script))["jobArn"]
     job = wait_for(aws, arn, {"COMPLETED", "FAILED"})
@@ -342,7 +343,8 @@ def test_queued_then_running_then_cancelled_with_the_process_stopped(aws: Any) -
         aws,
         "import os, time, pathlib\n"
         "def main():\n"
-        "    pathlib.Path(os.environ['AMZN_BRAKET_CHECKPOINT_DIR'], 'pid').write_text(str(os.getpid()))\n"
+        "    checkpoints = os.environ['AMZN_BRAKET_CHECKPOINT_DIR']\n"
+        "    pathlib.Path(checkpoints, 'pid').write_text(str(os.getpid()))\n"
         "    time.sleep(120)\n",
     )
     arn = aws.braket.create_job(**job_request(script))["jobArn"]

@@ -32,7 +32,7 @@ def test_managed_images_carry_the_emulators_python_in_their_full_tag(aws: Any) -
         same = ecr.batch_get_image(
             imageIds=[{"imageDigest": latest["imageId"]["imageDigest"]}], **target
         )["images"]
-        python = "%d%d" % sys.version_info[:2]
+        python = "{}{}".format(*sys.version_info[:2])
         assert [image["imageId"]["imageTag"] for image in same] == [
             f"1.0-cpu-py{python}-ubuntu24.04"
         ]
@@ -75,7 +75,7 @@ def test_a_python_mismatch_with_the_managed_image_can_be_staged(
     braket_defaults(aws)
     monkeypatch.chdir(tmp_path)
     aws.settings(managed_image_python="3.99")
-    with pytest.raises(RuntimeError, match="container uses Python 3.99"):
+    with pytest.raises(RuntimeError, match=r"container uses Python 3\.99"):
 
         @hybrid_job(device=SV1)
         def never() -> None:
