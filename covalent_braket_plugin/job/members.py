@@ -133,6 +133,9 @@ class _Pack:
     extra: dict[str, str]
     scratch: str
     parent_pid: int = field(default_factory=os.getpid)
+    #: The members' own client, made before the first fork and never used by the job: each
+    #: member's copy starts with no connection (the job's are the job's), and none makes one.
+    members_s3: Any = field(default_factory=lambda: _s3_client())
 
 
 class _Echo:
@@ -838,7 +841,7 @@ def _member_process(pack: _Pack, member: Member, root: str) -> None:
         _redirect(root)
         _watch_parent(pack.parent_pid)
         os.chdir(os.path.join(root, WORK_DIR))
-        pack.s3 = _s3_client()  # not the job's, whose connections are the job's
+        pack.s3 = pack.members_s3  # not the job's, whose connections are the job's
         checkpoints = _member_checkpoints(pack, member, root)
         try:
             outcome = _run_member(pack, member, root)
