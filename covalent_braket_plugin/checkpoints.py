@@ -17,18 +17,11 @@ from . import aws
 from .config import BraketSettings
 from .covalent_loader import server_log
 from .location import checkpoint_prefix
-from .results import delete_keys
+from .results import delete_keys, list_keys
 
 
 def _keys(settings: BraketSettings, prefix: str) -> list[str]:
-    s3 = aws.clients_for(settings).s3
-    return [
-        item["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=settings.s3_bucket_name, Prefix=prefix + "/", **aws.bucket_owner(settings)
-        )
-        for item in page.get("Contents", [])
-    ]
+    return list_keys(settings, settings.s3_bucket_name, prefix + "/")
 
 
 def seed(settings: BraketSettings, dispatch_id: str, node_id: str) -> int:
@@ -41,14 +34,15 @@ def seed(settings: BraketSettings, dispatch_id: str, node_id: str) -> int:
     try:
         if _keys(settings, target):
             return 0  # an earlier attempt of this run saved its own: they come first
-        found = _keys(settings, checkpoint_prefix(source, node_id))
+        origin = checkpoint_prefix(source, node_id)
+        found = _keys(settings, origin)
         s3, bucket = aws.clients_for(settings).s3, settings.s3_bucket_name
         for key in found:
             aws.call(
                 s3,
                 "copy_object",
                 Bucket=bucket,
-                Key=target + key[len(checkpoint_prefix(source, node_id)) :],
+                Key=target + key[len(origin) :],
                 CopySource={"Bucket": bucket, "Key": key},
                 **settings.encryption,
                 **aws.bucket_owner(settings),

@@ -230,28 +230,11 @@ async def _keep(
 
 def _results_present(settings: BraketSettings, pack: PackedJob) -> set[str]:
     """The result objects under the members' dispatches' prefixes. Blocking."""
-    s3 = aws.clients_for(settings).s3
     found: set[str] = set()
     locations = [m.location for m in pack.members.values() if m.location is not None]
     for bucket, dispatch in {(loc.bucket, loc.dispatch_id) for loc in locations}:
-        more: dict[str, str] = {}
-        while True:
-            page = aws.call(
-                s3,
-                "list_objects_v2",
-                Bucket=bucket,
-                Prefix=f"{S3_PREFIX}/{dispatch}/",
-                **more,
-                **aws.bucket_owner(settings),
-            )
-            found.update(
-                item["Key"]
-                for item in page.get("Contents", [])
-                if item["Key"].endswith(f"/{RESULT_KEY}")
-            )
-            if not page.get("IsTruncated"):
-                break
-            more = {"ContinuationToken": page["NextContinuationToken"]}
+        keys = results.list_keys(settings, bucket, f"{S3_PREFIX}/{dispatch}/")
+        found.update(key for key in keys if key.endswith(f"/{RESULT_KEY}"))
     return found
 
 
@@ -412,16 +395,8 @@ def send_more(
 
 def _delete_more(settings: BraketSettings, head: TaskLocation) -> None:
     """Delete a warm job's ``more/`` objects once it ended. Blocking."""
-    s3 = aws.clients_for(settings).s3
     try:
-        page = aws.call(
-            s3,
-            "list_objects_v2",
-            Bucket=head.bucket,
-            Prefix=head.key(f"{MORE_PREFIX}/"),
-            **aws.bucket_owner(settings),
-        )
-        keys = [item["Key"] for item in page.get("Contents", [])]
+        keys = results.list_keys(settings, head.bucket, head.key(f"{MORE_PREFIX}/"))
         results.delete_keys(settings, head.bucket, keys)
     except aws.AwsError as exc:
         server_log.debug(f"Could not delete {head.uri}/{MORE_PREFIX}/: {exc}")

@@ -133,6 +133,29 @@ def delete_task_objects(settings: BraketSettings, location: TaskLocation) -> Non
         server_log.warning(f"Could not delete task objects under {location.uri}: {exc}")
 
 
+def list_keys(settings: BraketSettings, bucket: str, prefix: str) -> list[str]:
+    """Every key under ``prefix``, all pages of ``ListObjectsV2``. Blocking.
+
+    Raises:
+        AwsError: A ``ListObjectsV2`` call failed.
+    """
+    keys: list[str] = []
+    more: dict[str, str] = {}
+    while True:
+        page = aws.call(
+            aws.clients_for(settings).s3,
+            "list_objects_v2",
+            Bucket=bucket,
+            Prefix=prefix,
+            **more,
+            **aws.bucket_owner(settings),
+        )
+        keys += [item["Key"] for item in page.get("Contents", [])]
+        if not page.get("IsTruncated"):
+            return keys
+        more = {"ContinuationToken": page["NextContinuationToken"]}
+
+
 def delete_keys(settings: BraketSettings, bucket: str, keys: list[str]) -> None:
     """Delete ``keys`` (``DeleteObjects`` in quiet mode, 1,000 at a time), naming in the
     server log those S3 says it did not delete. Blocking.
