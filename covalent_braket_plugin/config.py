@@ -294,12 +294,17 @@ def check_reservation(value: Any) -> str:
     return arn
 
 
-def _tag_text_ok(text: str) -> bool:
-    """AWS's tag characters: ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]`` (letters, separators such as
-    spaces, numbers, and ``_.:/=+-@``; not tabs or newlines, which are control characters)."""
+def tag_character_ok(ch: str) -> bool:
+    """One of AWS's tag characters: ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]`` (letters, separators
+    such as spaces, numbers, and ``_.:/=+-@``; not tabs or newlines, which are control
+    characters)."""
     import unicodedata
 
-    return all(ch in _TAG_PUNCTUATION or unicodedata.category(ch)[0] in "LZN" for ch in text)
+    return ch in _TAG_PUNCTUATION or unicodedata.category(ch)[0] in "LZN"
+
+
+def _tag_text_ok(text: str) -> bool:
+    return all(tag_character_ok(ch) for ch in text)
 
 
 def check_tags(value: Any) -> tuple[tuple[str, str], ...]:

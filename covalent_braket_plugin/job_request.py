@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .config import ATTEMPT_TAG, DISPATCH_TAG, NAME_TAG, NODE_TAG, BraketSettings
+from .config import ATTEMPT_TAG, DISPATCH_TAG, NAME_TAG, NODE_TAG, BraketSettings, tag_character_ok
 from .job import ENTRY_POINT
 from .job.runner import (
     HP_BUCKET_OWNER,
@@ -122,10 +122,9 @@ def create_job_request(
 
 
 def _tag_value(text: str) -> str:
-    """``text`` as a tag value may have it: Unicode letters, numbers, spaces and ``_.:/=+-@``,
-    at most 256 characters."""
-    kept = "".join(ch if ch.isalnum() or ch.isspace() or ch in "_.:/=+-@" else "_" for ch in text)
-    return kept[:256]
+    """``text`` as a tag value may have it (the characters ``check_tags`` allows, others as
+    ``_``), at most 256 characters."""
+    return "".join(ch if tag_character_ok(ch) else "_" for ch in text)[:256]
 
 
 def _hyperparameters(
