@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .job.runner import INPUT_KEY, RESULT_KEY
+from .job.runner import ATTEMPT_SEGMENT, INPUT_KEY, RESULT_KEY, checkpoints_of
 from .service import JOB_NAME_MAX
 
 #: Prefix of every object the executor writes in the bucket.
@@ -44,7 +44,7 @@ class TaskLocation:
     def new(
         cls, bucket: str, dispatch_id: str, node_id: Any, attempt: int = 0, node_name: str = ""
     ) -> TaskLocation:
-        prefix = f"{S3_PREFIX}/{dispatch_id}/node-{node_id}/attempt-{attempt}"
+        prefix = _attempt_prefix(dispatch_id, node_id, attempt)
         token = str(
             uuid.uuid5(uuid.NAMESPACE_URL, f"covalent-braket:{dispatch_id}:{node_id}:{attempt}")
         )
@@ -71,7 +71,11 @@ class TaskLocation:
 
 def checkpoint_prefix(dispatch_id: str, node_id: Any) -> str:
     """The checkpoints' prefix of node ``node_id`` of dispatch ``dispatch_id``."""
-    return f"{S3_PREFIX}/{dispatch_id}/node-{node_id}/checkpoints"
+    return checkpoints_of(_attempt_prefix(dispatch_id, node_id, 0))
+
+
+def _attempt_prefix(dispatch_id: str, node_id: Any, attempt: int) -> str:
+    return f"{S3_PREFIX}/{dispatch_id}/node-{node_id}{ATTEMPT_SEGMENT}{attempt}"
 
 
 def job_name(dispatch_id: str, node_id: Any, attempt: int) -> str:

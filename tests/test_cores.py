@@ -52,9 +52,9 @@ def test_members_that_leave_their_cores_idle_make_room_for_more(
     proc = Proc(tmp_path)
     gauge = cores.Gauge(2, proc=str(tmp_path))
     assert gauge.room([]) == 2
-    for group in (10, 20):
-        gauge.started(group)
-        proc.set(group, 0)
+    for pid in (10, 20):
+        gauge.started(pid)
+        proc.set(pid, 0)
     assert gauge.room([10, 20]) == 0  # not looked at yet: each counts as a core
     clock[0] += 0.5
     proc.set(10, 2)  # 0.02 s of CPU in 0.5 s: waiting
@@ -65,8 +65,8 @@ def test_members_that_leave_their_cores_idle_make_room_for_more(
     gauge.started(40)
     assert gauge.room([10, 20, 30, 40]) == 0  # the new ones count as a core each
     clock[0] += 0.5
-    for group in (30, 40):
-        proc.set(group, 50)  # a whole core each: computing
+    for pid in (30, 40):
+        proc.set(pid, 50)  # a whole core each: computing
     assert gauge.room([10, 20, 30, 40]) == 0
     clock[0] += 0.5
     proc.set(40, 100)  # still computing: one core in use, once the other ended
@@ -82,12 +82,12 @@ def test_no_more_than_per_core_members_and_none_without_proc(
 ) -> None:
     proc = Proc(tmp_path)
     gauge = cores.Gauge(1, proc=str(tmp_path))
-    groups = list(range(100, 100 + cores.PER_CORE))
-    for group in groups:
-        gauge.started(group)
-        proc.set(group, 0)
+    pids = list(range(100, 100 + cores.PER_CORE))
+    for pid in pids:
+        gauge.started(pid)
+        proc.set(pid, 0)
     clock[0] += 1
-    assert gauge.room(groups[:-1]) == 1 and gauge.room(groups) == 0  # idle, but the most
+    assert gauge.room(pids[:-1]) == 1 and gauge.room(pids) == 0  # idle, but the most
 
     blind = cores.Gauge(2, proc=str(tmp_path / "no-proc"))
     blind.started(1)

@@ -5,9 +5,9 @@ its instance, and more while the running ones leave cores idle: an electron that
 QPU task, on the network or on a sleep uses almost no CPU, and its core would otherwise stay
 billed and unused. Each member's CPU time (its process's and its descendants', and their
 reaped children's, from Linux's ``/proc``) is read at each look, every :data:`LOOK_SECONDS`
-at most, and its share of a core over the last look is what it uses. A
-member not yet looked at counts as a whole core. More members start while the cores the
-running ones use, rounded, leave whole cores free, up to :data:`PER_CORE` members a core.
+at most, and its share of a core over the last look is what it uses. A member not yet looked
+at counts as a whole core. More members start while the cores the running ones use, rounded,
+leave whole cores free, up to :data:`PER_CORE` members a core.
 
 Where ``/proc`` cannot be read (not Linux) the job keeps to one member per core.
 """

@@ -466,8 +466,8 @@ class _Scheduler:
             return 0
         if self.gauge is None:
             return min(len(self.pending), max(0, self.parallel - len(self.running)))
-        groups = [running.pid for running in self.running.values()]
-        return min(len(self.pending), self.gauge.room(groups))
+        pids = [running.pid for running in self.running.values()]
+        return min(len(self.pending), self.gauge.room(pids))
 
     # ------------------------------------------------------------------ new members
     def _take_more(self) -> None:
@@ -898,7 +898,7 @@ def _watch_parent(parent_pid: int) -> None:
 
 def _checkpoint_prefix(member: Member) -> str:
     """The member's own checkpoints: its electron's, for all its attempts."""
-    return member.prefix.rsplit("/attempt-", 1)[0] + "/checkpoints"
+    return runner.checkpoints_of(member.prefix)
 
 
 def _member_checkpoints(pack: _Pack, member: Member, root: str) -> str:

@@ -76,6 +76,10 @@ MORE_PREFIX = "more"
 MORE_LABEL = "covalent-braket more"
 #: The object under a member's prefix that cancels that member alone.
 CANCEL_KEY = "cancel"
+#: An attempt's prefix is ``<electron's prefix>/attempt-<n>``; the electron's checkpoints,
+#: shared by its attempts, are ``<electron's prefix>/checkpoints`` (see :func:`checkpoints_of`).
+ATTEMPT_SEGMENT = "/attempt-"
+CHECKPOINTS_KEY = "checkpoints"
 #: What a member's key is derived for (see :func:`member_key`).
 MEMBER_LABEL = "covalent-braket member"
 #: The member runner's module beside this one in the job (in the package: ``job.members``).
@@ -92,6 +96,11 @@ RESULT_MAGIC = f"covalent-braket result {RESULT_FORMAT}\n".encode()
 #: The most a result header's JSON line may take.
 MAX_RESULT_HEADER = 16 * 1024
 _CHUNK = 1 << 20
+
+
+def checkpoints_of(attempt_prefix: str) -> str:
+    """The checkpoints' prefix of the electron whose attempt has ``attempt_prefix``."""
+    return f"{attempt_prefix.rsplit(ATTEMPT_SEGMENT, 1)[0]}/{CHECKPOINTS_KEY}"
 
 
 class CovalentTaskError(RuntimeError):
