@@ -420,6 +420,16 @@ def _forget_clients_of(client: Any) -> None:
                 _cache.pop(key, None)
 
 
+def kms_key_arn(clients: AwsClients, key: str) -> str:
+    """A KMS key (an id, an alias or either's ARN) as its key's ARN (``DescribeKey``, as S3
+    and IAM resolve an alias). Blocking.
+
+    Raises:
+        AwsError: The key could not be described.
+    """
+    return str(call(clients.client("kms"), "describe_key", KeyId=key)["KeyMetadata"]["Arn"])
+
+
 def call_unless(codes: frozenset[str], client: Any, operation: str, **kwargs: Any) -> Any:
     """:func:`call`, but None when the call fails with one of the error ``codes`` (an answer,
     not a failure: the object is not there, the key was taken)."""

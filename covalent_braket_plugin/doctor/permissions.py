@@ -79,10 +79,9 @@ def _key_arn(settings: BraketSettings, key: str, prefix: str) -> str:
     if not key.startswith(("alias/", "arn:")):
         return f"{prefix}:key/{key}"
     try:
-        found = aws.call(aws.clients_for(settings).client("kms"), "describe_key", KeyId=key)
+        return aws.kms_key_arn(aws.clients_for(settings), key)
     except aws.AwsError:
         return key if key.startswith("arn:") else f"{prefix}:{key}"
-    return str(found["KeyMetadata"]["Arn"])
 
 
 def _job_needs(settings: BraketSettings, role_arn: str) -> Needs:

@@ -27,7 +27,7 @@ NEW_BUCKET_DEFAULT = "S3's default for a new bucket"
 def kms_key(maker: Maker) -> str:
     """The ARN of the KMS key given (which must exist in the Region)."""
     try:
-        arn = _key_of(maker, maker.options.kms_key_id)
+        arn = aws.kms_key_arn(maker.clients, maker.options.kms_key_id)
     except aws.AwsError as exc:
         if exc.code in ("NotFoundException", "InvalidArnException"):
             raise InvalidSettingError(
@@ -104,7 +104,7 @@ def _encryption(
     if not key_arn and now and str(now.get("SSEAlgorithm", "")).startswith("aws:kms"):
         kept = str(now.get("KMSMasterKeyID") or "")
         if kept:
-            kept = _key_of(maker, kept)
+            kept = aws.kms_key_arn(maker.clients, kept)
         label = f"encryption SSE-KMS kept ({kept or 'the AWS managed key aws/s3'})"
         maker.outcome.steps.append(Step("bucket", label, "found"))
         return kept
@@ -136,12 +136,6 @@ def _encryption(
         "set",
     )
     return key_arn
-
-
-def _key_of(maker: Maker, key: str) -> str:
-    """A KMS key (an id, alias or ARN) as its key's ARN."""
-    kms = maker.clients.client("kms")
-    return str(aws.call(kms, "describe_key", KeyId=key)["KeyMetadata"]["Arn"])
 
 
 def _public_access(maker: Maker, s3: Any, bucket: str, owned: dict[str, str], exists: bool) -> None:
