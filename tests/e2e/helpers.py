@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import covalent as ct
 
 from covalent_braket_plugin.braket import BraketExecutor
-from covalent_braket_plugin.testing import CovalentServer
+from covalent_braket_plugin.testing import CovalentServer, emulator_env, write_braket_config
 from tests.conftest import BUCKET, IMAGE, ROLE
 
 POLL = 0.5
@@ -18,6 +19,15 @@ CONFIGURED = {
     "poll_freq": POLL,
     "time_limit": 600,
 }
+
+
+def configured_server(
+    emulator: Any, home: Path, port: int | None = None, **env: str
+) -> CovalentServer:
+    """A Covalent server (not started) in ``home``, its covalent.conf :data:`CONFIGURED`, its
+    AWS calls sent to ``emulator`` (and ``env`` besides)."""
+    write_braket_config(home, CONFIGURED)
+    return CovalentServer(env={**emulator_env(emulator.url), **env}, home=home, port=port)
 
 
 def executor(**changes: Any) -> BraketExecutor:

@@ -20,8 +20,8 @@ import cloudpickle
 import covalent as ct
 import pytest
 
-from covalent_braket_plugin.testing import CovalentServer, emulator_env, write_braket_config
-from tests.e2e.helpers import CONFIGURED, diagnose, executor, jobs_of
+from covalent_braket_plugin.testing import CovalentServer
+from tests.e2e.helpers import configured_server, diagnose, executor, jobs_of
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -45,12 +45,8 @@ def one_electron(x: int, seconds: float) -> int:
 @pytest.fixture
 def server(emulator: Any, tmp_path: Any) -> Iterator[CovalentServer]:
     """A server of its own: its database is locked under it."""
-    home = tmp_path / "home"
-    write_braket_config(home, CONFIGURED)
-    instance = CovalentServer(env=emulator_env(emulator.url), home=home)
-    instance.start()
-    yield instance
-    instance.stop()
+    with configured_server(emulator, tmp_path / "home") as instance:
+        yield instance
 
 
 def dispatch_with_the_handle_unstored(aws: Any, server: CovalentServer, *args: Any) -> str:

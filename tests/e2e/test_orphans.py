@@ -20,8 +20,8 @@ import covalent as ct
 import psutil
 import pytest
 
-from covalent_braket_plugin.testing import CovalentServer, emulator_env, write_braket_config
-from tests.e2e.helpers import CONFIGURED, executor, jobs_of
+from covalent_braket_plugin.testing import CovalentServer
+from tests.e2e.helpers import configured_server, executor, jobs_of
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -74,9 +74,7 @@ def test_a_crashed_servers_job_is_listed_warned_of_and_cancelled(
     aws: Any, emulator: Any, tmp_path: Any
 ) -> None:
     home = tmp_path / "home"
-    write_braket_config(home, CONFIGURED)
-    env = emulator_env(emulator.url)
-    first = CovalentServer(env=env, home=home)
+    first = configured_server(emulator, home)
     first.start()
     try:
         dispatch_id = ct.dispatch(one_long_electron, dispatcher_addr=first.address)()
@@ -90,7 +88,7 @@ def test_a_crashed_servers_job_is_listed_warned_of_and_cancelled(
         assert job["jobName"] in listed.stdout and dispatch_id in listed.stdout, listed.stdout
         assert "covalent-braket cancel --orphans" in listed.stdout
 
-        again = CovalentServer(env=env, home=home, port=first.port)  # started again
+        again = configured_server(emulator, home, port=first.port)  # started again
         again.start()
         try:
             assert job["jobName"] in tool(again, "jobs", "--orphans").stdout  # resumes nothing
@@ -124,8 +122,7 @@ def test_a_gracefully_stopped_servers_jobs_are_cancelled_or_listed(
     shutdown), so a job may be stopped or left running: each is one or the other, and every
     one left running is listed by ``jobs --orphans`` and stopped by ``cancel --orphans``."""
     home = tmp_path / "home"
-    write_braket_config(home, CONFIGURED)
-    server = CovalentServer(env=emulator_env(emulator.url), home=home)
+    server = configured_server(emulator, home)
     server.start()
     try:
         dispatch_id = ct.dispatch(two_long_electrons, dispatcher_addr=server.address)()
