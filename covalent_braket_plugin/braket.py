@@ -413,7 +413,10 @@ class BraketExecutor(RemoteExecutor):
                 slot.release()
             raise
         member.location = location
-        member.ready.set_result((location, upload, settings.time_limit))
+        looks = packing.may_have_checkpoints(
+            location.attempt, upload.resumed, settings.checkpoint_from
+        )
+        member.ready.set_result((location, upload, settings.time_limit, looks))
         try:
             job = await self._packed_job(settings, slot, pack, location, upload, python, image, key)
             if job is None:
@@ -442,7 +445,7 @@ class BraketExecutor(RemoteExecutor):
                 settings, task_metadata, payload, image
             )
             member.location = location
-            await aws.offload(packs.send_more, settings, pack, location, upload.sha256)
+            await aws.offload(packs.send_more, settings, pack, location, upload)
         except BaseException:
             packs.dropped(pack, member)
             raise
@@ -468,7 +471,7 @@ class BraketExecutor(RemoteExecutor):
         task = f"{location.dispatch_id}:{location.node_id}"
         await self._record_handle(packs.handle(job["jobArn"], location), task, settings.cache_dir)
         if await self._cancel_requested():
-            await aws.offload(packs.cancel_member, settings, location.uri)
+            await aws.offload(packs.cancel_member, settings, job["jobArn"], location.uri)
         outcome, job = await packs.result_of(settings, pack, member, location)
         packs.delivered(member, outcome, pack)
         if outcome is None:
@@ -532,8 +535,11 @@ class BraketExecutor(RemoteExecutor):
         entries = await packs.gathered(pack)
         pack.head = location
         spec = packing.spec(
-            [packing.member_entry(loc.uri, up.sha256, limit) for loc, up, limit in entries],
-            [limit for _, _, limit in entries],
+            [
+                packing.member_entry(loc.uri, up.sha256, limit, looks)
+                for loc, up, limit, looks in entries
+            ],
+            [limit for _, _, limit, _ in entries],
             settings,
         )
         job = await self._submit_in_slot(settings, slot, location, python, upload, image, spec)
@@ -826,7 +832,7 @@ class BraketExecutor(RemoteExecutor):
         job_arn, member = packs.split_handle(job_handle)
         settings = self.settings().in_region(arn_region(job_arn))  # the job's own Region
         if member is not None:  # one electron of a packed job: it alone is stopped
-            await aws.offload(packs.cancel_member, settings, member)
+            await aws.offload(packs.cancel_member, settings, job_arn, member)
             return True
         status = await waiting.cancel(settings, job_arn, seconds=60.0)
         return status in {"CANCELLING", "CANCELLED"}

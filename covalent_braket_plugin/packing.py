@@ -30,7 +30,7 @@ from .config import BraketSettings
 from .job_request import PackSpec
 from .service import MAX_RUNTIME_SECONDS
 
-__all__ = ["PackSpec", "member_entry", "members_for", "pack_key", "spec"]
+__all__ = ["PackSpec", "may_have_checkpoints", "member_entry", "members_for", "pack_key", "spec"]
 
 #: A warm job's own time limit covers this many of its members' time limits (it takes
 #: members as they come, each with its own limit, until it is idle for ``warm_seconds``).
@@ -84,16 +84,35 @@ def members_for(waiting: int, slots: int, pack_max: int) -> int:
     return max(1, min(pack_max, math.ceil(waiting / max(slots, 1))))
 
 
-def member_entry(uri: str, sha256: str, time_limit: int) -> str:
+def member_entry(uri: str, sha256: str, time_limit: int, checkpoints: bool = True) -> str:
     """A member as the job's hyperparameter ``covalent_member_<i>`` tells the job runner: its
-    task prefix, its input's SHA-256 and its own time limit.
+    task prefix, its input's SHA-256 and its own time limit; and, when its electron can have
+    no checkpoints yet (see :func:`may_have_checkpoints`), that the job need not look.
 
     Args:
         uri: the member's ``s3://`` task prefix.
         sha256: its input's digest (hex).
         time_limit: its time limit in seconds.
+        checkpoints: whether its electron's checkpoint prefix may hold something.
     """
-    return json.dumps({"uri": uri, "sha256": sha256, "time_limit": int(time_limit)})
+    entry: dict[str, Any] = {"uri": uri, "sha256": sha256, "time_limit": int(time_limit)}
+    if not checkpoints:
+        entry["checkpoints"] = False
+    return json.dumps(entry)
+
+
+def may_have_checkpoints(attempt: int, resumed: bool, checkpoint_from: str | None) -> bool:
+    """Whether an electron's checkpoints (one prefix for all its attempts) may hold something
+    when an attempt starts: saved by an earlier attempt, or by an earlier run of this one (its
+    upload was found there and kept), or copied from ``checkpoint_from``. A first attempt
+    uploaded afresh has none, and its job need not list them.
+
+    Args:
+        attempt: the attempt's number.
+        resumed: its input was already there (an earlier run of the same attempt).
+        checkpoint_from: the setting.
+    """
+    return attempt > 0 or resumed or bool(checkpoint_from)
 
 
 def spec(entries: list[str], limits: list[int], settings: BraketSettings) -> PackSpec:

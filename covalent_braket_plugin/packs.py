@@ -6,15 +6,16 @@ electron and, as the planner (:mod:`~covalent_braket_plugin.packing`) says, take
 waiters along into its job. Each member's own coroutine (the executor's ``run``) uploads its
 own input to its own prefix, as it would alone; the holder of the slot (the *head*) then
 creates one job that names them all (a hyperparameter each), and a keeper follows the job:
-while it runs, one listing per poll of each dispatch's prefix tells which members' results
-are there, and each member fetches its own at once. When the job is terminal the keeper gives
+while it runs, the job's ``done.json`` (under the first member's prefix, kept up to date by
+the job), read once per poll, tells which members' results are there, and each member
+fetches its own at once. When the job is terminal the keeper gives
 the slot back, wakes the members still waiting (those without a result are sent again, each
 alone), and splits the job's billed time among the members by their run time
 (``usage.json``).
 
 A member's result is authenticated with its own key, derived from the job's (see
 :func:`covalent_braket_plugin.job.runner.member_key`); a member is cancelled alone by an
-object ``cancel`` under its prefix, which the job runner looks for.
+object under the job's first prefix (``cancels/``), which the job runner looks for.
 
 With ``warm_seconds``, every job is a packed job that, once its members are done, waits that
 long for more: an electron that comes meanwhile and is compatible joins it (an object
@@ -35,8 +36,18 @@ from typing import Any
 from . import aws, jobs, results, signing, slots, transfer, usage, waiting
 from .config import BraketSettings
 from .covalent_loader import server_log
-from .job.runner import CANCEL_KEY, MORE_PREFIX, RESULT_KEY, member_key, more_mac
-from .location import S3_PREFIX, TaskLocation
+from .errors import BraketJobError
+from .job.runner import (
+    CANCELS_PREFIX,
+    DONE_KEY,
+    HP_MEMBER_PREFIX,
+    MORE_PREFIX,
+    cancel_name,
+    member_key,
+    more_mac,
+)
+from .location import TaskLocation
+from .packing import may_have_checkpoints, member_entry
 
 
 def _future() -> asyncio.Future[Any]:
@@ -57,7 +68,7 @@ class Member:
 
     task: tuple[str, str]
     #: Its attempt's place and upload, once uploaded (None: it dropped out).
-    ready: asyncio.Future[tuple[TaskLocation, transfer.Upload, int] | None] = field(
+    ready: asyncio.Future[tuple[TaskLocation, transfer.Upload, int, bool] | None] = field(
         default_factory=_future
     )
     location: TaskLocation | None = None
@@ -120,19 +131,43 @@ def split_handle(job_handle: str) -> tuple[str, str | None]:
     return arn, uri or None
 
 
-def cancel_member(settings: BraketSettings, uri: str) -> None:
-    """Ask the job runner to stop one member (the object ``cancel`` under its prefix).
-    Blocking."""
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+def cancel_member(settings: BraketSettings, job_arn: str, uri: str) -> None:
+    """Ask the job runner to stop one member: the object ``cancels/<cancel_name(uri)>`` under
+    the job's first prefix (see the runner's ``CANCELS_PREFIX``). Blocking.
+
+    Raises:
+        AwsError: the job cannot be read (to find its first prefix), or the write failed.
+        BraketJobError: the job is not a packed job.
+    """
+    head = _head_uri(settings, job_arn)
+    bucket, _, prefix = head.removeprefix("s3://").partition("/")
     aws.call(
         aws.clients_for(settings).s3,
         "put_object",
         Bucket=bucket,
-        Key=f"{prefix}/{CANCEL_KEY}",
+        Key=f"{prefix}/{CANCELS_PREFIX}/{cancel_name(uri)}",
         Body=b"",
         **settings.encryption,
         **aws.bucket_owner(settings),
     )
+
+
+def _head_uri(settings: BraketSettings, job_arn: str) -> str:
+    """The first member's task prefix of a packed job: this process's own record of the job,
+    else its hyperparameter ``covalent_member_0`` (``GetJob``). Blocking."""
+    for pack in list(_packs.values()) + [p for packs in _warm.values() for p in packs]:
+        job = pack.created.result() if pack.created.done() and not pack.created.exception() else {}
+        if pack.head is not None and job.get("jobArn") == job_arn:
+            return pack.head.uri
+    job = jobs.get(settings, job_arn)
+    entry = (job.get("hyperParameters") or {}).get(f"{HP_MEMBER_PREFIX}0", "")
+    try:
+        uri = json.loads(entry).get("uri")
+    except (ValueError, AttributeError):
+        uri = None
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        raise BraketJobError(f"Braket job {job_arn} is not a packed job: it names no members")
+    return uri
 
 
 def key_of(pack: PackedJob, location: TaskLocation) -> bytes:
@@ -142,8 +177,9 @@ def key_of(pack: PackedJob, location: TaskLocation) -> bytes:
     return member_key(signing.attempt_key(head.uri, head.job_name), location.uri)
 
 
-async def gathered(pack: PackedJob) -> list[tuple[TaskLocation, transfer.Upload, int]]:
-    """Every member's upload, in order, once all have uploaded or dropped out."""
+async def gathered(pack: PackedJob) -> list[tuple[TaskLocation, transfer.Upload, int, bool]]:
+    """Every member's upload, in order, once all have uploaded or dropped out: its place,
+    its upload, its time limit and whether its checkpoints may hold something."""
     ready = await asyncio.gather(*(member.ready for member in pack.members.values()))
     return [entry for entry in ready if entry is not None]
 
@@ -200,12 +236,13 @@ async def _keep(
     try:
         while not follow.done():
             try:
-                present = await aws.offload(_results_present, settings, pack)
+                done = await aws.offload(_finished, settings, pack)
             except aws.AwsError as exc:
-                server_log.debug(f"Could not list the results of {job['jobName']}: {exc}")
-                present = set()
+                name = job["jobName"]
+                server_log.debug(f"Could not read which members of {name} are done: {exc}")
+                done = set()
             for member in pack.members.values():
-                if member.location is not None and member.location.key(RESULT_KEY) in present:
+                if member.location is not None and member.location.uri in done:
                     member.seen.set()
             await asyncio.wait({follow}, timeout=settings.poll_freq)
         terminal = follow.result()
@@ -223,19 +260,42 @@ async def _keep(
         if pack in _warm.get(pack.key, []):
             _warm[pack.key].remove(pack)
     pack.done.set_result(terminal)
-    if pack.more and settings.cleanup and pack.head is not None:
-        await aws.offload(_delete_more, settings, pack.head)
+    if settings.cleanup and pack.head is not None:
+        await aws.offload(_delete_job_objects, settings, pack)
     await _account(settings, pack, terminal)
 
 
-def _results_present(settings: BraketSettings, pack: PackedJob) -> set[str]:
-    """The result objects under the members' dispatches' prefixes. Blocking."""
-    found: set[str] = set()
-    locations = [m.location for m in pack.members.values() if m.location is not None]
-    for bucket, dispatch in {(loc.bucket, loc.dispatch_id) for loc in locations}:
-        keys = results.list_keys(settings, bucket, f"{S3_PREFIX}/{dispatch}/")
-        found.update(key for key in keys if key.endswith(f"/{RESULT_KEY}"))
-    return found
+#: The most of ``done.json`` read (bytes): a member's prefix is at most a few hundred.
+MAX_DONE_BYTES = 4 * 1024 * 1024
+
+
+def _finished(settings: BraketSettings, pack: PackedJob) -> set[str]:
+    """The task prefixes of the members whose result is there, as the job's ``done.json``
+    says (empty before it is written, or when it is not what the job writes). Blocking.
+
+    It only says where to look: each result is still authenticated when it is downloaded."""
+    head = pack.head
+    if head is None:
+        return set()
+    answer = aws.call_unless(
+        aws.NO_SUCH_KEY,
+        aws.clients_for(settings).s3,
+        "get_object",
+        Bucket=head.bucket,
+        Key=head.key(DONE_KEY),
+        **aws.bucket_owner(settings),
+    )
+    if answer is None:
+        return set()
+    body = answer["Body"]
+    try:
+        done = json.loads(body.read(MAX_DONE_BYTES)).get("done")
+    except (OSError, ValueError, AttributeError) as exc:
+        server_log.debug(f"{head.uri}/{DONE_KEY} is unreadable: {exc}")
+        return set()
+    finally:
+        body.close()
+    return {uri for uri in done if isinstance(uri, str)} if isinstance(done, list) else set()
 
 
 async def result_of(
@@ -250,16 +310,13 @@ async def result_of(
         seen.cancel()
     if pack.done.done() and not pack.done.exception():
         job = pack.done.result()
-    found = await aws.offload(transfer.head, settings, location, RESULT_KEY)
-    if found is None:
-        if not pack.done.done():  # seen in a listing, gone since: wait for the job's end
-            await asyncio.wait({pack.done})
-            found = await aws.offload(transfer.head, settings, location, RESULT_KEY)
-        if found is None:
-            return None, job
-    outcome = await aws.persistently(
-        results.download, settings, location, job, key_of(pack, location)
-    )
+    key = key_of(pack, location)
+    outcome = await aws.persistently(results.download, settings, location, job, key, True)
+    if outcome is None and not pack.done.done():  # said done, gone since: wait for the end
+        await asyncio.wait({pack.done})
+        if not pack.done.exception():
+            job = pack.done.result()
+        outcome = await aws.persistently(results.download, settings, location, job, key, True)
     return outcome, job
 
 
@@ -372,14 +429,15 @@ def join(pack: PackedJob, task: tuple[str, str], handed: bool = False) -> Member
 
 
 def send_more(
-    settings: BraketSettings, pack: PackedJob, location: TaskLocation, sha256: str
+    settings: BraketSettings, pack: PackedJob, location: TaskLocation, upload: transfer.Upload
 ) -> None:
     """Hand a warm job one more member: ``more/NNNNNN.json`` under its first prefix, with
     the MAC of the job's key. Blocking."""
     head = pack.head
     assert head is not None
     pack.more += 1
-    entry = json.dumps({"uri": location.uri, "sha256": sha256, "time_limit": settings.time_limit})
+    looks = may_have_checkpoints(location.attempt, upload.resumed, settings.checkpoint_from)
+    entry = member_entry(location.uri, upload.sha256, settings.time_limit, looks)
     mac = more_mac(signing.attempt_key(head.uri, head.job_name), entry)
     aws.call(
         aws.clients_for(settings).s3,
@@ -393,10 +451,16 @@ def send_more(
     )
 
 
-def _delete_more(settings: BraketSettings, head: TaskLocation) -> None:
-    """Delete a warm job's ``more/`` objects once it ended. Blocking."""
+def _delete_job_objects(settings: BraketSettings, pack: PackedJob) -> None:
+    """Delete what the packed job kept under its first prefix once it ended: ``done.json``,
+    its members' ``cancels/`` and a warm job's ``more/`` objects. Blocking."""
+    head = pack.head
+    assert head is not None
     try:
-        keys = results.list_keys(settings, head.bucket, head.key(f"{MORE_PREFIX}/"))
+        keys = [head.key(DONE_KEY)]
+        keys += results.list_keys(settings, head.bucket, head.key(f"{CANCELS_PREFIX}/"))
+        if pack.more:
+            keys += results.list_keys(settings, head.bucket, head.key(f"{MORE_PREFIX}/"))
         results.delete_keys(settings, head.bucket, keys)
     except aws.AwsError as exc:
-        server_log.debug(f"Could not delete {head.uri}/{MORE_PREFIX}/: {exc}")
+        server_log.debug(f"Could not delete the job's objects under {head.uri}: {exc}")

@@ -23,9 +23,10 @@ def download(
     location: TaskLocation,
     job: dict[str, Any],
     key: bytes | None = None,
+    missing_ok: bool = False,
 ) -> dict[str, Any] | None:
     """Download ``result.pkl``, authenticate it and unpickle it; None when a FAILED job left
-    none.
+    none (or, with ``missing_ok``, when there is none yet).
 
     Nothing of the object is unpickled before its header has named this attempt's task and
     job and its MAC (see :func:`~covalent_braket_plugin.job.runner.result_header`) has been
@@ -45,7 +46,7 @@ def download(
             clients, location.bucket, name, settings.cache_dir, aws.bucket_owner(settings)
         )
     except aws.AwsError as exc:
-        if job["status"] == "FAILED":
+        if job["status"] == "FAILED" or (missing_ok and exc.code in aws.NO_SUCH_KEY):
             return None
         raise BraketJobError(
             f"Braket job {job['jobArn']} completed but its result {where} could not be read: {exc}"

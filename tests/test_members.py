@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import cloudpickle
 import pytest
@@ -36,7 +37,7 @@ import pytest
 from covalent_braket_plugin.job import members as member_runner
 from covalent_braket_plugin.job import runner, runner_archive, runner_archive_with
 from covalent_braket_plugin.job.runner import (
-    CANCEL_KEY,
+    CANCELS_PREFIX,
     HP_BUCKET_OWNER,
     HP_INPUT_SHA256,
     HP_MEMBER_PREFIX,
@@ -45,6 +46,7 @@ from covalent_braket_plugin.job.runner import (
     HP_RESULT_KEY,
     HP_TASK_URI,
     RESULT_FORMAT,
+    cancel_name,
     member_key,
     read_result_header,
     result_mac,
@@ -70,6 +72,8 @@ class Spec:
     input: str = "archive"
     #: The digest its hyperparameter names, when not its input's own.
     sha256: str | None = None
+    #: False: its entry says its electron has no checkpoints (the job need not look).
+    checkpoints: bool = True
 
 
 @dataclass
@@ -100,7 +104,10 @@ class Pack:
         return outcome
 
     def cancel(self, aws: Any, index: int) -> None:
-        aws.s3.put_object(Bucket=BUCKET, Key=f"{self.prefixes[index]}/{CANCEL_KEY}", Body=b"")
+        name = cancel_name(self.uris[index])
+        aws.s3.put_object(
+            Bucket=BUCKET, Key=f"{self.prefixes[0]}/{CANCELS_PREFIX}/{name}", Body=b""
+        )
 
 
 def prepare(
@@ -127,7 +134,9 @@ def prepare(
             aws.s3.put_object(Bucket=BUCKET, Key=f"{prefix}/input.pkl", Body=data)
         uri = f"s3://{BUCKET}/{prefix}"
         digest = spec.sha256 or hashlib.sha256(data).hexdigest()
-        entry = {"uri": uri, "sha256": digest, "time_limit": spec.time_limit}
+        entry: dict[str, Any] = {"uri": uri, "sha256": digest, "time_limit": spec.time_limit}
+        if not spec.checkpoints:
+            entry["checkpoints"] = False
         hyperparameters[f"{HP_MEMBER_PREFIX}{index}"] = json.dumps(entry)
         if index == 0:  # the job's own task is its first member's
             hyperparameters.update({HP_TASK_URI: uri, HP_INPUT_SHA256: digest})
@@ -202,6 +211,12 @@ def _sleeps(record: str) -> None:
     os.replace(f"{record}.part", record)  # whole, or not there
     print(f"sleeping in {os.getpid()}")
     time.sleep(60)
+
+
+def _waits_for(path: str) -> str:
+    while not os.path.exists(path):
+        time.sleep(0.05)
+    return "released"
 
 
 def _records_start(record: str) -> str:
@@ -374,6 +389,52 @@ def test_a_member_cancelled_before_its_turn_never_starts(
     assert not record.exists()
 
 
+def test_done_json_names_the_members_whose_results_are_there_as_they_come(
+    aws: Any, job: Callable[[Pack], None], tmp_path: Path
+) -> None:
+    """The server reads one object per poll, ``done.json``, to fetch each result as soon as
+    it is there: it names a member once its result is uploaded (its own, or the one the job
+    wrote for a crash), while the others still run."""
+    go = tmp_path / "go"
+    pack = prepare(
+        aws,
+        [Spec(_greets, ("quick",)), Spec(_waits_for, (str(go),)), Spec(_crashes)],
+        parallel=3,
+    )
+    seen: list[list[str]] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not seen:
+            done = _done_json(aws, pack)
+            if len(done) == 2:
+                seen.append(sorted(done))
+            time.sleep(0.05)
+        go.write_text("go")
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    job(pack)
+    watcher.join()
+
+    assert seen == [sorted([pack.uris[0], pack.uris[2]])]  # while member 1 waited
+    for uri in _done_json(aws, pack):  # each one named has its result there
+        assert _keys(aws, f"{pack.prefixes[pack.uris.index(uri)]}/result.pkl")
+    assert sorted(_done_json(aws, pack)) == sorted(pack.uris)
+    assert pack.outcome(aws, 1)["result"] == "released"
+
+
+def _done_json(aws: Any, pack: Pack) -> list[str]:
+    """What the job's ``done.json`` says (nothing before it is written)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        body = aws.s3.get_object(Bucket=BUCKET, Key=f"{pack.prefixes[0]}/done.json")["Body"]
+    except ClientError:
+        return []
+    return json.loads(body.read())["done"]
+
+
 def test_members_have_their_own_working_directory_and_environment(
     aws: Any, job: Callable[[Pack], None]
 ) -> None:
@@ -424,6 +485,29 @@ def test_each_member_keeps_its_own_checkpoints_across_attempts(
         "ada got this far",
         "bob got this far",
     ]
+
+
+def test_a_member_told_its_electron_has_no_checkpoints_does_not_look_but_saves_its_own(
+    aws: Any, job: Callable[[Pack], None]
+) -> None:
+    """The server says so of a first attempt uploaded afresh: no listing per member."""
+    dispatch = uuid.uuid4()
+    for index, name in enumerate(("ada", "bob")):  # each electron saved something before
+        key = f"covalent-braket/{dispatch}/node-{index}/checkpoints/state.txt"
+        aws.s3.put_object(Bucket=BUCKET, Key=key, Body=f"{name} got this far".encode())
+    specs = [Spec(_resumes, ("ada",)), Spec(_resumes, ("bob",), checkpoints=False)]
+    pack = prepare(aws, specs, dispatch=dispatch, attempt=1)
+    aws.control.clear_journal()
+    job(pack)
+
+    listings = aws.control.journal(service="s3", operation="ListObjectsV2")
+    listed = [parse_qs(entry["query"]).get("prefix", [""])[0] for entry in listings]
+    assert f"covalent-braket/{dispatch}/node-0/checkpoints/" in listed
+    assert not [prefix for prefix in listed if "/node-1/" in prefix]
+    assert pack.outcome(aws, 0)["result"] == "ada got this far"
+    assert pack.outcome(aws, 1)["exception"] == "bob interrupted"  # it began afresh
+    key = f"covalent-braket/{dispatch}/node-1/checkpoints/state.txt"  # and saved its own
+    assert aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"bob got this far"
 
 
 @pytest.mark.parametrize("parallel", [1, 2])

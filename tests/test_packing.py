@@ -10,14 +10,16 @@ import json
 import os
 import sys
 import tempfile
+import time
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import parse_qs
 
 import cloudpickle
 import pytest
 from covalent._shared_files.exceptions import TaskCancelledError, TaskRuntimeError
 
-from covalent_braket_plugin import dispatch_jobs, packs, slots
+from covalent_braket_plugin import dispatch_jobs, packing, packs, slots
 from covalent_braket_plugin.config import BraketSettings
 from covalent_braket_plugin.packs import shares
 from covalent_braket_plugin.service import CONCURRENT_JOBS_QUOTA
@@ -140,6 +142,43 @@ def test_waiting_electrons_share_a_job_each_with_its_own_value_output_and_traceb
     assert len(our_jobs(aws)) == SLOTS + SLOTS  # five alone, five of two
     arns = {executor._handle.split(" member ")[0] for executor in executors}
     assert arns == {job["jobArn"] for job in packed}
+    for job in packed:  # first attempts uploaded afresh: no checkpoints for the job to look for
+        assert [json.loads(entry).get("checkpoints") for entry in member_entries(job)] == [
+            False,
+            False,
+        ]
+    journal = aws.control.journal(service="s3")
+    listed = [
+        parse_qs(entry["query"]).get("prefix", [""])[0]
+        for entry in journal
+        if entry["operation"] == "ListObjectsV2" and DISPATCH in entry["query"]
+    ]
+    # no listing of the dispatch's objects (each job's keeper reads the job's done.json
+    # instead), nor of a member's checkpoints (only of each job's cancels/)
+    assert not [prefix for prefix in listed if "/node-" not in prefix]
+    packed_nodes = {f"/node-{node}/" for node in nodes}
+    assert not [
+        prefix
+        for prefix in listed
+        if any(node in prefix for node in packed_nodes) and not prefix.endswith("/cancels/")
+    ]
+    done_reads = [entry for entry in journal if entry["path"].endswith("/done.json")]
+    assert {entry["operation"] for entry in done_reads} >= {"PutObject", "GetObject"}
+
+
+def test_a_member_entry_says_there_are_no_checkpoints_only_for_a_fresh_first_attempt() -> None:
+    assert not packing.may_have_checkpoints(0, False, None)
+    assert packing.may_have_checkpoints(1, False, None)  # an earlier attempt's
+    assert packing.may_have_checkpoints(0, True, None)  # an earlier run of this attempt's
+    assert packing.may_have_checkpoints(0, False, "an-older-dispatch")  # copied from there
+    fresh = json.loads(packing.member_entry("s3://b/p/attempt-0", "ab", 5, checkpoints=False))
+    assert fresh == {
+        "uri": "s3://b/p/attempt-0",
+        "sha256": "ab",
+        "time_limit": 5,
+        "checkpoints": False,
+    }
+    assert "checkpoints" not in json.loads(packing.member_entry("s3://b/p/attempt-1", "ab", 5))
 
 
 class SlowUpload(HostedExecutor):
@@ -216,6 +255,41 @@ def test_a_members_crash_time_limit_and_cancel_leave_the_others_results_intact(
     for executor in (crashing, slow, cancelled):
         assert " member " in executor._handle  # each ran in a packed job
     assert {job["status"] for job in packed_jobs(aws)} == {"COMPLETED"}  # which ran to its end
+
+
+def test_a_member_is_cancelled_by_its_job_handle_alone_in_a_server_that_never_saw_its_job(
+    aws: Any, tmp_path: Any
+) -> None:
+    """A server restarted since (or another one) cancels a packed member with the handle
+    Covalent stored: the job's first prefix, where the job looks for cancels, comes from
+    the job itself (``GetJob``)."""
+    from tests.test_members import Spec, _greets, _sleeps, prepare, start_in_braket_in_a_box
+
+    record = tmp_path / "record.json"
+    pack = prepare(aws, [Spec(_greets, ("quick",)), Spec(_sleeps, (str(record),))], parallel=2)
+    arn = start_in_braket_in_a_box(aws, pack)
+    while not record.exists():
+        assert aws.braket.get_job(jobArn=arn)["status"] in ("QUEUED", "RUNNING")
+        time.sleep(0.1)
+    executor = hosted()
+    handle = f"{arn}{packs.HANDLE_SEPARATOR}{pack.uris[1]}"
+    assert asyncio.run(executor.cancel(metadata(1), handle)) is True
+
+    ended = wait_for(aws, arn, {"COMPLETED", "FAILED", "CANCELLED"})
+    assert ended["status"] == "COMPLETED"  # the job went on: only that member was stopped
+    assert pack.outcome(aws, 0)["result"] == "hello quick!"
+    assert pack.outcome(aws, 1)["stopped"] == "cancelled"
+
+    from covalent_braket_plugin.errors import BraketJobError
+    from covalent_braket_plugin.job import runner_archive
+    from tests.emulator.test_container import upload
+    from tests.emulator.test_jobs import job_request
+
+    plain = job_request(upload(aws, runner_archive()[0], "runner.tar.gz"), jobName="cov-plain")
+    alone = aws.braket.create_job(**plain)["jobArn"]
+    with pytest.raises(BraketJobError, match="not a packed job"):  # a handle that lies
+        packs.cancel_member(executor.settings(), alone, pack.uris[1])
+    aws.braket.cancel_job(jobArn=alone)
 
 
 def test_a_packed_job_killed_halfway_keeps_finished_results_and_sends_the_rest_again(

@@ -20,12 +20,15 @@ Each member lives under its own task prefix, as an electron of its own job would
    member's key (:func:`covalent_braket_runner.member_key`), then the outcome's pickle.
 
 This process keeps the members in line: a member past its time limit, or cancelled (an object
-``cancel`` under its prefix, looked for every :data:`CANCEL_POLL_SECONDS`), has its process
-group killed; a member cancelled before its turn never starts; and for a member stopped so, or
-whose process ended without uploading a result (a crash), this process uploads the result in
-the same format, with what the member had written to its stdout and stderr. The job ends
-normally once every member has a result, whatever each came to; it fails only when it cannot
-run its members at all, or cannot upload a member's result.
+``cancels/<cancel_name(its prefix)>`` under member 0's prefix: the job lists ``cancels/``
+every :data:`CANCEL_POLL_SECONDS`), has its process group killed; a member cancelled before
+its turn never starts; and for a member stopped so, or whose process ended without uploading
+a result (a crash), this process uploads the result in the same format, with what the member
+had written to its stdout and stderr. The job ends normally once every member has a result,
+whatever each came to; it fails only when it cannot run its members at all, or cannot upload
+a member's result. As members get their results, the job keeps ``<member 0's
+prefix>/done.json`` up to date with their prefixes: the server reads that one object to know
+whose result to fetch.
 
 A *warm* job (hyperparameter ``covalent_warm_seconds``, its idle window in seconds) does not
 end when its members are done. Every :data:`MORE_POLL_SECONDS` it lists the objects
@@ -65,12 +68,12 @@ except ImportError:  # in the job: top-level modules beside the runner
     import covalent_braket_cores as cores  # type: ignore[no-redef]
     import covalent_braket_runner as runner  # type: ignore[no-redef]
 
-#: How often (seconds) each member not yet finished is checked for a ``cancel`` object.
+#: How often (seconds) the job looks for members cancelled (one listing of its ``cancels/``).
 CANCEL_POLL_SECONDS = 2.0
-#: The most ``cancel`` objects asked for at once (boto3's pool holds 10 connections).
-CANCEL_CHECKS_AT_ONCE = 10
 #: How often (seconds) the members' processes, time limits and output are looked at.
 POLL_SECONDS = 0.05
+#: How long (seconds) after a failed write of ``done.json`` it is written again.
+DONE_RETRY_SECONDS = 1.0
 #: How often (seconds) a warm job lists its ``more/`` objects for new members.
 MORE_POLL_SECONDS = 0.5
 #: The most keys one page of a ``more/`` listing holds.
@@ -110,6 +113,9 @@ class Member:
     sha256: str
     #: Seconds from its own start; None: no limit of its own.
     time_limit: float | None
+    #: Whether its electron's checkpoints may hold something to start from (False: the
+    #: server knows there is nothing, and the prefix is not listed).
+    checkpoints: bool = True
 
     @property
     def name(self) -> str:
@@ -266,6 +272,7 @@ def _member(name: str, given: Any, index: int) -> Member:
         prefix=parsed.path.strip("/"),
         sha256=sha256 if isinstance(sha256, str) else "",
         time_limit=limit or None,
+        checkpoints=entry.get("checkpoints") is not False,
     )
 
 
@@ -419,6 +426,12 @@ class _Scheduler:
         self.next_more = 0.0
         #: The last time a member was pending or running, or ended (its result sent).
         self.busy = time.monotonic()
+        #: The members whose result is there, in order, for ``done.json`` (how many of them
+        #: it holds so far, and when it is written next after a failure).
+        self.head = members[0] if members else None
+        self.done: list[str] = []
+        self.done_written = 0
+        self.next_done_write = 0.0
 
     def run(self) -> list[Member]:
         """Run the members; return those whose result could not be uploaded."""
@@ -441,6 +454,7 @@ class _Scheduler:
                 for running in self.running.values():
                     for echo in running.echoes:
                         echo.pump()
+                self._write_done()
                 if self.pending or self.running:
                     self.busy = time.monotonic()
                 elif not self.warm:
@@ -492,22 +506,7 @@ class _Scheduler:
 
     def _more_keys(self, more: _More) -> list[str]:
         """The keys under ``more/`` after the last one taken, in order (every page)."""
-        keys: list[str] = []
-        request: dict[str, Any] = {
-            "Bucket": more.bucket,
-            "Prefix": more.prefix,
-            "MaxKeys": MORE_PAGE_KEYS,
-        }
-        request.update(self.pack.owned)
-        if more.after:
-            request["StartAfter"] = more.after
-        while True:
-            listed = more.s3.list_objects_v2(**request)
-            keys += [item["Key"] for item in listed.get("Contents", [])]
-            token = listed.get("NextContinuationToken")
-            if not listed.get("IsTruncated") or not token:
-                return sorted(set(keys))
-            request["ContinuationToken"] = token
+        return self._listed(more.s3, more.bucket, more.prefix, more.after)
 
     def _more_body(self, more: _More, key: str) -> bytes | None:
         """The object's bytes; None (logged) for one that is not a new member's (not
@@ -624,38 +623,36 @@ class _Scheduler:
                 self._finish(running, "cancelled")
 
     def _cancelled_among(self, members: list[Member]) -> set[int]:
-        """The indexes of the members whose ``cancel`` object is there, asked at once (one
-        round trip, not one per member, holds up the loop that reaps and starts members).
-        The threads end before this returns: no member is forked while one runs."""
-        if len(members) <= 1:
-            return {member.index for member in members if self._cancelled(member)}
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=min(len(members), CANCEL_CHECKS_AT_ONCE)) as pool:
-            answers = list(pool.map(self._cancelled, members))
-        return {member.index for member, yes in zip(members, answers, strict=True) if yes}
-
-    def _cancelled(self, member: Member) -> bool:
-        """Whether the member's ``cancel`` object is there (when S3 cannot tell: no)."""
-        from botocore.exceptions import ClientError
-
+        """The indexes of the members cancelled: one listing of the job's ``cancels/``
+        (see the runner's ``CANCELS_PREFIX``), not a request per member, which would hold up
+        the loop that reaps and starts members. When S3 cannot tell: none (said once)."""
+        if not members or self.head is None:
+            return set()
+        prefix = f"{self.head.key(runner.CANCELS_PREFIX)}/"
         try:
-            self.pack.s3.head_object(
-                Bucket=member.bucket, Key=member.key(runner.CANCEL_KEY), **self.pack.owned
-            )
-            return True
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if status == 404 or error.get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            problem: Exception = exc
+            keys = self._listed(self.pack.s3, self.head.bucket, prefix)
+            names = {key[len(prefix) :] for key in keys}
         except Exception as exc:
-            problem = exc
-        if not self.warned:
-            self.warned = True
-            _log(f"cannot tell whether {member.name} is cancelled (taken as not): {problem}")
-        return False
+            if not self.warned:
+                self.warned = True
+                _log(f"cannot tell which members are cancelled (taken as none): {exc}")
+            return set()
+        return {member.index for member in members if runner.cancel_name(member.uri) in names}
+
+    def _listed(self, s3: Any, bucket: str, prefix: str, after: str = "") -> list[str]:
+        """The keys under ``prefix`` (after ``after``, when given), every page, in order."""
+        keys: list[str] = []
+        request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": MORE_PAGE_KEYS}
+        request.update(self.pack.owned)
+        if after:
+            request["StartAfter"] = after
+        while True:
+            listed = s3.list_objects_v2(**request)
+            keys += [item["Key"] for item in listed.get("Contents", [])]
+            token = listed.get("NextContinuationToken")
+            if not listed.get("IsTruncated") or not token:
+                return sorted(set(keys))
+            request["ContinuationToken"] = token
 
     # ------------------------------------------------------------------ ending
     def _finish(self, running: _Running, stop: str | None) -> None:
@@ -672,6 +669,7 @@ class _Scheduler:
             echo.pump(final=True)
         uploaded = _uploaded(running.root)
         if uploaded is not None:  # it sent its own result (perhaps just before it was stopped)
+            self.done.append(member.uri)
             if uploaded.get("ok"):
                 _log(f"{member.name} returned in {uploaded.get('run_ms')} ms")
             else:
@@ -695,11 +693,37 @@ class _Scheduler:
         outcome["stopped"] = stop
         try:
             _upload(self.pack, member, outcome, root)
+            self.done.append(member.uri)
         except Exception as exc:
             _log(f"cannot upload the result of {member.name}: {exc}")
             self.unsent.append(member)
         shutil.rmtree(root, ignore_errors=True)
         self.busy = time.monotonic()
+
+    def _write_done(self) -> None:
+        """Write ``done.json`` (see the runner's ``DONE_KEY``) when more members have their
+        result than it says; one that cannot be written is logged and tried again after
+        :data:`DONE_RETRY_SECONDS` (the server learns of those results at the job's end)."""
+        if len(self.done) == self.done_written or self.head is None:
+            return
+        if time.monotonic() < self.next_done_write:
+            return
+        body = json.dumps({"done": self.done}).encode()
+        try:
+            self.pack.s3.put_object(
+                Bucket=self.head.bucket,
+                Key=self.head.key(runner.DONE_KEY),
+                Body=body,
+                ContentType="application/json",
+                **self.pack.extra,
+            )
+        except Exception as exc:
+            if not self.next_done_write:
+                _log(f"cannot write {self.head.key(runner.DONE_KEY)} (tried again): {exc}")
+            self.next_done_write = time.monotonic() + DONE_RETRY_SECONDS
+            return
+        self.done_written = len(self.done)
+        self.next_done_write = 0.0
 
 
 def _terminated(signum: int, frame: Any) -> None:
@@ -904,9 +928,12 @@ def _checkpoint_prefix(member: Member) -> str:
 def _member_checkpoints(pack: _Pack, member: Member, root: str) -> str:
     """The member's ``AMZN_BRAKET_CHECKPOINT_DIR``: a directory of its own, with what its
     electron saved in an earlier attempt (the job's own checkpoint directory is its first
-    member's)."""
+    member's); not looked for when the member's entry says there can be none."""
     where = os.path.join(root, "checkpoints")
     os.makedirs(where, exist_ok=True)
+    os.environ["AMZN_BRAKET_CHECKPOINT_DIR"] = where
+    if not member.checkpoints:
+        return where
     prefix = _checkpoint_prefix(member) + "/"
     try:
         pages = pack.s3.get_paginator("list_objects_v2").paginate(
@@ -921,7 +948,6 @@ def _member_checkpoints(pack: _Pack, member: Member, root: str) -> str:
             pack.s3.download_file(member.bucket, item["Key"], target, ExtraArgs=dict(pack.owned))
     except Exception as exc:
         print(f"the checkpoints at s3://{member.bucket}/{prefix} could not be read: {exc}")
-    os.environ["AMZN_BRAKET_CHECKPOINT_DIR"] = where
     return where
 
 

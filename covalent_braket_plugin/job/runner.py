@@ -74,8 +74,14 @@ HP_WARM_SECONDS = "covalent_warm_seconds"
 MORE_PREFIX = "more"
 #: What a new member's MAC is computed for (see :func:`more_mac`).
 MORE_LABEL = "covalent-braket more"
-#: The object under a member's prefix that cancels that member alone.
-CANCEL_KEY = "cancel"
+#: Where a packed job's members are cancelled, each alone: an object
+#: ``<member 0's prefix>/cancels/<cancel_name(member's prefix)>`` cancels that member. The job
+#: lists this one prefix to look for them all (usually empty).
+CANCELS_PREFIX = "cancels"
+#: The object ``<member 0's prefix>/done.json`` a packed job keeps up to date as its members
+#: get their results: ``{"done": [<member's s3:// prefix>, ...]}``, the members whose
+#: ``result.pkl`` is there, so that the server reads one small object per poll, not a listing.
+DONE_KEY = "done.json"
 #: An attempt's prefix is ``<electron's prefix>/attempt-<n>``; the electron's checkpoints,
 #: shared by its attempts, are ``<electron's prefix>/checkpoints`` (see :func:`checkpoints_of`).
 ATTEMPT_SEGMENT = "/attempt-"
@@ -306,6 +312,12 @@ def member_key(pack_key: bytes, uri: str) -> bytes:
         uri: the member's ``s3://`` task prefix.
     """
     return hmac.new(pack_key, json.dumps([MEMBER_LABEL, uri]).encode(), hashlib.sha256).digest()
+
+
+def cancel_name(uri: str) -> str:
+    """The name, under the job's ``cancels/`` (see :data:`CANCELS_PREFIX`), of the object that
+    cancels the member whose ``s3://`` task prefix is ``uri``."""
+    return hashlib.sha256(uri.encode()).hexdigest()[:40]
 
 
 def more_mac(pack_key: bytes, entry: str) -> str:

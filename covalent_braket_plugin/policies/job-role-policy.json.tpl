@@ -13,6 +13,7 @@
       "Action": "s3:PutObject",
       "Resource": [
         "arn:${partition}:s3:::${bucket}/${prefix}/*/result.pkl",
+        "arn:${partition}:s3:::${bucket}/${prefix}/*/done.json",
         "arn:${partition}:s3:::${bucket}/${prefix}/*/output/*",
         "arn:${partition}:s3:::${bucket}/${prefix}/*/checkpoints/*"
       ]
