@@ -77,6 +77,45 @@ def test_members_that_leave_their_cores_idle_make_room_for_more(
     assert gauge.room([10, 20, 40]) == 2
 
 
+def test_new_members_count_as_the_settled_ones_do_until_looked_at(
+    tmp_path: Path, clock: list[float]
+) -> None:
+    """A member's first look covers its start, a burst of CPU; once members have been looked
+    at twice, a new one counts as they do until its own first look: waiting members start a
+    core's worth at a time, computing ones one a core."""
+    proc = Proc(tmp_path)
+    gauge = cores.Gauge(2, proc=str(tmp_path))
+    for pid in (10, 20):
+        gauge.started(pid)
+        proc.set(pid, 40)  # their start: 0.4 s of CPU in the first 0.5 s
+    clock[0] += 0.5
+    assert gauge.room([10, 20]) == 0  # one look, and it saw them busy
+    clock[0] += 0.5
+    assert gauge.room([10, 20]) == 2  # looked at twice: they wait
+    gauge.started(30)
+    gauge.started(40)
+    assert gauge.room([10, 20, 30, 40]) == 2  # not looked at: taken to wait as 10 and 20 do
+    for pid in (30, 40):
+        proc.set(pid, 0)
+    clock[0] += 0.5
+    proc.set(30, 50)  # its first look: a whole core
+    assert gauge.room([10, 20, 30, 40]) == 1
+
+    busy = cores.Gauge(2, proc=str(tmp_path))
+    for pid in (50, 60):
+        busy.started(pid)
+        proc.set(pid, 0)
+    clock[0] += 0.5
+    for pid in (50, 60):
+        proc.set(pid, 50)
+    assert busy.room([50, 60]) == 0
+    clock[0] += 0.5
+    for pid in (50, 60):
+        proc.set(pid, 100)  # still computing, a core each
+    busy.started(70)
+    assert busy.room([50, 60, 70]) == 0  # the new one counts as a core, as they do
+
+
 def test_no_more_than_per_core_members_and_none_without_proc(
     tmp_path: Path, clock: list[float]
 ) -> None:

@@ -6,8 +6,11 @@ QPU task, on the network or on a sleep uses almost no CPU, and its core would ot
 billed and unused. Each member's CPU time (its process's and its descendants', and their
 reaped children's, from Linux's ``/proc``) is read at each look, every :data:`LOOK_SECONDS`
 at most, and its share of a core over the last look is what it uses. A member not yet looked
-at counts as a whole core. More members start while the cores the running ones use, rounded,
-leave whole cores free, up to :data:`PER_CORE` members a core.
+at counts as the members looked at twice (past the burst of their start: the input read and
+unpickled) do, the middle one of them, or as a whole core while there are none. More members
+start while the cores the running ones use, rounded, leave whole cores free, up to
+:data:`PER_CORE` members a core: members that wait start a core's worth at each turn of the
+job's loop once the first ones have shown that they wait; members that compute, one a core.
 
 Where ``/proc`` cannot be read (not Linux) the job keeps to one member per core.
 """
@@ -85,6 +88,8 @@ class Gauge:
         #: member -> (CPU seconds, when read) at the last look, and its share of a core since.
         self._last: dict[int, tuple[float, float]] = {}
         self._shares: dict[int, float] = {}
+        #: member -> how many looks measured its share (the first one covers its start).
+        self._looks: dict[int, int] = {}
         self._looked = 0.0
 
     def started(self, member: int) -> None:
@@ -94,6 +99,7 @@ class Gauge:
     def ended(self, member: int) -> None:
         self._last.pop(member, None)
         self._shares.pop(member, None)
+        self._looks.pop(member, None)
 
     def room(self, running: list[int]) -> int:
         """How many more members may start beside the ``running`` members."""
@@ -102,8 +108,14 @@ class Gauge:
         if not self._readable or len(running) >= self.most:
             return 0
         self._look(running)
-        used = sum(self._shares.get(member, 1.0) for member in running)
+        used = sum(self._use(running))
         return max(0, min(round(self.cores - used), self.most - len(running)))
+
+    def _use(self, running: list[int]) -> list[float]:
+        """The share of a core each running member is taken to use (see the module)."""
+        settled = sorted(self._shares[m] for m in running if self._looks.get(m, 0) >= 2)
+        like_settled = settled[len(settled) // 2] if settled else 1.0  # the middle one
+        return [self._shares.get(member, like_settled) for member in running]
 
     def _look(self, running: list[int]) -> None:
         now = time.monotonic()
@@ -119,3 +131,4 @@ class Gauge:
             if now - when >= LOOK_SECONDS:
                 self._shares[member] = max(0.0, read[member] - before) / (now - when)
                 self._last[member] = (read[member], now)
+                self._looks[member] = self._looks.get(member, 0) + 1
