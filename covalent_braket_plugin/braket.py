@@ -471,7 +471,8 @@ class BraketExecutor(RemoteExecutor):
         task = f"{location.dispatch_id}:{location.node_id}"
         await self._record_handle(packs.handle(job["jobArn"], location), task, settings.cache_dir)
         if await self._cancel_requested():
-            await aws.offload(packs.cancel_member, settings, job["jobArn"], location.uri)
+            head = packs.known_head(job["jobArn"])
+            await aws.offload(packs.cancel_member, settings, job["jobArn"], location.uri, head)
         outcome, job = await packs.result_of(settings, pack, member, location)
         packs.delivered(member, outcome, pack)
         if outcome is None:
@@ -832,7 +833,8 @@ class BraketExecutor(RemoteExecutor):
         job_arn, member = packs.split_handle(job_handle)
         settings = self.settings().in_region(arn_region(job_arn))  # the job's own Region
         if member is not None:  # one electron of a packed job: it alone is stopped
-            await aws.offload(packs.cancel_member, settings, job_arn, member)
+            head = packs.known_head(job_arn)  # else read from the job
+            await aws.offload(packs.cancel_member, settings, job_arn, member, head)
             return True
         status = await waiting.cancel(settings, job_arn, seconds=60.0)
         return status in {"CANCELLING", "CANCELLED"}

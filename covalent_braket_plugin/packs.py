@@ -131,15 +131,29 @@ def split_handle(job_handle: str) -> tuple[str, str | None]:
     return arn, uri or None
 
 
-def cancel_member(settings: BraketSettings, job_arn: str, uri: str) -> None:
+def known_head(job_arn: str) -> str | None:
+    """The first member's task prefix of a packed job this process follows (on its event
+    loop); None when it follows no such job."""
+    for pack in [*_packs.values(), *(pack for packs in _warm.values() for pack in packs)]:
+        if pack.head is None or not pack.created.done() or pack.created.exception():
+            continue
+        if pack.created.result().get("jobArn") == job_arn:
+            return pack.head.uri
+    return None
+
+
+def cancel_member(
+    settings: BraketSettings, job_arn: str, uri: str, head: str | None = None
+) -> None:
     """Ask the job runner to stop one member: the object ``cancels/<cancel_name(uri)>`` under
-    the job's first prefix (see the runner's ``CANCELS_PREFIX``). Blocking.
+    the job's first prefix, ``head`` (see :func:`known_head`; when None, read from the job's
+    hyperparameter ``covalent_member_0`` with ``GetJob``). Blocking.
 
     Raises:
-        AwsError: the job cannot be read (to find its first prefix), or the write failed.
+        AwsError: the job cannot be read, or the write failed.
         BraketJobError: the job is not a packed job.
     """
-    head = _head_uri(settings, job_arn)
+    head = head or _head_of_job(settings, job_arn)
     bucket, _, prefix = head.removeprefix("s3://").partition("/")
     aws.call(
         aws.clients_for(settings).s3,
@@ -152,13 +166,8 @@ def cancel_member(settings: BraketSettings, job_arn: str, uri: str) -> None:
     )
 
 
-def _head_uri(settings: BraketSettings, job_arn: str) -> str:
-    """The first member's task prefix of a packed job: this process's own record of the job,
-    else its hyperparameter ``covalent_member_0`` (``GetJob``). Blocking."""
-    for pack in list(_packs.values()) + [p for packs in _warm.values() for p in packs]:
-        job = pack.created.result() if pack.created.done() and not pack.created.exception() else {}
-        if pack.head is not None and job.get("jobArn") == job_arn:
-            return pack.head.uri
+def _head_of_job(settings: BraketSettings, job_arn: str) -> str:
+    """The first member's task prefix, as the packed job's hyperparameters name it. Blocking."""
     job = jobs.get(settings, job_arn)
     entry = (job.get("hyperParameters") or {}).get(f"{HP_MEMBER_PREFIX}0", "")
     try:
