@@ -413,10 +413,7 @@ class BraketExecutor(RemoteExecutor):
                 slot.release()
             raise
         member.location = location
-        looks = packing.may_have_checkpoints(
-            location.attempt, upload.resumed, settings.checkpoint_from
-        )
-        member.ready.set_result((location, upload, settings.time_limit, looks))
+        member.ready.set_result((packs.entry(settings, location, upload), settings.time_limit))
         try:
             job = await self._packed_job(settings, slot, pack, location, upload, python, image, key)
             if job is None:
@@ -536,11 +533,8 @@ class BraketExecutor(RemoteExecutor):
         entries = await packs.gathered(pack)
         pack.head = location
         spec = packing.spec(
-            [
-                packing.member_entry(loc.uri, up.sha256, limit, looks)
-                for loc, up, limit, looks in entries
-            ],
-            [limit for _, _, limit, _ in entries],
+            [entry for entry, _ in entries],
+            [limit for _, limit in entries],
             settings,
         )
         job = await self._submit_in_slot(settings, slot, location, python, upload, image, spec)

@@ -67,10 +67,9 @@ class Member:
     """One electron of a packed job, as its coroutine and the job's keeper share it."""
 
     task: tuple[str, str]
-    #: Its attempt's place and upload, once uploaded (None: it dropped out).
-    ready: asyncio.Future[tuple[TaskLocation, transfer.Upload, int, bool] | None] = field(
-        default_factory=_future
-    )
+    #: Its entry in the job's hyperparameters and its time limit, once uploaded (None: it
+    #: dropped out).
+    ready: asyncio.Future[tuple[str, int] | None] = field(default_factory=_future)
     location: TaskLocation | None = None
     #: Its result is there, or the job is terminal.
     seen: asyncio.Event = field(default_factory=asyncio.Event)
@@ -133,8 +132,9 @@ def split_handle(job_handle: str) -> tuple[str, str | None]:
 
 def known_head(job_arn: str) -> str | None:
     """The first member's task prefix of a packed job this process follows (on its event
-    loop); None when it follows no such job."""
-    for pack in [*_packs.values(), *(pack for packs in _warm.values() for pack in packs)]:
+    loop; a warm job is among them too until its keeper ends); None when it follows no such
+    job."""
+    for pack in list(_packs.values()):
         if pack.head is None or not pack.created.done() or pack.created.exception():
             continue
         if pack.created.result().get("jobArn") == job_arn:
@@ -179,6 +179,14 @@ def _head_of_job(settings: BraketSettings, job_arn: str) -> str:
     return uri
 
 
+def entry(settings: BraketSettings, location: TaskLocation, upload: transfer.Upload) -> str:
+    """A member as its job is told of it (a hyperparameter, or a warm job's ``more/`` object),
+    by its own settings: its prefix, input digest, time limit, and whether its checkpoints may
+    hold something (see :func:`~covalent_braket_plugin.packing.may_have_checkpoints`)."""
+    looks = may_have_checkpoints(location.attempt, upload.resumed, settings.checkpoint_from)
+    return member_entry(location.uri, upload.sha256, settings.time_limit, looks)
+
+
 def key_of(pack: PackedJob, location: TaskLocation) -> bytes:
     """A member's result key: derived from the job's attempt key (the head's)."""
     head = pack.head
@@ -186,9 +194,9 @@ def key_of(pack: PackedJob, location: TaskLocation) -> bytes:
     return member_key(signing.attempt_key(head.uri, head.job_name), location.uri)
 
 
-async def gathered(pack: PackedJob) -> list[tuple[TaskLocation, transfer.Upload, int, bool]]:
-    """Every member's upload, in order, once all have uploaded or dropped out: its place,
-    its upload, its time limit and whether its checkpoints may hold something."""
+async def gathered(pack: PackedJob) -> list[tuple[str, int]]:
+    """Every member's entry (see :func:`entry`) and time limit, in order, once all have
+    uploaded or dropped out."""
     ready = await asyncio.gather(*(member.ready for member in pack.members.values()))
     return [entry for entry in ready if entry is not None]
 
@@ -445,15 +453,14 @@ def send_more(
     head = pack.head
     assert head is not None
     pack.more += 1
-    looks = may_have_checkpoints(location.attempt, upload.resumed, settings.checkpoint_from)
-    entry = member_entry(location.uri, upload.sha256, settings.time_limit, looks)
-    mac = more_mac(signing.attempt_key(head.uri, head.job_name), entry)
+    given = entry(settings, location, upload)
+    mac = more_mac(signing.attempt_key(head.uri, head.job_name), given)
     aws.call(
         aws.clients_for(settings).s3,
         "put_object",
         Bucket=head.bucket,
         Key=head.key(f"{MORE_PREFIX}/{pack.more:06d}.json"),
-        Body=json.dumps({"member": entry, "mac": mac}).encode(),
+        Body=json.dumps({"member": given, "mac": mac}).encode(),
         ContentType="application/json",
         **settings.encryption,
         **aws.bucket_owner(settings),
