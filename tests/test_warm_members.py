@@ -187,7 +187,7 @@ def test_a_more_object_not_vouched_for_is_never_run_and_the_job_still_ends(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(member_runner, "MORE_PAGE_KEYS", 2)  # the listing takes a few pages
+    monkeypatch.setattr(member_runner, "LIST_PAGE_KEYS", 2)  # the listing takes a few pages
     pack = _warm(prepare(aws, [Spec(_greets, ("first",))]), 1)
     forged, late = prepare(aws, [Spec(_greets, ("forged",))]), prepare(aws, [Spec(_span)])
     other_key = secrets.token_bytes(32)

@@ -76,8 +76,8 @@ POLL_SECONDS = 0.05
 DONE_RETRY_SECONDS = 1.0
 #: How often (seconds) a warm job lists its ``more/`` objects for new members.
 MORE_POLL_SECONDS = 0.5
-#: The most keys one page of a ``more/`` listing holds.
-MORE_PAGE_KEYS = 1000
+#: The most keys one page of a listing (``more/``, ``cancels/``, checkpoints) holds.
+LIST_PAGE_KEYS = 1000
 #: The most a ``more/`` object may hold (bytes); a bigger one is malformed.
 MAX_MORE_BYTES = 64 * 1024
 #: How often (seconds) a member's process checks that the job's process is still there.
@@ -506,7 +506,7 @@ class _Scheduler:
 
     def _more_keys(self, more: _More) -> list[str]:
         """The keys under ``more/`` after the last one taken, in order (every page)."""
-        return self._listed(more.s3, more.bucket, more.prefix, more.after)
+        return _listed(more.s3, more.bucket, more.prefix, self.pack.owned, more.after)
 
     def _more_body(self, more: _More, key: str) -> bytes | None:
         """The object's bytes; None (logged) for one that is not a new member's (not
@@ -630,7 +630,7 @@ class _Scheduler:
             return set()
         prefix = f"{self.head.key(runner.CANCELS_PREFIX)}/"
         try:
-            keys = self._listed(self.pack.s3, self.head.bucket, prefix)
+            keys = _listed(self.pack.s3, self.head.bucket, prefix, self.pack.owned)
             names = {key[len(prefix) :] for key in keys}
         except Exception as exc:
             if not self.warned:
@@ -638,21 +638,6 @@ class _Scheduler:
                 _log(f"cannot tell which members are cancelled (taken as none): {exc}")
             return set()
         return {member.index for member in members if runner.cancel_name(member.uri) in names}
-
-    def _listed(self, s3: Any, bucket: str, prefix: str, after: str = "") -> list[str]:
-        """The keys under ``prefix`` (after ``after``, when given), every page, in order."""
-        keys: list[str] = []
-        request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": MORE_PAGE_KEYS}
-        request.update(self.pack.owned)
-        if after:
-            request["StartAfter"] = after
-        while True:
-            listed = s3.list_objects_v2(**request)
-            keys += [item["Key"] for item in listed.get("Contents", [])]
-            token = listed.get("NextContinuationToken")
-            if not listed.get("IsTruncated") or not token:
-                return sorted(set(keys))
-            request["ContinuationToken"] = token
 
     # ------------------------------------------------------------------ ending
     def _finish(self, running: _Running, stop: str | None) -> None:
@@ -724,6 +709,22 @@ class _Scheduler:
             return
         self.done_written = len(self.done)
         self.next_done_write = 0.0
+
+
+def _listed(s3: Any, bucket: str, prefix: str, owned: dict[str, str], after: str = "") -> list[str]:
+    """The keys under ``prefix`` (after ``after``, when given), every page, in order."""
+    keys: list[str] = []
+    request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": LIST_PAGE_KEYS}
+    request.update(owned)
+    if after:
+        request["StartAfter"] = after
+    while True:
+        listed = s3.list_objects_v2(**request)
+        keys += [item["Key"] for item in listed.get("Contents", [])]
+        token = listed.get("NextContinuationToken")
+        if not listed.get("IsTruncated") or not token:
+            return sorted(set(keys))
+        request["ContinuationToken"] = token
 
 
 def _terminated(signum: int, frame: Any) -> None:
@@ -936,16 +937,13 @@ def _member_checkpoints(pack: _Pack, member: Member, root: str) -> str:
         return where
     prefix = _checkpoint_prefix(member) + "/"
     try:
-        pages = pack.s3.get_paginator("list_objects_v2").paginate(
-            Bucket=member.bucket, Prefix=prefix, **pack.owned
-        )
-        for item in (entry for page in pages for entry in page.get("Contents", [])):
-            relative = item["Key"][len(prefix) :]
+        for key in _listed(pack.s3, member.bucket, prefix, pack.owned):
+            relative = key[len(prefix) :]
             target = os.path.realpath(os.path.join(where, relative))
             if not relative or not target.startswith(os.path.realpath(where) + os.sep):
                 continue  # nothing lands outside the directory
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            pack.s3.download_file(member.bucket, item["Key"], target, ExtraArgs=dict(pack.owned))
+            pack.s3.download_file(member.bucket, key, target, ExtraArgs=dict(pack.owned))
     except Exception as exc:
         print(f"the checkpoints at s3://{member.bucket}/{prefix} could not be read: {exc}")
     return where
