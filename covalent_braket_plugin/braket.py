@@ -442,10 +442,17 @@ class BraketExecutor(RemoteExecutor):
                 settings, task_metadata, payload, image
             )
             member.location = location
-            await aws.offload(packs.send_more, settings, pack, location, upload)
+            taken = await packs.hand_over(settings, pack, member, location, upload)
         except BaseException:
             packs.dropped(pack, member)
             raise
+        if not taken:
+            packs.dropped(pack, member)
+            app_log.info(
+                f"Braket job {pack.created.result()['jobName']} closed before it took "
+                f"{task[0]}:{task[1]}: it is sent again, alone"
+            )
+            return _ALONE
         try:
             return await self._await_member(settings, pack, member, location, pack.created.result())
         finally:  # however it ended, the keeper's count of outcomes is complete

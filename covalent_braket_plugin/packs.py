@@ -19,10 +19,14 @@ object under the job's first prefix (``cancels/``), which the job runner looks f
 
 With ``warm_seconds``, every job is a packed job that, once its members are done, waits that
 long for more: an electron that comes meanwhile and is compatible joins it (an object
-``more/NNNNNN.json`` under the job's first prefix, with a MAC of the job's key) instead of
-waiting for a job start. It is sent there only while the job is surely still waiting and
-has time left for the electron's own time limit; one that comes as the job ends finds no
-result at the job's end, and is sent again, alone.
+``more/NNNNNN.json`` under the job's first prefix, numbered as it joins, with a MAC of the
+job's key) instead of waiting for a job start. It is sent there only while the job is surely
+still waiting and has time left for the electron's own time limit. Once its object is
+written, the sender reads the job's ``closed.json`` (see the runner's ``CLOSED_KEY``): none
+there, the job will run it; one that names what the job ran, without it, means the job
+closed first, and the electron is sent again at once, alone; one that says the job is
+closing, no more: it waits for its result or the job's end (then, without a result, it is
+sent again, alone). A job that closed is sent nothing more.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from .covalent_loader import server_log
 from .errors import BraketJobError
 from .job.runner import (
     CANCELS_PREFIX,
+    CLOSED_KEY,
     DONE_KEY,
     HP_MEMBER_PREFIX,
     MORE_PREFIX,
@@ -77,6 +82,8 @@ class Member:
     outcome: asyncio.Future[dict[str, Any] | None] = field(default_factory=_future)
     #: When its outcome came (``time.monotonic``).
     ended: float = 0.0
+    #: A warm job's later member: its ``more/`` object's number (see :func:`join`).
+    number: int = 0
 
 
 @dataclass(eq=False)
@@ -89,10 +96,12 @@ class PackedJob:
     #: The terminal job.
     done: asyncio.Future[dict[str, Any]]
     head: TaskLocation | None = None
-    #: Warm jobs: what the job may still take, and the ``more/`` objects written so far.
+    #: Warm jobs: what the job may still take, the ``more/`` objects numbered so far, and
+    #: whether it was found closed.
     key: Any = None
     deadline: float = 0.0
     more: int = 0
+    closed: bool = False
     #: The job slot gate it holds a slot of (it takes waiters from there).
     gate: slots.SlotGate | None = None
     settings: BraketSettings | None = None
@@ -282,8 +291,9 @@ async def _keep(
     await _account(settings, pack, terminal)
 
 
-#: The most of ``done.json`` read (bytes): a member's prefix is at most a few hundred.
-MAX_DONE_BYTES = 4 * 1024 * 1024
+#: The most of ``done.json`` or ``closed.json`` read (bytes): a member's prefix, or a
+#: ``more/`` object's key, is at most a few hundred.
+MAX_JOB_OBJECT_BYTES = 4 * 1024 * 1024
 
 
 def _finished(settings: BraketSettings, pack: PackedJob) -> set[str]:
@@ -294,25 +304,34 @@ def _finished(settings: BraketSettings, pack: PackedJob) -> set[str]:
     head = pack.head
     if head is None:
         return set()
+    done = (_read_json(settings, head, DONE_KEY, {}) or {}).get("done")
+    return {uri for uri in done if isinstance(uri, str)} if isinstance(done, list) else set()
+
+
+def _read_json(
+    settings: BraketSettings, head: TaskLocation, name: str, unreadable: dict[str, Any]
+) -> dict[str, Any] | None:
+    """An object the job keeps under its first prefix (``done.json``, ``closed.json``), as
+    JSON: None when there is none, ``unreadable`` when it is not a JSON object. Blocking."""
     answer = aws.call_unless(
         aws.NO_SUCH_KEY,
         aws.clients_for(settings).s3,
         "get_object",
         Bucket=head.bucket,
-        Key=head.key(DONE_KEY),
+        Key=head.key(name),
         **aws.bucket_owner(settings),
     )
     if answer is None:
-        return set()
+        return None
     body = answer["Body"]
     try:
-        done = json.loads(body.read(MAX_DONE_BYTES)).get("done")
-    except (OSError, ValueError, AttributeError) as exc:
-        server_log.debug(f"{head.uri}/{DONE_KEY} is unreadable: {exc}")
-        return set()
+        document = json.loads(body.read(MAX_JOB_OBJECT_BYTES))
+    except (OSError, ValueError) as exc:
+        server_log.debug(f"{head.uri}/{name} is unreadable: {exc}")
+        return unreadable
     finally:
         body.close()
-    return {uri for uri in done if isinstance(uri, str)} if isinstance(done, list) else set()
+    return document if isinstance(document, dict) else unreadable
 
 
 async def result_of(
@@ -413,7 +432,7 @@ def warm_job(key: Any, settings: BraketSettings) -> PackedJob | None:
 def _room(pack: PackedJob, settings: BraketSettings, now: float) -> int:
     """How many more electrons a warm job may be sent now: none once it ended (or may be
     ending), or lacks the time for one more; else up to ``pack_max`` running at once."""
-    if pack.done.done() or not pack.created.done() or pack.created.exception():
+    if pack.done.done() or pack.closed or not pack.created.done() or pack.created.exception():
         return 0
     if pack.deadline - now < settings.time_limit + settings.warm_seconds:
         return 0
@@ -441,39 +460,77 @@ def join(pack: PackedJob, task: tuple[str, str], handed: bool = False) -> Member
     it was handed over from the gate's line (see :func:`offer`)."""
     if handed:
         pack.promised = max(pack.promised - 1, 0)
-    member = pack.members[task] = Member(task)
+    pack.more += 1  # numbered here, on the event loop: no two members share a number
+    member = pack.members[task] = Member(task, number=pack.more)
     return member
 
 
-def send_more(
-    settings: BraketSettings, pack: PackedJob, location: TaskLocation, upload: transfer.Upload
-) -> None:
-    """Hand a warm job one more member: ``more/NNNNNN.json`` under its first prefix, with
-    the MAC of the job's key. Blocking."""
+def more_key(member: Member) -> str:
+    """A warm job's later member's object, under the job's first prefix."""
+    return f"{MORE_PREFIX}/{member.number:06d}.json"
+
+
+async def hand_over(
+    settings: BraketSettings,
+    pack: PackedJob,
+    member: Member,
+    location: TaskLocation,
+    upload: transfer.Upload,
+) -> bool:
+    """Hand a warm job one more member (see the module); False when the job closed without
+    taking it (the electron is to be sent again, alone)."""
+    closed = await aws.offload(_send_more, settings, pack, member, location, upload)
+    if closed is None:
+        return True
+    pack.closed = True
+    taken = closed.get("taken")
+    if not isinstance(taken, list):  # closing: it may still take it
+        return True
+    assert pack.head is not None
+    return pack.head.key(more_key(member)) in taken
+
+
+def _send_more(
+    settings: BraketSettings,
+    pack: PackedJob,
+    member: Member,
+    location: TaskLocation,
+    upload: transfer.Upload,
+) -> dict[str, Any] | None:
+    """Write the member's ``more/`` object, with the MAC of the job's key, then read the
+    job's ``closed.json``: None when there is none (the job will run it), or it cannot be
+    read (the member waits for its result, or the job's end). Blocking."""
     head = pack.head
     assert head is not None
-    pack.more += 1
     given = entry(settings, location, upload)
     mac = more_mac(signing.attempt_key(head.uri, head.job_name), given)
+    s3 = aws.clients_for(settings).s3
     aws.call(
-        aws.clients_for(settings).s3,
+        s3,
         "put_object",
         Bucket=head.bucket,
-        Key=head.key(f"{MORE_PREFIX}/{pack.more:06d}.json"),
+        Key=head.key(more_key(member)),
         Body=json.dumps({"member": given, "mac": mac}).encode(),
         ContentType="application/json",
         **settings.encryption,
         **aws.bucket_owner(settings),
     )
+    try:
+        return _read_json(settings, head, CLOSED_KEY, {"closing": True})
+    except aws.AwsError as exc:
+        server_log.debug(f"Could not read {head.uri}/{CLOSED_KEY}: {exc}")
+        return None
 
 
 def _delete_job_objects(settings: BraketSettings, pack: PackedJob) -> None:
     """Delete what the packed job kept under its first prefix once it ended: ``done.json``,
-    its members' ``cancels/`` and a warm job's ``more/`` objects. Blocking."""
+    its members' ``cancels/``, a warm job's ``more/`` objects and ``closed.json``. Blocking."""
     head = pack.head
     assert head is not None
     try:
         keys = [head.key(DONE_KEY)]
+        if pack.key is not None:
+            keys.append(head.key(CLOSED_KEY))
         keys += results.list_keys(settings, head.bucket, head.key(f"{CANCELS_PREFIX}/"))
         if pack.more:
             keys += results.list_keys(settings, head.bucket, head.key(f"{MORE_PREFIX}/"))

@@ -344,7 +344,8 @@ def test_the_job_role_creates_quantum_tasks_only_on_its_devices_and_writes_only_
     assert not is_allowed(document, "braket:CreateQuantumTask", DM1, {})
     assert not is_allowed(document, "braket:CreateQuantumTask", "*", {})
     attempt = f"arn:aws:s3:::{BUCKET}/covalent-braket/other-dispatch/node-3/attempt-0"
-    for written in ("result.pkl", "output/model.tar.gz", "checkpoints/step-1.json", "done.json"):
+    written_by_jobs = ("result.pkl", "output/model.tar.gz", "checkpoints/step-1.json")
+    for written in (*written_by_jobs, "done.json", "closed.json"):
         assert is_allowed(document, "s3:PutObject", f"{attempt}/{written}", {}), written
     for planted in ("runner.tar.gz", "input.pkl", "usage.json", "cancels/0a1b", "more/000001.json"):
         assert not is_allowed(document, "s3:PutObject", f"{attempt}/{planted}", {}), planted

@@ -21,6 +21,7 @@ from covalent._shared_files.exceptions import TaskCancelledError, TaskRuntimeErr
 
 from covalent_braket_plugin import dispatch_jobs, packing, packs, slots
 from covalent_braket_plugin.config import BraketSettings
+from covalent_braket_plugin.covalent_loader import server_log
 from covalent_braket_plugin.packs import shares
 from covalent_braket_plugin.service import CONCURRENT_JOBS_QUOTA
 from tests.conftest import BUCKET, IMAGE
@@ -385,6 +386,49 @@ def test_a_warm_job_takes_a_later_electron_without_a_new_job_and_ends_after_its_
     ended = wait_for(aws, job["jobArn"], {"COMPLETED", "FAILED", "CANCELLED"})
     assert ended["status"] == "COMPLETED"  # it ended by itself, idle
     assert ended["endedAt"] > last  # after the last electron's result: it had waited
+
+
+def test_an_electron_sent_to_a_warm_job_that_closed_first_is_sent_again_alone_at_once(
+    aws: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    send_more = packs._send_more
+
+    def after_the_close(settings: BraketSettings, pack: Any, *rest: Any) -> Any:
+        """The electron's more/ object lands only once the job named what it ran."""
+        key = pack.head.key("closed.json")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if "taken" in json.loads(aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()):
+                    break
+            except aws.s3.exceptions.NoSuchKey:
+                pass
+            time.sleep(0.05)
+        return send_more(settings, pack, *rest)
+
+    monkeypatch.setattr(packs, "_send_more", after_the_close)
+    caplog.set_level("INFO", logger=server_log.name)
+    first, second = hosted(warm_seconds=4), hosted(warm_seconds=4)
+
+    async def chain() -> list[Any]:
+        a = await first.run(sleeper(0.1), [1], {}, metadata(1))
+        b = await second.run(sleeper(0.1), [a + 1], {}, metadata(2))  # joins the warm job
+        await packs.settled()
+        return [a, b]
+
+    assert asyncio.run(chain()) == [1, 2]
+    assert [entry for entry in aws.control.journal(service="s3") if "/more/" in entry["path"]]
+    created = [
+        entry
+        for entry in aws.control.journal(service="braket", operation="CreateJob")
+        if not entry.get("error")
+    ]
+    assert len(created) == 2  # the warm job, then the second electron's own
+    warm_arn = first._handle.split(" member ")[0]
+    assert packs.split_handle(second._handle) == (second._handle, None)  # a job of its own
+    assert second._handle != warm_arn
+    assert "closed before it took 9ac4-9ac4-9ac4:2: it is sent again, alone" in caplog.text
+    assert "ended without the result" not in caplog.text  # it did not wait for the job's end
 
 
 def test_warm_jobs_take_the_electrons_that_wait_for_a_slot(aws: Any) -> None:

@@ -230,6 +230,82 @@ def test_a_more_object_not_vouched_for_is_never_run_and_the_job_still_ends(
     assert _in_order(log, "[pack] idle for ", "[pack] all 2 members have their results")
 
 
+def test_a_more_object_that_lands_after_a_later_one_is_run_too(
+    aws: Any, job: Callable[[Pack], None]
+) -> None:
+    # 000002 lands once the first member has its result; 000001 (numbered first, but its
+    # sender was slower) once 000002's member has its own: the job took 000002 long before.
+    pack = _warm(prepare(aws, [Spec(_greets, ("first",))]), 1.5)
+    early, late = (prepare(aws, [Spec(_greets, (name,))]) for name in ("early", "late"))
+    putters = [
+        _when_stored(
+            aws,
+            f"{pack.prefixes[0]}/result.pkl",
+            lambda: _put_more(aws, pack, "000002.json", _vouched(pack, _entry(late))),
+        ),
+        _when_stored(
+            aws,
+            f"{late.prefixes[0]}/result.pkl",
+            lambda: _put_more(aws, pack, "000001.json", _vouched(pack, _entry(early))),
+        ),
+    ]
+    job(pack)
+    for putter in putters:
+        putter.join()
+
+    assert _outcome(aws, pack, late.uris[0], late.prefixes[0], members=2)["result"] == (
+        "hello late!"
+    )
+    assert _outcome(aws, pack, early.uris[0], early.prefixes[0], members=3)["result"] == (
+        "hello early!"
+    )
+
+
+def test_a_warm_job_says_it_closes_then_runs_what_came_before_its_last_look_and_names_it(
+    aws: Any, job: Callable[[Pack], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pack = _warm(prepare(aws, [Spec(_greets, ("first",))]), 1)
+    before, after = (prepare(aws, [Spec(_greets, (name,))]) for name in ("before", "after"))
+    _put_more(aws, pack, "000002.json", b"not json")  # looked at, never run, never named
+    written: list[dict[str, Any]] = []
+    write_closed = member_runner._Scheduler._write_closed
+
+    def write_then_send(self: Any, document: dict[str, Any]) -> None:
+        write_closed(self, document)
+        written.append(document)
+        # a sender's object that lands just after the job said it closes, and one after it
+        # named what it ran
+        name, extra = ("000003.json", before) if len(written) == 1 else ("000004.json", after)
+        _put_more(aws, pack, name, _vouched(pack, _entry(extra)))
+
+    monkeypatch.setattr(member_runner._Scheduler, "_write_closed", write_then_send)
+    aws.control.clear_journal()
+    job(pack)
+
+    more = f"{pack.prefixes[0]}/{MORE_PREFIX}/"
+    named = {"closing": True, "taken": [f"{more}000003.json"]}
+    assert written == [{"closing": True}, named]
+    closed = aws.s3.get_object(Bucket=BUCKET, Key=f"{pack.prefixes[0]}/closed.json")
+    assert json.loads(closed["Body"].read()) == named
+    assert _outcome(aws, pack, before.uris[0], before.prefixes[0], members=2)["result"] == (
+        "hello before!"
+    )
+    assert _has_no_result(aws, after)
+    # the job said it closes before it last listed more/, and listed nothing after it named
+    # what it ran
+    steps = [
+        "closed" if entry["path"].endswith("/closed.json") else "list"
+        for entry in aws.control.journal(service="s3")
+        if (entry["operation"], entry["path"][-12:]) == ("PutObject", "/closed.json")
+        or (
+            entry["operation"] == "ListObjectsV2"
+            and parse_qs(entry["query"]).get("prefix") == [more]
+        )
+    ]
+    assert steps.count("closed") == 2 and steps[-1] == "closed"
+    assert steps[steps.index("closed") + 1 :].count("list") >= 1
+
+
 @pytest.mark.parametrize("warm", [None, "0"], ids=["missing", "zero"])
 def test_a_job_that_is_not_warm_never_looks_for_more_members(
     aws: Any, job: Callable[[Pack], None], capsys: pytest.CaptureFixture[str], warm: str | None

@@ -32,12 +32,14 @@ whose result to fetch.
 
 A *warm* job (hyperparameter ``covalent_warm_seconds``, its idle window in seconds) does not
 end when its members are done. Every :data:`MORE_POLL_SECONDS` it lists the objects
-``<member 0's prefix>/more/*.json`` that arrived after the last one it took (in the order of
-their keys), and runs, as one more member like the others, each one whose MAC
-(:func:`covalent_braket_runner.more_mac`, with the job's key) vouches for the member it names;
-anything else there is logged and ignored, never run. The job ends once no member is pending
-or running and none arrived for its idle window. A listing that fails is logged and tried
-again at the next look.
+``<member 0's prefix>/more/*.json`` and takes those it has not taken yet (in the order of
+their keys: one may land after a later one), and runs, as one more member like the others,
+each one whose MAC (:func:`covalent_braket_runner.more_mac`, with the job's key) vouches for
+the member it names; anything else there is logged and ignored, never run. Once no member is
+pending or running and none arrived for its idle window, the job closes (the runner's
+``CLOSED_KEY``): it writes ``closed.json`` to say so, lists ``more/`` once more and runs what
+arrived before that, then writes ``closed.json`` again with the keys it ran, and ends. A
+listing that fails is logged and tried again at the next look.
 """
 
 from __future__ import annotations
@@ -358,7 +360,8 @@ def run_pack(hyperparameters: dict[str, Any], pack_key: bytes) -> None:
     more = None
     if warm:
         first = members[0]
-        more = _More(_s3_client(attempts=2), first.bucket, f"{first.key(runner.MORE_PREFIX)}/")
+        prefix = f"{first.key(runner.MORE_PREFIX)}/"
+        more = _More(_s3_client(attempts=2), first.bucket, prefix, first.key(runner.CLOSED_KEY))
     warmth = (
         f", warm: more members from s3://{more.bucket}/{more.prefix} until idle for {warm:g} s"
         if more
@@ -393,8 +396,12 @@ class _More:
     bucket: str
     #: ``<member 0's prefix>/more/``.
     prefix: str
-    #: The key of the last object taken ("": none yet).
-    after: str = ""
+    #: ``<member 0's prefix>/closed.json`` (see the runner's ``CLOSED_KEY``).
+    closed: str = ""
+    #: The keys looked at, whatever they held (each is taken once).
+    seen: set[str] = field(default_factory=set)
+    #: The keys of the objects run as members, in order.
+    taken: list[str] = field(default_factory=list)
     #: Whether the last listing (or reading) failed, and that was logged.
     failing: bool = False
 
@@ -424,6 +431,8 @@ class _Scheduler:
         self.more = more
         self.uris = {member.uri for member in members}
         self.next_more = 0.0
+        #: The job said it closes (``closed.json``): it takes no idle window again.
+        self.closing = False
         #: The last time a member was pending or running, or ended (its result sent).
         self.busy = time.monotonic()
         #: The members whose result is there, in order, for ``done.json`` (how many of them
@@ -459,10 +468,8 @@ class _Scheduler:
                     self.busy = time.monotonic()
                 elif not self.warm:
                     break
-                elif time.monotonic() - self.busy >= self.warm:
-                    self._take_more()  # a last look: what arrived since the last listing
-                    if not self.pending:
-                        _log(f"idle for {time.monotonic() - self.busy:.1f} s: the job ends")
+                elif self.closing or time.monotonic() - self.busy >= self.warm:
+                    if self._close():
                         break
                     continue
                 time.sleep(POLL_SECONDS)
@@ -484,6 +491,38 @@ class _Scheduler:
         return min(len(self.pending), self.gauge.room(pids))
 
     # ------------------------------------------------------------------ new members
+    def _close(self) -> bool:
+        """The job is idle past its window, or closing: whether it ends now. It says it closes
+        first, then runs what arrived before that; once a last look finds nothing new, it
+        names what it ran (see the runner's ``CLOSED_KEY``) and ends."""
+        more = self.more
+        assert more is not None
+        if not self.closing:
+            self.closing = True
+            self._write_closed({"closing": True})
+        self._take_more()  # what arrived before the close, or since the last listing
+        if self.pending:
+            return False
+        self._write_closed({"closing": True, "taken": more.taken})
+        _log(f"idle for {time.monotonic() - self.busy:.1f} s: the job ends")
+        return True
+
+    def _write_closed(self, document: dict[str, Any]) -> None:
+        """Write ``closed.json``; one that cannot be written is logged (a sender then learns
+        at the job's end that its member was not run)."""
+        more = self.more
+        assert more is not None
+        try:
+            self.pack.s3.put_object(
+                Bucket=more.bucket,
+                Key=more.closed,
+                Body=json.dumps(document).encode(),
+                ContentType="application/json",
+                **self.pack.extra,
+            )
+        except Exception as exc:
+            _log(f"cannot write s3://{more.bucket}/{more.closed}: {exc}")
+
     def _take_more(self) -> None:
         """Add, as pending members, the ``more/`` objects that arrived since the last look
         and are vouched for; log and skip the others. A listing or a read that fails is
@@ -494,9 +533,9 @@ class _Scheduler:
             keys = self._more_keys(more)
             for key in keys:
                 body = self._more_body(more, key)
-                more.after = key  # taken, whatever it holds: it is never looked at again
-                if body is not None:
-                    self._add_more(key, body)
+                more.seen.add(key)  # whatever it holds: it is never looked at again
+                if body is not None and self._add_more(key, body):
+                    more.taken.append(key)
         except Exception as exc:
             if not more.failing:
                 _log(f"cannot list or read s3://{more.bucket}/{more.prefix} (tried again): {exc}")
@@ -505,8 +544,9 @@ class _Scheduler:
         more.failing = False
 
     def _more_keys(self, more: _More) -> list[str]:
-        """The keys under ``more/`` after the last one taken, in order (every page)."""
-        return _listed(more.s3, more.bucket, more.prefix, self.pack.owned, more.after)
+        """The keys under ``more/`` not looked at yet, in order (every page)."""
+        keys = _listed(more.s3, more.bucket, more.prefix, self.pack.owned)
+        return [key for key in keys if key not in more.seen]
 
     def _more_body(self, more: _More, key: str) -> bytes | None:
         """The object's bytes; None (logged) for one that is not a new member's (not
@@ -538,8 +578,9 @@ class _Scheduler:
             return None
         return body
 
-    def _add_more(self, key: str, body: bytes) -> None:
-        """Add the member the object names, if its MAC vouches for it (else log why not)."""
+    def _add_more(self, key: str, body: bytes) -> bool:
+        """Add the member the object names, if its MAC vouches for it (else log why not, and
+        say False)."""
         more = self.more
         assert more is not None
         where = f"s3://{more.bucket}/{key}"
@@ -551,23 +592,24 @@ class _Scheduler:
         mac = document.get("mac") if isinstance(document, dict) else None
         if not isinstance(entry, str) or not isinstance(mac, str):
             _log(f"ignored {where}: not a new member's JSON object")
-            return
+            return False
         expected = runner.more_mac(self.pack.pack_key, entry)
         if not hmac.compare_digest(mac.encode("utf-8", "replace"), expected.encode()):
             _log(f"ignored {where}: its MAC is wrong")
-            return
+            return False
         try:
             member = _member(where, entry, self.pack.size)
         except runner.RunnerSetupError as exc:
             _log(f"ignored {exc}")
-            return
+            return False
         if member.uri in self.uris:
             _log(f"ignored {where}: {member.uri} is a member already")
-            return
+            return False
         self.uris.add(member.uri)
         self.pack.size += 1
         self.pending.append(member)
         _log(f"{member.name} arrived: {member.uri}")
+        return True
 
     # ------------------------------------------------------------------ starting
     def _start(self, member: Member) -> None:
@@ -711,13 +753,11 @@ class _Scheduler:
         self.next_done_write = 0.0
 
 
-def _listed(s3: Any, bucket: str, prefix: str, owned: dict[str, str], after: str = "") -> list[str]:
-    """The keys under ``prefix`` (after ``after``, when given), every page, in order."""
+def _listed(s3: Any, bucket: str, prefix: str, owned: dict[str, str]) -> list[str]:
+    """The keys under ``prefix``, every page, in order."""
     keys: list[str] = []
     request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": LIST_PAGE_KEYS}
     request.update(owned)
-    if after:
-        request["StartAfter"] = after
     while True:
         listed = s3.list_objects_v2(**request)
         keys += [item["Key"] for item in listed.get("Contents", [])]

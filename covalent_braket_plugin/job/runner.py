@@ -69,9 +69,16 @@ HP_PACK_PARALLEL = "covalent_pack_parallel"
 #: Missing or "0": off, the job ends once its members are done.
 HP_WARM_SECONDS = "covalent_warm_seconds"
 #: Where a warm job's new members arrive: objects ``<member 0's prefix>/more/<name>.json``,
-#: taken in the order of their keys, each ``{"member": <entry>, "mac": more_mac(key, entry)}``
-#: with ``<entry>`` a member's JSON as in a :data:`HP_MEMBER_PREFIX` hyperparameter.
+#: each taken once, in the order of their keys as they are listed (one may land after a later
+#: one), each ``{"member": <entry>, "mac": more_mac(key, entry)}`` with ``<entry>`` a member's
+#: JSON as in a :data:`HP_MEMBER_PREFIX` hyperparameter.
 MORE_PREFIX = "more"
+#: How a warm job closes (see :data:`MORE_PREFIX`): it writes ``<member 0's prefix>/closed.json``
+#: ``{"closing": true}``, then lists ``more/`` once more and runs what it finds, then writes it
+#: again with ``"taken"``: the keys of every ``more/`` object it ran. A sender that finds no
+#: ``closed.json`` after writing its ``more/`` object knows the job will run it; one that
+#: finds ``"taken"`` without its key knows the job never will.
+CLOSED_KEY = "closed.json"
 #: What a new member's MAC is computed for (see :func:`more_mac`).
 MORE_LABEL = "covalent-braket more"
 #: Where a packed job's members are cancelled, each alone: an object

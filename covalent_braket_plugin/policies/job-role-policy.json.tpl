@@ -14,6 +14,7 @@
       "Resource": [
         "arn:${partition}:s3:::${bucket}/${prefix}/*/result.pkl",
         "arn:${partition}:s3:::${bucket}/${prefix}/*/done.json",
+        "arn:${partition}:s3:::${bucket}/${prefix}/*/closed.json",
         "arn:${partition}:s3:::${bucket}/${prefix}/*/output/*",
         "arn:${partition}:s3:::${bucket}/${prefix}/*/checkpoints/*"
       ]
