@@ -408,7 +408,7 @@ def test_an_electron_sent_to_a_warm_job_that_closed_first_is_sent_again_alone_at
 
     monkeypatch.setattr(packs, "_send_more", after_the_close)
     caplog.set_level("INFO", logger=server_log.name)
-    first, second = hosted(warm_seconds=4), hosted(warm_seconds=4)
+    first, second = hosted(warm_seconds=8), hosted(warm_seconds=8)
 
     async def chain() -> list[Any]:
         a = await first.run(sleeper(0.1), [1], {}, metadata(1))
