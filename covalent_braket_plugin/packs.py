@@ -312,7 +312,10 @@ def _read_json(
     settings: BraketSettings, head: TaskLocation, name: str, unreadable: dict[str, Any]
 ) -> dict[str, Any] | None:
     """An object the job keeps under its first prefix (``done.json``, ``closed.json``), as
-    JSON: None when there is none, ``unreadable`` when it is not a JSON object. Blocking."""
+    JSON: None when there is none, ``unreadable`` when it is not a JSON object or its body
+    cannot be read. Blocking."""
+    from botocore.exceptions import BotoCoreError
+
     answer = aws.call_unless(
         aws.NO_SUCH_KEY,
         aws.clients_for(settings).s3,
@@ -326,7 +329,7 @@ def _read_json(
     body = answer["Body"]
     try:
         document = json.loads(body.read(MAX_JOB_OBJECT_BYTES))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, BotoCoreError) as exc:
         server_log.debug(f"{head.uri}/{name} is unreadable: {exc}")
         return unreadable
     finally:

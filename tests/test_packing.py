@@ -388,6 +388,49 @@ def test_a_warm_job_takes_a_later_electron_without_a_new_job_and_ends_after_its_
     assert ended["endedAt"] > last  # after the last electron's result: it had waited
 
 
+@pytest.mark.parametrize(
+    ("closed", "run_there", "still_open"),
+    [
+        (None, True, True),  # the job has not begun to close: its last look will see it
+        ({"closing": True}, True, False),  # it may still take it: wait for its end
+        ({"closing": True, "taken": ["000001", "000002"]}, True, False),
+        ({"closing": True, "taken": ["000001"]}, False, False),  # it never will
+        ("{not json", True, False),  # unreadable: as closing
+    ],
+    ids=["none", "closing", "taken", "not-taken", "unreadable"],
+)
+def test_a_hand_over_writes_the_member_first_then_reads_the_jobs_closed_json(
+    aws: Any, closed: Any, run_there: bool, still_open: bool
+) -> None:
+    from covalent_braket_plugin.location import TaskLocation
+    from covalent_braket_plugin.transfer import Upload
+
+    settings = BraketSettings.from_mapping({"s3_bucket_name": BUCKET})
+    head = TaskLocation.new(BUCKET, DISPATCH, 1, 0)
+    if isinstance(closed, dict) and "taken" in closed:  # keys as the job names them
+        closed = {**closed, "taken": [head.key(f"more/{n}.json") for n in closed["taken"]]}
+    if closed is not None:
+        body = closed if isinstance(closed, str) else json.dumps(closed)
+        aws.s3.put_object(Bucket=BUCKET, Key=head.key("closed.json"), Body=body.encode())
+    aws.control.clear_journal()
+
+    async def hand_over() -> tuple[bool, packs.PackedJob]:
+        pack = packs.PackedJob({}, asyncio.Future(), asyncio.Future(), head=head)
+        packs.join(pack, (DISPATCH, "3"))  # numbered 1
+        member = packs.join(pack, (DISPATCH, "2"))  # numbered 2
+        joining = TaskLocation.new(BUCKET, DISPATCH, 2, 0)
+        upload = Upload(sha256="ab" * 32, resumed=False, client_token="token")
+        return await packs.hand_over(settings, pack, member, joining, upload), pack
+
+    taken, pack = asyncio.run(hand_over())
+    assert taken is run_there
+    assert pack.closed is not still_open
+    journal = aws.control.journal(service="s3")
+    assert [entry["operation"] for entry in journal] == ["PutObject", "GetObject"]
+    assert journal[0]["path"].endswith(head.key("more/000002.json"))  # its own number
+    assert journal[1]["path"].endswith(head.key("closed.json"))  # read after it was written
+
+
 def test_an_electron_sent_to_a_warm_job_that_closed_first_is_sent_again_alone_at_once(
     aws: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -270,13 +270,14 @@ def test_a_warm_job_says_it_closes_then_runs_what_came_before_its_last_look_and_
     written: list[dict[str, Any]] = []
     write_closed = member_runner._Scheduler._write_closed
 
-    def write_then_send(self: Any, document: dict[str, Any]) -> None:
-        write_closed(self, document)
+    def write_then_send(self: Any, document: dict[str, Any]) -> bool:
+        said = write_closed(self, document)
         written.append(document)
         # a sender's object that lands just after the job said it closes, and one after it
         # named what it ran
         name, extra = ("000003.json", before) if len(written) == 1 else ("000004.json", after)
         _put_more(aws, pack, name, _vouched(pack, _entry(extra)))
+        return said
 
     monkeypatch.setattr(member_runner._Scheduler, "_write_closed", write_then_send)
     aws.control.clear_journal()
@@ -304,6 +305,39 @@ def test_a_warm_job_says_it_closes_then_runs_what_came_before_its_last_look_and_
     ]
     assert steps.count("closed") == 2 and steps[-1] == "closed"
     assert steps[steps.index("closed") + 1 :].count("list") >= 1
+
+
+def test_a_closing_job_whose_last_look_fails_looks_again_before_it_ends(
+    aws: Any,
+    job: Callable[[Pack], None],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Only the looks for more members list here (not the looks for cancels).
+    monkeypatch.setattr(member_runner._Scheduler, "_cancelled_among", lambda self, members: set())
+    pack = _warm(prepare(aws, [Spec(_greets, ("first",))]), 1)
+    extra = prepare(aws, [Spec(_greets, ("more",))])
+    write_closed = member_runner._Scheduler._write_closed
+
+    def write_then_fail(self: Any, document: dict[str, Any]) -> bool:
+        said = write_closed(self, document)
+        if document == {"closing": True}:  # its sender found no closed.json: it counts on it
+            _put_more(aws, pack, "000001.json", _vouched(pack, _entry(extra)))
+            aws.control.faults(fail={"ListObjectsV2": 3})  # the look after fails (3 tries)
+        return said
+
+    monkeypatch.setattr(member_runner._Scheduler, "_write_closed", write_then_fail)
+    job(pack)
+
+    assert _outcome(aws, pack, extra.uris[0], extra.prefixes[0], members=2)["result"] == (
+        "hello more!"
+    )
+    closed = aws.s3.get_object(Bucket=BUCKET, Key=f"{pack.prefixes[0]}/closed.json")
+    taken = [f"{pack.prefixes[0]}/{MORE_PREFIX}/000001.json"]
+    assert json.loads(closed["Body"].read()) == {"closing": True, "taken": taken}
+    log = capsys.readouterr().out
+    assert _in_order(log, "[pack] cannot list or read ", "[pack] member-1 arrived: ")
+    assert "without a sure last look" not in log
 
 
 @pytest.mark.parametrize("warm", [None, "0"], ids=["missing", "zero"])
@@ -342,7 +376,7 @@ def test_a_failing_more_listing_is_logged_once_and_tried_again(
     pack = _warm(prepare(aws, [Spec(_greets, ("first",))]), 1)
     extra = prepare(aws, [Spec(_greets, ("more",))])
     _put_more(aws, pack, "000001.json", _vouched(pack, _entry(extra)))
-    aws.control.faults(fail={"ListObjectsV2": 4})  # two looks' worth (each tries twice)
+    aws.control.faults(fail={"ListObjectsV2": 4})  # a look's 3 tries, the next look's first
     aws.control.clear_journal()
     job(pack)
 

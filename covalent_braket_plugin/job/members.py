@@ -78,6 +78,9 @@ POLL_SECONDS = 0.05
 DONE_RETRY_SECONDS = 1.0
 #: How often (seconds) a warm job lists its ``more/`` objects for new members.
 MORE_POLL_SECONDS = 0.5
+#: How many more looks a closing warm job takes when it could not say it closes, or its last
+#: look failed, before it ends all the same (a sender then learns at the job's end).
+CLOSE_RETRIES = 5
 #: The most keys one page of a listing (``more/``, ``cancels/``, checkpoints) holds.
 LIST_PAGE_KEYS = 1000
 #: The most a ``more/`` object may hold (bytes); a bigger one is malformed.
@@ -431,8 +434,11 @@ class _Scheduler:
         self.more = more
         self.uris = {member.uri for member in members}
         self.next_more = 0.0
-        #: The job said it closes (``closed.json``): it takes no idle window again.
+        #: The job closes: it takes no idle window again; whether ``closed.json`` says so, and
+        #: how many looks it took again because it did not, or a look failed.
         self.closing = False
+        self.said_closing = False
+        self.close_retries = 0
         #: The last time a member was pending or running, or ended (its result sent).
         self.busy = time.monotonic()
         #: The members whose result is there, in order, for ``done.json`` (how many of them
@@ -497,19 +503,24 @@ class _Scheduler:
         names what it ran (see the runner's ``CLOSED_KEY``) and ends."""
         more = self.more
         assert more is not None
-        if not self.closing:
-            self.closing = True
-            self._write_closed({"closing": True})
+        self.closing = True
+        if not self.said_closing:
+            self.said_closing = self._write_closed({"closing": True})
         self._take_more()  # what arrived before the close, or since the last listing
         if self.pending:
             return False
+        if not self.said_closing or more.failing:  # a sender may count on a look not taken
+            if self.close_retries < CLOSE_RETRIES:
+                self.close_retries += 1
+                time.sleep(MORE_POLL_SECONDS)
+                return False
+            _log("the job ends without a sure last look for more members")
         self._write_closed({"closing": True, "taken": more.taken})
         _log(f"idle for {time.monotonic() - self.busy:.1f} s: the job ends")
         return True
 
-    def _write_closed(self, document: dict[str, Any]) -> None:
-        """Write ``closed.json``; one that cannot be written is logged (a sender then learns
-        at the job's end that its member was not run)."""
+    def _write_closed(self, document: dict[str, Any]) -> bool:
+        """Write ``closed.json``; one that cannot be written is logged, and False."""
         more = self.more
         assert more is not None
         try:
@@ -522,6 +533,8 @@ class _Scheduler:
             )
         except Exception as exc:
             _log(f"cannot write s3://{more.bucket}/{more.closed}: {exc}")
+            return False
+        return True
 
     def _take_more(self) -> None:
         """Add, as pending members, the ``more/`` objects that arrived since the last look
