@@ -507,9 +507,8 @@ def _send_more(
     assert head is not None
     given = entry(settings, location, upload)
     mac = more_mac(signing.attempt_key(head.uri, head.job_name), given)
-    s3 = aws.clients_for(settings).s3
     aws.call(
-        s3,
+        aws.clients_for(settings).s3,
         "put_object",
         Bucket=head.bucket,
         Key=head.key(more_key(member)),

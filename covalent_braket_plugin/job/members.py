@@ -363,8 +363,7 @@ def run_pack(hyperparameters: dict[str, Any], pack_key: bytes) -> None:
     more = None
     if warm:
         first = members[0]
-        prefix = f"{first.key(runner.MORE_PREFIX)}/"
-        more = _More(_s3_client(attempts=2), first.bucket, prefix, first.key(runner.CLOSED_KEY))
+        more = _More(_s3_client(attempts=2), first.bucket, f"{first.key(runner.MORE_PREFIX)}/")
     warmth = (
         f", warm: more members from s3://{more.bucket}/{more.prefix} until idle for {warm:g} s"
         if more
@@ -399,8 +398,6 @@ class _More:
     bucket: str
     #: ``<member 0's prefix>/more/``.
     prefix: str
-    #: ``<member 0's prefix>/closed.json`` (see the runner's ``CLOSED_KEY``).
-    closed: str = ""
     #: The keys looked at, whatever they held (each is taken once).
     seen: set[str] = field(default_factory=set)
     #: The keys of the objects run as members, in order.
@@ -520,19 +517,12 @@ class _Scheduler:
         return True
 
     def _write_closed(self, document: dict[str, Any]) -> bool:
-        """Write ``closed.json``; one that cannot be written is logged, and False."""
-        more = self.more
-        assert more is not None
+        """Write ``closed.json`` (see the runner's ``CLOSED_KEY``); one that cannot be
+        written is logged, and False."""
         try:
-            self.pack.s3.put_object(
-                Bucket=more.bucket,
-                Key=more.closed,
-                Body=json.dumps(document).encode(),
-                ContentType="application/json",
-                **self.pack.extra,
-            )
+            self._put_json(runner.CLOSED_KEY, document)
         except Exception as exc:
-            _log(f"cannot write s3://{more.bucket}/{more.closed}: {exc}")
+            _log(f"cannot write {runner.CLOSED_KEY}: {exc}")
             return False
         return True
 
@@ -748,15 +738,8 @@ class _Scheduler:
             return
         if time.monotonic() < self.next_done_write:
             return
-        body = json.dumps({"done": self.done}).encode()
         try:
-            self.pack.s3.put_object(
-                Bucket=self.head.bucket,
-                Key=self.head.key(runner.DONE_KEY),
-                Body=body,
-                ContentType="application/json",
-                **self.pack.extra,
-            )
+            self._put_json(runner.DONE_KEY, {"done": self.done})
         except Exception as exc:
             if not self.next_done_write:
                 _log(f"cannot write {self.head.key(runner.DONE_KEY)} (tried again): {exc}")
@@ -764,6 +747,18 @@ class _Scheduler:
             return
         self.done_written = len(self.done)
         self.next_done_write = 0.0
+
+    def _put_json(self, name: str, document: dict[str, Any]) -> None:
+        """Write an object the server reads under member 0's prefix (``done.json``,
+        ``closed.json``)."""
+        assert self.head is not None
+        self.pack.s3.put_object(
+            Bucket=self.head.bucket,
+            Key=self.head.key(name),
+            Body=json.dumps(document).encode(),
+            ContentType="application/json",
+            **self.pack.extra,
+        )
 
 
 def _listed(s3: Any, bucket: str, prefix: str, owned: dict[str, str]) -> list[str]:
